@@ -1,0 +1,3 @@
+from mckd.cli import main
+
+main()

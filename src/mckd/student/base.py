@@ -1,0 +1,43 @@
+"""What the pipeline needs from a student, whatever its kind (seq2seq, decoder-only, span chart).
+
+A student is trained on `Example`s whose `target` is the task's linearized output and writes
+predictions for sources. `mean_logprob` is the per-sequence mean token log-probability (the
+self-distillation baseline keeps the most confident half by it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mckd.examples import Example
+
+
+@dataclass
+class Prediction:
+    text: str
+    mean_logprob: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainReport:
+    epochs: int
+    steps: int
+    seconds: float
+    final_loss: float | None = None
+    fidelity: list[float] = field(default_factory=list)  # per-epoch F1 against own training labels
+    stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Student(Protocol):
+    def fit(self, train: list[Example], out_dir: Path) -> TrainReport:
+        """Train from the student's initial weights; checkpoints and logs go in `out_dir`, and a
+        rerun with the same `out_dir` resumes an interrupted training."""
+        ...
+
+    def predict(self, sources: list[str]) -> list[Prediction]: ...
+
+    def save(self, path: Path) -> None: ...

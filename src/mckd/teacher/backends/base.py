@@ -1,0 +1,81 @@
+"""The one small protocol every teacher backend speaks.
+
+A backend turns a `TeacherRequest` into a `Completion` or raises `BackendError` with a reason
+(the labelling run counts rejections by reason). Requests are plain data so that the cache
+can key them; backend identity (model name) is part of the key, base URLs and API keys are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from mckd.errors import MckdError
+
+
+@dataclass(frozen=True)
+class TeacherRequest:
+    """One LLM call. Exactly one of `prompt` (completion API) or `messages` (chat API) is set."""
+
+    prompt: str | None = None
+    messages: tuple[tuple[str, str], ...] | None = None  # (role, content) pairs
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    grammar: str | None = None  # GBNF; backends without grammar support ignore it and say so
+    seed: int | None = None
+    sample_index: int = 0  # separates repeated sampled calls for the same prompt in the cache
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("TeacherRequest needs exactly one of prompt or messages")
+
+    def payload(self) -> dict[str, Any]:
+        """The request as JSON-able data (what the cache hashes, with the model name added)."""
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        if self.messages is not None:
+            d["messages"] = [list(m) for m in self.messages]
+        return d
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    finish_reason: str = "stop"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BackendError(MckdError):
+    """A failed call. `reason` is a short slug: timeout, server_error, rate_limited,
+    connection, bad_response, context_overflow, ... `retryable` says whether a retry may help."""
+
+    def __init__(self, reason: str, message: str, *, retryable: bool = False) -> None:
+        self.reason = reason
+        self.retryable = retryable
+        super().__init__(f"{reason}: {message}")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """`model` names the model (part of the cache key); `context_size` bounds prompt+output tokens."""
+
+    model: str
+    context_size: int
+    supports_grammar: bool
+
+    async def acomplete(self, request: TeacherRequest) -> Completion: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def complete(backend: Backend, request: TeacherRequest) -> Completion:
+    """Synchronous convenience wrapper around `acomplete`."""
+    return asyncio.run(backend.acomplete(request))
