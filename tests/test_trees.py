@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import pytest
+
+from mckd.errors import InputError
+from mckd.tasks.trees import (
+    left_branching,
+    normalize_tree,
+    parse_tree,
+    read_trees,
+    right_branching,
+    to_labeled,
+    to_unlabeled,
+    tree_from_spans,
+    tree_tags,
+    tree_words,
+    unlabeled_spans,
+)
+
+MRG = """( (S
+    (NP-SBJ-1 (DT The) (NN cat) )
+    (VP (VBD sat)
+      (NP (-NONE- *T*-1) )
+      (PP-LOC=2 (IN on)
+        (NP (DT the) (NN mat) )))
+    (. .) ))
+( (S
+    (NP-SBJ (PRP It) )
+    (VP (VBD rained) )
+    (. .) ))
+"""
+
+INLINE = [
+    "(S (NP (DT The) (NN cat)) (VP (VBD sat)) (. .))",
+    "(TOP (S (NP-SBJ (NNP John)) (VP (VBZ likes) (NP (-LRB- -LRB-) (NNS apples) (-RRB- -RRB-)))))",
+    "(S (NP (PRP$ Its) (NN price)) (VP (VBD rose) (NP (CD 5) (NN %)) (PP-TMP (IN in) (NP (NNP May)))))",
+    "(NP (NN x))",
+]
+
+
+def test_read_mrg_multiline_with_wrapper_traces_and_function_tags(tmp_path):
+    path = tmp_path / "wsj_0001.mrg"
+    path.write_text(MRG)
+    trees = [normalize_tree(t) for t in read_trees(path)]
+    assert len(trees) == 2
+    assert to_labeled(trees[0]) == (
+        "(S (NP (DT The) (NN cat)) (VP (VBD sat) (PP (IN on) (NP (DT the) (NN mat)))) (. .))"
+    )
+    assert tree_words(trees[0]) == ["The", "cat", "sat", "on", "the", "mat", "."]
+    assert tree_tags(trees[1]) == ["PRP", "VBD", "."]
+    assert to_unlabeled(trees[0]) == (
+        "( ( ( The ) ( cat ) ) ( ( sat ) ( ( on ) ( ( the ) ( mat ) ) ) ) ( . ) )"
+    )
+    # a directory reads its .mrg files in order
+    (tmp_path / "wsj_0002.mrg").write_text(MRG)
+    assert len(read_trees(tmp_path)) == 4
+
+
+@pytest.mark.parametrize("text", INLINE)
+def test_round_trip_every_form(text):
+    tree = normalize_tree(parse_tree(text))
+    assert normalize_tree(parse_tree(to_labeled(tree))) == tree
+    no_pos = to_labeled(tree, pos=False)
+    assert to_labeled(parse_tree(no_pos)) == no_pos  # no POS layer left to drop
+    assert tree_words(parse_tree(no_pos)) == tree_words(tree)
+    unlabeled = to_unlabeled(tree)
+    back = parse_tree(unlabeled)
+    assert tree_words(back) == tree_words(tree)
+    assert unlabeled_spans(back) == unlabeled_spans(tree)
+    assert to_unlabeled(back) == unlabeled
+    assert to_unlabeled(tree_from_spans(tree_words(tree), unlabeled_spans(tree))) == unlabeled
+
+
+def test_labels_kept_and_stripped():
+    tree = normalize_tree(
+        parse_tree("(S (NP-SBJ-1 (-LRB- -LRB-) (NN a)) (PP-LOC=2 (IN b) (NN c)))")
+    )
+    assert to_labeled(tree) == "(S (NP (-LRB- -LRB-) (NN a)) (PP (IN b) (NN c)))"
+    assert normalize_tree(parse_tree("(ROOT (S (NN a) (NN b)))")).label() == "S"
+    assert normalize_tree(parse_tree("(ROOT (S (NN a) (NN b)))"), strip_top=False).label() == "ROOT"
+
+
+def test_spans_and_baselines():
+    tree = parse_tree("( ( ( The ) ( cat ) ) ( sat ) )")
+    assert unlabeled_spans(tree) == {(0, 2), (0, 3)}
+    words = ["a", "b", "c", "d"]
+    assert right_branching(words) == "( ( a ) ( ( b ) ( ( c ) ( d ) ) ) )"
+    assert left_branching(words) == "( ( ( ( a ) ( b ) ) ( c ) ) ( d ) )"
+    assert unlabeled_spans(parse_tree(right_branching(words))) == {(0, 4), (1, 4), (2, 4)}
+    assert right_branching(["a"]) == "( ( a ) )"
+    assert unlabeled_spans(parse_tree(right_branching(["a"]))) == set()
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("(S (NP (DT a) (NN b))", "f.txt:7: unbalanced brackets: 1 unclosed '('"),
+        ("(S (NP a)))", "f.txt:7: unbalanced brackets: unexpected ')' at column 11"),
+        ("(S (NP a) ( ))", "f.txt:7: empty brackets at column 11"),
+        ("", "f.txt:7: empty tree"),
+        ("(S a) (S b)", "f.txt:7: text after the end of the tree"),
+    ],
+)
+def test_malformed_input_names_file_line_and_problem(text, problem):
+    with pytest.raises(InputError) as e:
+        parse_tree(text, path="f.txt", line=7)
+    assert str(e.value).startswith(problem)
+
+
+def test_unbalanced_tree_in_file_reported_at_its_line(tmp_path):
+    path = tmp_path / "trees.txt"
+    path.write_text("(S (NN a) (NN b))\n(S (NN a) (NN b)\n(S (NN c) (NN d))\n")
+    with pytest.raises(InputError, match=r"trees.txt:2: unbalanced brackets: 1 unclosed"):
+        read_trees(path)
