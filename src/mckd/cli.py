@@ -51,6 +51,33 @@ def models_list() -> None:
         typer.echo(f"{spec.name:20s} {'fetched' if present else 'missing':8s} {path}  {spec.description}")
 
 
+@app.command("label")
+def label(
+    pool: Annotated[str, typer.Option("--pool", help="Unlabeled inputs (Example JSONL).")],
+    out: Annotated[str, typer.Option("--out", help="Output directory (ledger, pseudolabels, usage).")],
+    labeled: Annotated[str | None, typer.Option("--labeled", help="Labeled demonstrations (JSONL).")] = None,
+    task: Annotated[str, typer.Option("--task", help="Task whose repair post-processes outputs; 'none' keeps raw text.")] = "constituency",
+    config: Annotated[str | None, typer.Option("--config", help="YAML file: teacher settings (or a `teacher:` section).")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="openai | llamacpp | transformers.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name, .gguf path or HF id.")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible base URL (.../v1).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any teacher setting, KEY=VALUE (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate calls, tokens, cost and time; call nothing.")] = False,
+    retry_rejected: Annotated[bool, typer.Option("--retry-rejected", help="Retry inputs the ledger holds as backend failures.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Pseudolabel a pool with the teacher LLM; resumable, cached, counted."""
+    import json
+
+    from mckd.teacher.config import load_teacher_config, parse_overrides
+    from mckd.teacher.label import label_files
+
+    overrides = {"backend": backend, "model": model, "base_url": base_url, **parse_overrides(set_ or [])}
+    cfg = load_teacher_config(config, overrides)
+    result = label_files(pool, out, cfg, labeled_path=labeled, task=task, dry_run=dry_run, progress=progress, retry_rejected=retry_rejected)
+    typer.echo(json.dumps(result.to_json() if dry_run else result.usage, indent=2))
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:

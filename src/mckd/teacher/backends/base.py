@@ -43,6 +43,9 @@ class TeacherRequest:
 
 @dataclass
 class Completion:
+    """A successful call. `extra` carries backend details such as `cached_tokens` (prompt
+    tokens served from the engine's prefix cache) and `attempts` (tries including retries)."""
+
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -51,13 +54,31 @@ class Completion:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# The reasons a call can fail; the labelling run counts rejections by these slugs.
+# invalid_output is not raised by backends: the run uses it when repair cannot save an output.
+REASONS = (
+    "timeout",  # no answer within the per-request timeout
+    "server_error",  # 5xx
+    "rate_limited",  # 429 (after honouring Retry-After for every retry)
+    "connection",  # refused, reset or dropped connection
+    "bad_response",  # unreadable body: not JSON, or no text where the protocol puts it
+    "bad_request",  # 4xx other than context overflow and rate limits: retrying cannot help
+    "context_overflow",  # prompt + max_tokens exceed the model's context window
+    "invalid_output",  # the text came back but the task's repair could not make it valid
+)
+
+
 class BackendError(MckdError):
     """A failed call. `reason` is a short slug: timeout, server_error, rate_limited,
-    connection, bad_response, context_overflow, ... `retryable` says whether a retry may help."""
+    connection, bad_response, context_overflow, ... `retryable` says whether a retry may help;
+    `attempts` how many tries were made before giving up."""
 
-    def __init__(self, reason: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, reason: str, message: str, *, retryable: bool = False, attempts: int = 1
+    ) -> None:
         self.reason = reason
         self.retryable = retryable
+        self.attempts = attempts
         super().__init__(f"{reason}: {message}")
 
 
@@ -74,6 +95,15 @@ class Backend(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def close(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Release what the current event loop holds (HTTP connections); safe to call twice."""
+        ...
+
+
+def approx_tokens(text: str) -> int:
+    """Rough token count (4 characters a token) where no tokenizer is at hand: estimates only."""
+    return max(1, (len(text) + 3) // 4)
 
 
 def complete(backend: Backend, request: TeacherRequest) -> Completion:

@@ -1,0 +1,214 @@
+"""The teacher's settings: which backend, how to call it, how to prompt, what it costs.
+
+One flat pydantic model, so that a YAML `teacher:` section reads top to bottom. Unknown keys
+are errors. Secrets never live here: `api_key_env` names the environment variable that holds
+the key, and the key itself is read only when the HTTP client is built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mckd.errors import ConfigError
+
+BackendKind = Literal["openai", "llamacpp", "transformers", "fake"]
+GrammarField = Literal["grammar", "guided_grammar", "structured_outputs", "none"]
+
+
+class TeacherConfig(BaseModel):
+    """How the teacher LLM is reached and called."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # --- which model, where
+    backend: BackendKind = Field(
+        "llamacpp",
+        description="openai: any OpenAI-compatible HTTP server (OpenAI, vLLM, llama.cpp server, "
+        "Ollama, TGI); llamacpp: a GGUF file run in-process; transformers: a local Hugging Face "
+        "causal LM; fake: deterministic echo backend for tests.",
+    )
+    model: str = Field(
+        "",
+        description="Model name sent to the server (openai), path to a .gguf file (llamacpp), or "
+        "a Hugging Face id or directory (transformers). Part of the cache key.",
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8080/v1",
+        description="Base URL of the OpenAI-compatible API, up to and including /v1. Never part "
+        "of the cache key.",
+    )
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        description="Name of the environment variable that holds the API key (sent as a Bearer "
+        "token when set). The key is never written to config dumps, logs or the cache.",
+    )
+    api: Literal["completions", "chat"] = Field(
+        "completions",
+        description="Which OpenAI endpoint the default prompt uses: /completions (plain prompt) "
+        "or /chat/completions (messages).",
+    )
+    grammar_field: GrammarField = Field(
+        "grammar",
+        description="How a GBNF grammar reaches an HTTP server: 'grammar' (llama.cpp server), "
+        "'guided_grammar' (older vLLM), 'structured_outputs' (vLLM >= 0.10, sent as "
+        "{'grammar': ...}), or 'none' (the server gets no grammar).",
+    )
+    # --- engine sizing
+    context_size: int = Field(
+        4096, ge=64, description="Context window in tokens (prompt + output)."
+    )
+    n_threads: int = Field(1, ge=1, description="CPU threads for the in-process llama.cpp backend.")
+    device: str = Field(
+        "auto", description="transformers backend: 'auto', 'cpu', 'cuda', 'cuda:1', ..."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="transformers backend: weight dtype ('auto' = bf16 on GPU, fp32 on CPU).",
+    )
+    batch_size: int = Field(
+        8, ge=1, description="transformers backend: prompts generated together in one batch."
+    )
+    # --- calling
+    concurrency: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="Requests in flight at once (HTTP); in-process engines "
+        "serialize calls whatever this says.",
+    )
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds (HTTP).")
+    retries: int = Field(
+        4,
+        ge=0,
+        le=50,
+        description="Retries after a failed attempt (timeouts, 5xx, 429, "
+        "dropped connections, unreadable responses); non-retryable errors fail at once.",
+    )
+    backoff_s: float = Field(
+        0.5,
+        ge=0,
+        description="Base delay of the exponential backoff (doubled each retry, with "
+        "full jitter). A server's Retry-After header overrides it.",
+    )
+    backoff_max_s: float = Field(30.0, ge=0, description="Upper bound on one backoff delay.")
+    # --- decoding
+    max_tokens: int = Field(256, ge=1, description="Most tokens generated per call.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    stop: list[str] = Field(
+        default_factory=lambda: ["\n"],
+        description="Stop strings (the default prompt format puts one output per line).",
+    )
+    samples: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Completions drawn per input (each with its own sample index "
+        "in the cache key); more than one only makes sense with temperature > 0 and a consensus.",
+    )
+    seed: int = Field(
+        0, description="Seed for demonstration sampling and for backends that take one."
+    )
+    # --- prompting
+    k_demos: int = Field(
+        30, ge=0, description="Labeled demonstrations per prompt, drawn at random per input."
+    )
+    # --- cost and cache
+    price_prompt_per_1m: float = Field(
+        0.0, ge=0, description="Price per million prompt tokens (any currency) for cost reports."
+    )
+    price_completion_per_1m: float = Field(
+        0.0, ge=0, description="Price per million completion tokens (same currency)."
+    )
+    est_prompt_tokens_per_s: float = Field(
+        500.0,
+        gt=0,
+        description="Dry-run estimate: prompt tokens processed per second per "
+        "request stream (measured llama.cpp 1.5B on 2 CPU cores: ~65).",
+    )
+    est_completion_tokens_per_s: float = Field(
+        30.0,
+        gt=0,
+        description="Dry-run estimate: generated tokens per second per request "
+        "stream (llama.cpp 1.5B on 2 CPU cores: ~11.5).",
+    )
+    cache: bool = Field(True, description="Read and write the shared teacher cache.")
+    cache_path: str | None = Field(
+        None,
+        description="SQLite cache file. Default: $MCKD_CACHE_DIR/teacher.sqlite, else "
+        "~/.cache/mckd/teacher.sqlite (shared by every run on this machine).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TeacherConfig:
+        if self.backoff_max_s < self.backoff_s:
+            raise ValueError(
+                f"backoff_max_s must be >= backoff_s ({self.backoff_s}), but received {self.backoff_max_s}"
+            )
+        return self
+
+    def api_key(self) -> str | None:
+        """The API key from the environment, or None when unset (local servers need none)."""
+        if not self.api_key_env:
+            return None
+        return os.environ.get(self.api_key_env) or None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.price_prompt_per_1m
+            + completion_tokens * self.price_completion_per_1m
+        ) / 1e6
+
+
+def teacher_config_from(data: dict[str, Any], *, source: str = "teacher config") -> TeacherConfig:
+    """Validate a mapping; any bad key or value is a one-line ConfigError naming it."""
+    try:
+        return TeacherConfig(**data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def load_teacher_config(
+    path: str | Path | None, overrides: dict[str, Any] | None = None
+) -> TeacherConfig:
+    """Read a YAML file (its `teacher:` section if it has one, else the whole mapping), then apply
+    overrides (None values are ignored, so CLI options left unset change nothing)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: no such file")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(loaded).__name__}")
+        data = loaded.get("teacher", loaded) if "teacher" in loaded else loaded
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: 'teacher' must be a mapping")
+    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    return teacher_config_from(data, source=str(path) if path else "teacher config")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings to a mapping; values are read as YAML (`2`, `true`, `[a, b]`)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out

@@ -1,0 +1,663 @@
+"""The labelling run: pool -> cache -> backend -> repair -> append-only ledger -> pseudolabels.
+
+Every input ends in the ledger (`ledger.jsonl` in the output directory) as a pseudolabel (raw
+and repaired text, valid flag) or a rejection with a reason; rejections are counted by reason,
+never dropped silently. A run can be killed at any moment: each completion is in the cache as
+soon as it arrives and each finished input is one ledger line, so a rerun skips what the
+ledger holds, serves what the cache holds, and sends only the rest.
+
+How a prompt is built and how an output is post-processed are parameters (`build_request`,
+`postprocess`); `few_shot_requests` and `repair_outputs` are plain defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mckd.errors import ConfigError
+from mckd.examples import Example, write_examples
+from mckd.io import atomic_write
+from mckd.teacher.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    TeacherRequest,
+    approx_tokens,
+)
+from mckd.teacher.cache import TeacherCache, request_key
+from mckd.teacher.config import TeacherConfig
+
+log = logging.getLogger(__name__)
+
+LEDGER = "ledger.jsonl"
+LABELS = "pseudolabels.jsonl"
+REJECTED = "rejected.jsonl"
+USAGE = "usage.json"
+DONE = "DONE"
+
+
+@dataclass
+class Pseudolabel:
+    """What post-processing makes of an input's raw outputs. `target` None means no usable
+    label (the input is rejected as invalid_output); `valid` False means a label that repair
+    could not fully fix (kept, flagged)."""
+
+    target: str | None
+    valid: bool
+    problems: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+BuildRequest = Callable[[Example, int], TeacherRequest]
+PostProcess = Callable[[Example, list[str]], Pseudolabel]
+
+
+# ---------------------------------------------------------------- defaults
+
+
+def few_shot_requests(demos: Sequence[Example], cfg: TeacherConfig) -> BuildRequest:
+    """The paper's prompt: k demonstrations drawn at random per input, `Input: x` / `Output: y`
+    pairs, then `Input: <x>` / `Output:`. The draw is seeded by (seed, input id), so a rerun
+    rebuilds exactly the same request and finds it in the cache."""
+    labeled = [d for d in demos if d.target is not None]
+
+    def build(example: Example, sample_index: int) -> TeacherRequest:
+        rng = random.Random(f"{cfg.seed}:{example.id}")
+        pool = [d for d in labeled if d.id != example.id]
+        chosen = rng.sample(pool, min(cfg.k_demos, len(pool)))
+        shots = "".join(f"Input: {d.source}\nOutput: {d.target}\n\n" for d in chosen)
+        prompt = f"{shots}Input: {example.source}\nOutput:"
+        common = dict(
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            stop=tuple(cfg.stop),
+            seed=cfg.seed + sample_index if cfg.temperature > 0 else cfg.seed,
+            sample_index=sample_index,
+        )
+        if cfg.api == "chat":
+            return TeacherRequest(messages=(("user", prompt),), **common)  # type: ignore[arg-type]
+        return TeacherRequest(prompt=prompt, **common)  # type: ignore[arg-type]
+
+    return build
+
+
+def repair_outputs(task: Any | None) -> PostProcess:
+    """Post-process the first sample with `task.repair(text, source)` (a result with `.text`,
+    `.problems` and, where the task checks it, `.yield_ok`). With no task, the stripped text is
+    the label and an empty answer is invalid output."""
+
+    def post(example: Example, raws: list[str]) -> Pseudolabel:
+        raw = raws[0]
+        if task is None:
+            text = raw.strip()
+            return Pseudolabel(text or None, bool(text), [] if text else ["empty output"])
+        rep = task.repair(raw, example.source)
+        ok = rep.text is not None and bool(getattr(rep, "yield_ok", True))
+        return Pseudolabel(rep.text, ok, list(getattr(rep, "problems", [])))
+
+    return post
+
+
+# ---------------------------------------------------------------- ledger
+
+
+def read_ledger(path: Path) -> dict[str, dict[str, Any]]:
+    """The last record per input id. A torn last line (the run was killed mid-write) is cut off
+    so that appending continues on a clean line."""
+    records: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return records
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        log.warning("%s: dropping a torn last line (%d bytes)", path, len(data) - end)
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    for lineno, line in enumerate(data[:end].decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            records[str(rec["id"])] = rec
+        except (json.JSONDecodeError, KeyError, TypeError):
+            log.warning("%s:%d: unreadable ledger line skipped", path, lineno)
+    return records
+
+
+class Ledger:
+    """Append-only JSONL; one flushed line per finished input (a killed process loses no line it
+    wrote: the data is in the OS's hands once `write` returns)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held for the whole run
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+# ---------------------------------------------------------------- usage
+
+
+@dataclass
+class Usage:
+    """Teacher cost. `calls` are requests sent to the backend (not served by the cache);
+    `attempts` include retries."""
+
+    inputs: int = 0
+    labels: int = 0
+    valid: int = 0
+    rejections: Counter[str] = field(default_factory=Counter)
+    calls: int = 0
+    attempts: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    seconds: float = 0.0
+    wall_seconds: float = 0.0
+    cost: float = 0.0
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.inputs += 1
+        if rec["status"] == "label":
+            self.labels += 1
+            self.valid += bool(rec["valid"])
+        else:
+            self.rejections[rec["reason"]] += 1
+        for k in (
+            "calls",
+            "attempts",
+            "cache_hits",
+            "prompt_tokens",
+            "completion_tokens",
+            "cached_prompt_tokens",
+        ):
+            setattr(self, k, getattr(self, k) + int(rec.get(k, 0)))
+        self.seconds += float(rec.get("seconds", 0.0))
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "rejections"}
+        out["rejected"] = sum(self.rejections.values())
+        out["rejections"] = dict(sorted(self.rejections.items()))
+        return out
+
+
+@dataclass
+class LabelResult:
+    labels: list[Example]  # pseudolabelled inputs, pool order
+    rejected: list[Example]  # target None, meta["teacher"]["reason"] says why
+    usage: dict[str, Any]
+
+
+# ---------------------------------------------------------------- progress
+
+
+class LabelProgress:
+    """done/total, inputs/s, ETA and tokens/s on stderr (rich); silent when disabled. Rates
+    count only this run's work, so a resumed run does not look faster than it is."""
+
+    def __init__(self, total: int, done: int, *, enabled: bool) -> None:
+        self.total, self.done, self.first, self.tokens = total, done, done, 0
+        self._start = time.perf_counter()
+        self._bar: Progress | None = None
+        if enabled:
+            self._bar = Progress(
+                TextColumn("teacher"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.2f} inputs/s"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[tok_s]:.0f} tok/s"),
+                console=Console(stderr=True),
+            )
+            self._task = self._bar.add_task(
+                "teacher", total=total, completed=done, rate=0.0, tok_s=0.0
+            )
+
+    def __enter__(self) -> LabelProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self, tokens: int) -> None:
+        self.done += 1
+        self.tokens += tokens
+        if self._bar is not None:
+            elapsed = max(1e-9, time.perf_counter() - self._start)
+            rate = (self.done - self.first) / elapsed
+            self._bar.update(
+                self._task, completed=self.done, rate=rate, tok_s=self.tokens / elapsed
+            )
+
+
+# ---------------------------------------------------------------- the run
+
+
+class _Run:
+    """State of one labelling pass: dedups identical requests in flight, stores completions."""
+
+    def __init__(self, backend: Backend, cache: TeacherCache | None) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.inflight: dict[str, asyncio.Future[Completion]] = {}
+
+    async def fetch(self, req: TeacherRequest, stats: Counter[str]) -> Completion:
+        key = request_key(self.backend.model, req)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                stats["cache_hits"] += 1
+                return hit
+        if key in self.inflight:  # the same request for another input: wait for its answer
+            stats["cache_hits"] += 1
+            return await asyncio.shield(self.inflight[key])
+        fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self.inflight[key] = fut
+        stats["calls"] += 1
+        try:
+            comp = await self.backend.acomplete(req)
+        except BackendError as e:
+            stats["attempts"] += e.attempts
+            fut.set_exception(e)
+            fut.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self.inflight.pop(key, None)
+        stats["attempts"] += int(comp.extra.get("attempts", 1))
+        stats["prompt_tokens"] += comp.prompt_tokens
+        stats["completion_tokens"] += comp.completion_tokens
+        stats["cached_prompt_tokens"] += int(comp.extra.get("cached_tokens", 0))
+        stats["ms"] += int(comp.seconds * 1000)
+        if self.cache is not None:
+            self.cache.put(key, self.backend.model, req, comp)
+        fut.set_result(comp)
+        return comp
+
+    async def label_one(
+        self, ex: Example, reqs: list[TeacherRequest], post: PostProcess
+    ) -> dict[str, Any]:
+        stats: Counter[str] = Counter()
+        results = await asyncio.gather(
+            *(self.fetch(r, stats) for r in reqs), return_exceptions=True
+        )
+        for r in results:  # anything but a backend failure is a bug: let it surface
+            if isinstance(r, BaseException) and not isinstance(r, BackendError):
+                raise r
+        raws = [r.text for r in results if isinstance(r, Completion)]
+        errors = [r.reason for r in results if isinstance(r, BackendError)]
+        rec: dict[str, Any] = {
+            "id": ex.id,
+            "keys": [request_key(self.backend.model, r) for r in reqs],
+        }
+        if not raws:
+            rec.update(
+                status="rejected",
+                reason=errors[0],
+                raw=[],
+                target=None,
+                valid=False,
+                problems=[str(results[0])],
+            )
+        else:
+            try:
+                pl = post(ex, raws)
+            except Exception as e:  # one input's repair bug must not sink a 20k-input run
+                log.warning("post-processing %s failed: %s: %s", ex.id, type(e).__name__, e)
+                pl = Pseudolabel(None, False, [f"post-processing failed: {type(e).__name__}: {e}"])
+            rec.update(
+                raw=raws, target=pl.target, valid=pl.valid, problems=pl.problems, meta=pl.meta
+            )
+            rec["status"] = "label" if pl.target is not None else "rejected"
+            rec["reason"] = None if pl.target is not None else "invalid_output"
+        if errors:
+            rec["sample_errors"] = errors
+        rec.update(
+            {
+                k: stats[k]
+                for k in (
+                    "calls",
+                    "attempts",
+                    "cache_hits",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "cached_prompt_tokens",
+                )
+            }
+        )
+        rec["seconds"] = stats["ms"] / 1000
+        return rec
+
+
+def _todo(
+    pool: Sequence[Example],
+    done: dict[str, dict[str, Any]],
+    build: BuildRequest,
+    samples: int,
+    model: str,
+    retry_rejected: bool,
+) -> tuple[list[tuple[Example, list[TeacherRequest]]], int]:
+    """Inputs still to label with their requests; a ledger record counts only if it was made
+    from the same requests (a changed prompt or model relabels, served by the cache where it can)."""
+    todo, stale = [], 0
+    for ex in pool:
+        reqs = [build(ex, s) for s in range(samples)]
+        rec = done.get(ex.id)
+        if rec is not None:
+            same = rec.get("keys") == [request_key(model, r) for r in reqs]
+            redo = (
+                retry_rejected and rec["status"] == "rejected" and rec["reason"] != "invalid_output"
+            )
+            if same and not redo:
+                continue
+            stale += not same
+        todo.append((ex, reqs))
+    return todo, stale
+
+
+async def alabel_pool(
+    pool: Sequence[Example],
+    backend: Backend,
+    out_dir: str | Path,
+    *,
+    build_request: BuildRequest,
+    postprocess: PostProcess,
+    cache: TeacherCache | None,
+    cfg: TeacherConfig,
+    progress: bool = True,
+    retry_rejected: bool = False,
+) -> LabelResult:
+    """Label every input of `pool` (async version of `label_pool`)."""
+    start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = [ex.id for ex in pool]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, n in Counter(ids).items() if n > 1)
+        raise ValueError(f"pool has duplicate input id {dup!r}")
+    done = read_ledger(out / LEDGER)
+    todo, stale = _todo(pool, done, build_request, cfg.samples, backend.model, retry_rejected)
+    if stale:
+        log.warning("%d ledger records were made with other requests; relabelling them", stale)
+    log.info("labelling %d inputs (%d already in the ledger)", len(todo), len(pool) - len(todo))
+    run, ledger = _Run(backend, cache), Ledger(out / LEDGER)
+    queue: asyncio.Queue[tuple[Example, list[TeacherRequest]]] = asyncio.Queue()
+    for item in todo:
+        queue.put_nowait(item)
+    bar = LabelProgress(total=len(pool), done=len(pool) - len(todo), enabled=progress)
+
+    async def worker() -> None:
+        while not queue.empty():
+            ex, reqs = queue.get_nowait()
+            rec = await run.label_one(ex, reqs, postprocess)
+            ledger.append(rec)
+            done[ex.id] = rec
+            bar.advance(rec["completion_tokens"] + rec["prompt_tokens"])
+
+    try:
+        with bar:
+            await asyncio.gather(
+                *(worker() for _ in range(min(cfg.concurrency, max(1, len(todo)))))
+            )
+    finally:
+        ledger.close()
+        await backend.aclose()
+    return finish(pool, done, out, cfg, wall_seconds=time.perf_counter() - start)
+
+
+def finish(
+    pool: Sequence[Example],
+    done: dict[str, dict[str, Any]],
+    out: Path,
+    cfg: TeacherConfig,
+    *,
+    wall_seconds: float,
+) -> LabelResult:
+    """Write pseudolabels, rejections and usage from the ledger records, then DONE last."""
+    usage = Usage(wall_seconds=wall_seconds)
+    labels, rejected = [], []
+    for ex in pool:
+        rec = done[ex.id]
+        usage.add(rec)
+        info = {
+            "raw": rec["raw"][0] if len(rec["raw"]) == 1 else rec["raw"],
+            "valid": rec["valid"],
+            "reason": rec["reason"],
+        }
+        if rec.get("problems"):
+            info["problems"] = rec["problems"]
+        info.update(rec.get("meta") or {})
+        if rec["status"] == "label":
+            labels.append(ex.with_target(rec["target"], teacher=info))
+        else:
+            rejected.append(ex.with_target(None, teacher=info))
+    usage.cost = round(cfg.cost(usage.prompt_tokens, usage.completion_tokens), 6)
+    (out / DONE).unlink(missing_ok=True)
+    write_examples(out / LABELS, labels)
+    write_examples(out / REJECTED, rejected)
+    report = usage.to_json()
+    with atomic_write(out / USAGE) as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    with atomic_write(out / DONE) as f:
+        f.write("done\n")
+    log.info(
+        "teacher: %d labels (%d valid), %d rejected %s; %d calls, %d cache hits, %d+%d tokens, cost %.4f, %.1fs",
+        usage.labels,
+        usage.valid,
+        report["rejected"],
+        report["rejections"],
+        usage.calls,
+        usage.cache_hits,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cost,
+        wall_seconds,
+    )
+    return LabelResult(labels, rejected, report)
+
+
+def label_pool(
+    pool: Sequence[Example],
+    backend: Backend,
+    out_dir: str | Path,
+    *,
+    build_request: BuildRequest,
+    postprocess: PostProcess,
+    cache: TeacherCache | None,
+    cfg: TeacherConfig,
+    progress: bool = True,
+    retry_rejected: bool = False,
+) -> LabelResult:
+    """Label every input of `pool`, resuming from `out_dir/ledger.jsonl`. Writes
+    pseudolabels.jsonl, rejected.jsonl, usage.json and DONE in `out_dir`."""
+    return asyncio.run(
+        alabel_pool(
+            pool,
+            backend,
+            out_dir,
+            build_request=build_request,
+            postprocess=postprocess,
+            cache=cache,
+            cfg=cfg,
+            progress=progress,
+            retry_rejected=retry_rejected,
+        )
+    )
+
+
+# ---------------------------------------------------------------- dry run
+
+
+@dataclass
+class Estimate:
+    inputs: int
+    in_ledger: int
+    requests: int
+    cached: int
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int  # expected
+    completion_tokens_max: int  # if every call ran to max_tokens
+    cost: float
+    cost_max: float
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def estimate_labelling(
+    pool: Sequence[Example],
+    out_dir: str | Path | None,
+    *,
+    build_request: BuildRequest,
+    cache: TeacherCache | None,
+    cfg: TeacherConfig,
+    count_tokens: Callable[[str], int],
+    model: str,
+    expected_output_tokens: int | None = None,
+    parallel: int = 1,
+) -> Estimate:
+    """What a run would send, without sending anything: requests not in the ledger or cache, their
+    prompt tokens, expected output tokens (default max_tokens), cost and time at the configured
+    throughput with `parallel` request streams."""
+    done = (
+        read_ledger(Path(out_dir) / LEDGER)
+        if out_dir is not None and Path(out_dir, LEDGER).exists()
+        else {}
+    )
+    todo, _ = _todo(pool, done, build_request, cfg.samples, model, retry_rejected=False)
+    out_tokens = min(cfg.max_tokens, expected_output_tokens or cfg.max_tokens)
+    requests = cached = calls = prompt_tokens = 0
+    seen: set[str] = set()
+    for _ex, reqs in todo:
+        for req in reqs:
+            requests += 1
+            key = request_key(model, req)
+            if key in seen or (cache is not None and cache.contains(key)):
+                cached += 1
+                continue
+            seen.add(key)
+            calls += 1
+            text = (
+                req.prompt
+                if req.prompt is not None
+                else "\n".join(c for _, c in req.messages or ())
+            )
+            prompt_tokens += count_tokens(text)
+    completion = calls * out_tokens
+    seconds = (
+        prompt_tokens / cfg.est_prompt_tokens_per_s + completion / cfg.est_completion_tokens_per_s
+    ) / max(1, parallel)
+    return Estimate(
+        inputs=len(pool),
+        in_ledger=len(pool) - len(todo),
+        requests=requests,
+        cached=cached,
+        calls=calls,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion,
+        completion_tokens_max=calls * cfg.max_tokens,
+        cost=cfg.cost(prompt_tokens, completion),
+        cost_max=cfg.cost(prompt_tokens, calls * cfg.max_tokens),
+        seconds=seconds,
+    )
+
+
+# ---------------------------------------------------------------- files in, files out
+
+
+def _load_task(name: str | None) -> Any | None:
+    if name in (None, "none"):
+        return None
+    try:
+        from mckd.tasks import TASKS as tasks
+    except ImportError:
+        tasks = {}
+    if name not in tasks:
+        raise ConfigError(f"unknown task {name!r}; known: {', '.join([*sorted(tasks), 'none'])}")
+    return tasks[name]
+
+
+def label_files(
+    pool_path: str | Path,
+    out_dir: str | Path,
+    cfg: TeacherConfig,
+    *,
+    labeled_path: str | Path | None = None,
+    task: str | None = "none",
+    dry_run: bool = False,
+    progress: bool = True,
+    retry_rejected: bool = False,
+) -> LabelResult | Estimate:
+    """`mckd label`: read the pool (and demonstrations), prompt with `few_shot_requests`, repair
+    with the task's `repair`, and label into `out_dir`; or, with `dry_run`, only estimate."""
+    from mckd.examples import read_examples
+    from mckd.teacher.backends import build_backend
+
+    pool = read_examples(pool_path)
+    demos = read_examples(labeled_path, require_target=True) if labeled_path else []
+    if cfg.k_demos and not demos:
+        log.warning("no labeled examples given: prompts carry no demonstrations")
+    build = few_shot_requests(demos, cfg)
+    cache = TeacherCache(cfg.cache_path) if cfg.cache else None
+    if dry_run:
+        out_tokens = [approx_tokens(d.target or "") for d in demos]
+        serial = cfg.backend in ("llamacpp", "transformers")
+        return estimate_labelling(
+            pool,
+            out_dir,
+            build_request=build,
+            cache=cache,
+            cfg=cfg,
+            count_tokens=approx_tokens,
+            model=model_id(cfg),
+            expected_output_tokens=(sum(out_tokens) // len(out_tokens) + 1) if out_tokens else None,
+            parallel=1 if serial else cfg.concurrency,
+        )
+    backend = build_backend(cfg)
+    try:
+        return label_pool(
+            pool,
+            backend,
+            out_dir,
+            build_request=build,
+            postprocess=repair_outputs(_load_task(task)),
+            cache=cache,
+            cfg=cfg,
+            progress=progress,
+            retry_rejected=retry_rejected,
+        )
+    finally:
+        backend.close()
+
+
+def model_id(cfg: TeacherConfig) -> str:
+    """The model name a backend built from `cfg` puts in cache keys, without building it."""
+    if cfg.backend == "llamacpp":
+        from mckd.teacher.backends.llamacpp import resolve_model_path
+
+        return resolve_model_path(cfg.model).name
+    return cfg.model or ("fake" if cfg.backend == "fake" else "")
