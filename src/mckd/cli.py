@@ -78,6 +78,33 @@ def label(
     typer.echo(json.dumps(result.to_json() if dry_run else result.usage, indent=2))
 
 
+@app.command("run")
+def run(
+    config: Annotated[str | None, typer.Argument(help="Run config (YAML); the built-in demo when omitted.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), e.g. --set student.epochs=3.")] = None,
+    force: Annotated[list[str] | None, typer.Option("--force", help="Redo this step and every step after it (repeatable), e.g. --force stage1.")] = None,
+    seeds: Annotated[int | None, typer.Option("--seeds", help="Repeat the run with S seeds; report mean and standard deviation.")] = None,
+    run_dir: Annotated[str | None, typer.Option("--run-dir", help="Run directory (default: the config's run_dir).")] = None,
+) -> None:
+    """Distil: teacher labels, baselines, vanilla KD, self-distillation and MCKD; resumable."""
+    from mckd.config import load_config
+    from mckd.distill.pipeline import run_pipeline
+
+    cfg = load_config(config, set_ or [])
+    summary = run_pipeline(cfg, force=force or [], run_dir=run_dir, seeds=seeds)
+    typer.echo(f"results: {summary.run_dir / 'results.json'}")
+    typer.echo(f"report: {summary.report}")
+
+
+@app.command("report")
+def report(run_dir: Annotated[str, typer.Argument(help="A run directory holding results.json.")]) -> None:
+    """Regenerate report.md, report.html and the plots of a run from its results.json."""
+    from mckd.report import write_report
+
+    paths = write_report(run_dir)
+    typer.echo(f"report: {paths['html']}")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:

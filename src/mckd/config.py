@@ -1,0 +1,217 @@
+"""The run configuration: typed, loaded from YAML, overridden with `--set a.b=value`.
+
+Each component owns its settings and their defaults (`TeacherConfig` in mckd.teacher.config,
+`StudentConfig` in mckd.student, `DataConfig` here); `RunConfig` composes them with the
+settings of the distillation itself (methods, stages, partitions, seeds). Unknown keys and bad
+values are one-line `ConfigError`s that name the key and the value, raised before any work.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mckd.errors import ConfigError
+from mckd.student import Seq2SeqConfig, StudentConfig
+from mckd.teacher.config import TeacherConfig
+
+METHODS = ("teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd")
+MethodName = Literal["teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd"]
+
+
+class DataConfig(BaseModel):
+    """Where the labeled pairs, the unlabeled pool and the test set come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["demo", "files"] = Field(
+        "demo",
+        description="demo: the built-in generated treebank; files: the three JSONL files below "
+        "(written by `mckd data split`, or your own Example records).",
+    )
+    labeled: str | None = Field(None, description="files: JSONL of gold pairs (target set).")
+    unlabeled: str | None = Field(
+        None, description="files: JSONL of inputs; targets are ignored, gold trees in meta are "
+        "used only to score pseudolabel quality."
+    )
+    test: str | None = Field(None, description="files: JSONL of gold test pairs.")
+    n_labeled: int = Field(50, ge=1, description="Gold pairs used (the first n after shuffling).")
+    n_unlabeled: int | None = Field(
+        None, ge=2, description="Unlabeled inputs used (all when null)."
+    )
+    n_test: int | None = Field(None, ge=1, description="Test examples used (all when null).")
+    demo_sentences: int = Field(
+        1200, ge=10, description="demo: sentences generated for the built-in treebank in total "
+        "(split into labeled, unlabeled and test)."
+    )
+    demo_test: int = Field(200, ge=1, description="demo: sentences held out as the test set.")
+    seed: int = Field(0, description="Seed for generating the demo corpus and drawing subsets.")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.source == "files":
+            for key in ("labeled", "unlabeled", "test"):
+                if getattr(self, key) is None:
+                    raise ValueError(f"data.source is 'files' but data.{key} is not set")
+        elif self.demo_test + self.n_labeled >= self.demo_sentences:
+            raise ValueError(
+                f"demo corpus too small: demo_sentences={self.demo_sentences} leaves no unlabeled "
+                f"pool after n_labeled={self.n_labeled} and demo_test={self.demo_test}"
+            )
+        return self
+
+
+class RunConfig(BaseModel):
+    """One distillation run: data, teacher, student, and which methods to compare."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("run", description="A name shown in the report.")
+    task: str = Field("constituency", description="Task name (see mckd.tasks.TASKS).")
+    data: DataConfig = Field(default_factory=DataConfig, description="Data sources and sizes.")
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="The LLM teacher.")
+    student: StudentConfig = Field(
+        default_factory=Seq2SeqConfig, description="Every student (same kind and settings); "
+        "`kind` picks seq2seq (the default), causal or chart."
+    )
+    methods: list[MethodName] = Field(
+        default_factory=lambda: list(METHODS),
+        description="Methods to run and compare: teacher, sft, vanilla_kd, kd_self_distill, mckd.",
+    )
+    stages: list[int] = Field(
+        default_factory=lambda: [2, 3],
+        description="MCKD stage counts to report (each >= 2); runs share their common stages.",
+    )
+    partitions: int = Field(2, ge=2, le=16, description="MCKD partitions K (2 = the paper).")
+    seed: int = Field(0, description="Seed for partitions and students.")
+    seeds: int = Field(1, ge=1, le=20, description="Repeat the run with seeds seed..seed+S-1.")
+    add_gold: bool = Field(False, description="Add the gold pairs to every distilled student's "
+                           "training data (the paper uses them only as demonstrations).")
+    init_from_sft: bool = Field(False, description="Start every distilled student from the "
+                                "gold-trained (sft) student instead of the pretrained model.")
+    self_distill_keep: float = Field(
+        0.5, gt=0, le=1, description="kd_self_distill: fraction of the pool kept, by the vanilla "
+        "student's mean token log-probability."
+    )
+    baselines: bool = Field(True, description="Score the task's trivial baselines (parsing: "
+                            "right- and left-branching) on the test set.")
+    run_dir: str = Field("runs/demo", description="Run directory (one folder per step).")
+
+    @field_validator("student", mode="before")
+    @classmethod
+    def _default_kind(cls, v: Any) -> Any:
+        return {"kind": "seq2seq", **v} if isinstance(v, dict) else v
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _one_stage_count(cls, v: Any) -> Any:
+        return [v] if isinstance(v, int) else v
+
+    @field_validator("stages")
+    @classmethod
+    def _check_stages(cls, v: list[int]) -> list[int]:
+        for n in v:
+            if n < 2:
+                raise ValueError(f"each stage count must be >= 2 (1 pair stage + final), got {n}")
+        return sorted(set(v))
+
+    @field_validator("methods")
+    @classmethod
+    def _check_methods(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one method is needed")
+        return [m for m in METHODS if m in v]  # canonical order, duplicates dropped
+
+    @field_validator("task")
+    @classmethod
+    def _check_task(cls, v: str) -> str:
+        from mckd.tasks import TASKS
+
+        if v not in TASKS:
+            raise ValueError(f"unknown task {v!r} (known: {', '.join(TASKS)})")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if "mckd" in self.methods and not self.stages:
+            raise ValueError("method mckd needs at least one stage count in 'stages'")
+        if self.init_from_sft and "sft" not in self.methods:
+            raise ValueError("init_from_sft needs the sft method in 'methods'")
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def demo_config_path() -> Path:
+    """The built-in demo configuration shipped inside the package."""
+    return Path(str(resources.files("mckd") / "configs" / "demo.yaml"))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config (the built-in demo when `path` is None), apply `a.b=value`
+    overrides (values parsed as YAML), and validate. Every problem is one ConfigError line."""
+    path = Path(path) if path is not None else demo_config_path()
+    data = _read_yaml(path)
+    for item in overrides or []:
+        _apply_override(data, item)
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], *, source: str = "config") -> RunConfig:
+    try:
+        return RunConfig(**data)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {_describe(e)}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set student.epochs=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # not YAML: keep the text as it was typed
+    parts = key.strip().split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"--set {item}: '{where}' is a value ({child!r}), not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(e: ValidationError) -> str:
+    """The first validation error as `key: problem (got value)`."""
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{where}' (got {err.get('input')!r})"
+    msg = err["msg"].removeprefix("Value error, ")
+    if isinstance(err.get("input"), dict):  # a check across several keys of one section
+        return msg if where == "(top level)" else f"{where}: {msg}"
+    more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    return f"{where} = {err.get('input')!r}: {msg}{more}"

@@ -1,0 +1,116 @@
+"""What every step function needs: the config, the task, the run directory, and the two
+actions steps share (train a student and write its predictions; score predictions)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mckd.config import RunConfig
+from mckd.distill.rundir import RunDir, write_json
+from mckd.errors import ConfigError
+from mckd.examples import Example, write_examples
+
+log = logging.getLogger(__name__)
+
+DATA = "data"
+
+
+@dataclass
+class RunContext:
+    cfg: RunConfig
+    task: Any
+    rd: RunDir
+
+    # --- data written by the `data` step
+    def labeled(self) -> list[Example]:
+        return self.rd.read(DATA, "labeled.jsonl")
+
+    def pool(self) -> list[Example]:
+        return self.rd.read(DATA, "unlabeled.jsonl")
+
+    def test(self) -> list[Example]:
+        return self.rd.read(DATA, "test.jsonl")
+
+    # --- scoring
+    def score(self, golds: list[Example], preds: list[str | None]) -> dict[str, float]:
+        return {k: float(v) for k, v in self.task.score(golds, [p or "" for p in preds]).items()}
+
+    def pseudolabel_quality(self, labels: list[Example]) -> dict[str, Any]:
+        """Pseudolabels of the pool against the pool's gold trees, where the pool has them."""
+        with_gold = [ex for ex in labels if has_gold(ex)]
+        out: dict[str, Any] = {"inputs": len(labels),
+                               "labeled": sum(ex.target is not None for ex in labels)}
+        if with_gold:
+            out["gold"] = self.score(with_gold, [ex.target for ex in with_gold])
+            out["gold_inputs"] = len(with_gold)
+        return out
+
+    # --- students
+    def student_config(self) -> Any:
+        """The configured student with the run's seed added to its own seed."""
+        cfg = self.cfg.student
+        if hasattr(cfg, "seed"):
+            cfg = cfg.model_copy(update={"seed": cfg.seed + self.cfg.seed})
+        elif hasattr(getattr(cfg, "train", None), "seed"):
+            train = cfg.train.model_copy(update={"seed": cfg.train.seed + self.cfg.seed})
+            cfg = cfg.model_copy(update={"train": train})
+        return cfg
+
+    def new_student(self, init_from: Path | None = None) -> Any:
+        """A fresh student from the pretrained model, or a copy of a saved one (init_from_sft)."""
+        from mckd.student import build_student
+
+        student = build_student(self.student_config(), self.task)
+        if init_from is None:
+            return student
+        if not hasattr(type(student), "load"):
+            raise ConfigError(f"init_from_sft: {type(student).__name__} cannot load a saved student")
+        return type(student).load(init_from, self.task)
+
+    def train_student(
+        self,
+        folder: Path,
+        train: list[Example],
+        predict: dict[str, list[Example]],
+        *,
+        init_from: Path | None = None,
+        save: bool = False,
+    ) -> tuple[dict[str, Any], dict[str, list[Example]]]:
+        """Train one fresh student on `train`, then label each set in `predict`.
+
+        Writes `inputs.json` (training ids), `student/` (the student's own checkpoints, which
+        let an interrupted fit resume), `<set>.jsonl` predictions (target = the prediction,
+        meta.mean_logprob), `train.json`, and `model/` when `save`. Returns the training
+        summary and the predictions by set name."""
+        train = [ex for ex in train if ex.target is not None]
+        write_json(folder / "inputs.json", {"train_ids": [ex.id for ex in train],
+                                            **{f"{k}_ids": [ex.id for ex in v] for k, v in predict.items()}})
+        student = self.new_student(init_from)
+        report = student.fit(train, folder / "student")
+        summary = {"train_size": len(train), **_report_dict(report)}
+        write_json(folder / "train.json", summary)
+        outputs: dict[str, list[Example]] = {}
+        for name, examples in predict.items():
+            preds = student.predict([ex.source for ex in examples]) if examples else []
+            outputs[name] = [
+                ex.with_target(p.text, mean_logprob=p.mean_logprob) for ex, p in zip(examples, preds, strict=True)
+            ]
+            write_examples(folder / f"{name}.jsonl", outputs[name])
+        if save:
+            student.save(folder / "model")
+        return summary, outputs
+
+
+def has_gold(ex: Example) -> bool:
+    return bool(ex.meta.get("tree"))
+
+
+def _report_dict(report: Any) -> dict[str, Any]:
+    d = asdict(report)
+    fidelity = d.get("fidelity") or []
+    return {"epochs": d.get("epochs"), "steps": d.get("steps"), "seconds": round(d.get("seconds") or 0.0, 3),
+            "final_loss": d.get("final_loss"), "fidelity": fidelity[-1] if fidelity else None,
+            "fidelity_by_epoch": fidelity, "stopped_early": d.get("stopped_early")}

@@ -1,0 +1,138 @@
+"""`mckd run`: check the config, run the steps that are not done, write results and report.
+
+With `seeds` S > 1, seed s runs as a complete run directory `RUN_DIR/seed-<s>/` and the top
+level holds the averaged results.json and its report. The teacher's settings do not depend on
+the run seed, so later seeds find every teacher request in the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mckd.config import RunConfig
+from mckd.distill.context import RunContext
+from mckd.distill.plan import build_steps
+from mckd.distill.results import aggregate_seeds, collect_results
+from mckd.distill.rundir import RunDir, StepOutcome, expand_force, write_json
+from mckd.errors import ConfigError, InputError, MckdError
+from mckd.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    results: dict[str, Any]
+    report: Path
+    outcomes: list[StepOutcome]
+
+
+def run_pipeline(cfg: RunConfig, *, force: list[str] | None = None, run_dir: str | Path | None = None,
+                 seeds: int | None = None) -> RunSummary:
+    """Run (or resume) every step of `cfg`; `force` names steps to redo with all they feed."""
+    updates: dict[str, Any] = {}
+    if run_dir is not None:
+        updates["run_dir"] = str(run_dir)
+    if seeds is not None:
+        if seeds < 1:
+            raise ConfigError(f"--seeds {seeds}: must be >= 1")
+        updates["seeds"] = seeds
+    cfg = cfg.model_copy(update=updates)
+    root = Path(cfg.run_dir)
+    preflight(cfg, force or [])
+    if cfg.seeds == 1:
+        return _run_one(cfg, root, force or [])
+    summaries = []
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        sub = cfg.model_copy(update={"seed": seed, "seeds": 1, "run_dir": str(root / f"seed-{seed}")})
+        log.info("seed %d of %d: %s", seed - cfg.seed + 1, cfg.seeds, sub.run_dir)
+        summaries.append(_run_one(sub, root / f"seed-{seed}", force or []))
+    return _finish(cfg, root, aggregate_seeds([s.results for s in summaries]),
+                   [o for s in summaries for o in s.outcomes])
+
+
+def _run_one(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
+    _save_config(cfg, root)
+    ctx = RunContext(cfg, make_task(cfg.task), RunDir(root))
+    outcomes = ctx.rd.execute(build_steps(ctx), force)
+    return _finish(cfg, root, collect_results(ctx), outcomes)
+
+
+def _finish(cfg: RunConfig, root: Path, results: dict[str, Any], outcomes: list[StepOutcome]) -> RunSummary:
+    from mckd.report import write_report
+
+    _save_config(cfg, root)
+    write_json(root / "results.json", results)
+    paths = write_report(root)
+    ran = sum(not o.skipped for o in outcomes)
+    log.info("%d steps run, %d already done; report: %s", ran, len(outcomes) - ran, paths["html"])
+    return RunSummary(root, results, paths["html"], outcomes)
+
+
+def _save_config(cfg: RunConfig, root: Path) -> None:
+    path = root / "config.yaml"
+    text = cfg.to_yaml()
+    if path.exists() and path.read_text(encoding="utf-8") != text:
+        log.info("%s: settings changed since the last run; steps they affect will be redone", path)
+    with atomic_write(path) as f:
+        f.write(text)
+
+
+def make_task(name: str) -> Any:
+    from mckd.tasks import TASKS
+
+    task = TASKS[name]
+    return task() if isinstance(task, type) else task
+
+
+# --- checks before any work ------------------------------------------------------------------------
+
+
+def preflight(cfg: RunConfig, force: list[str]) -> None:
+    """Everything that can be checked cheaply, so a bad run fails in a second, not an hour in."""
+    _check_data(cfg)
+    _check_teacher(cfg)
+    if force:
+        ctx = RunContext(cfg, None, RunDir(Path(cfg.run_dir)))
+        expand_force(build_steps(ctx), force)  # unknown step names fail here
+
+
+def _check_data(cfg: RunConfig) -> None:
+    d = cfg.data
+    pool_size: int | None = None
+    if d.source == "files":
+        from mckd.distill.methods import load_data_files
+
+        try:
+            labeled, pool, test = load_data_files(cfg)
+        except InputError as e:
+            raise ConfigError(f"data: {e}") from None
+        for key, n, have, path in (("n_labeled", d.n_labeled, len(labeled), d.labeled),
+                                   ("n_unlabeled", d.n_unlabeled, len(pool), d.unlabeled),
+                                   ("n_test", d.n_test, len(test), d.test)):
+            if n is not None and n > have:
+                raise ConfigError(f"data.{key} = {n}: larger than the data ({path} has {have} examples)")
+        pool_size = d.n_unlabeled or len(pool)
+    else:
+        pool_size = d.n_unlabeled or d.demo_sentences - d.demo_test - d.n_labeled
+        if d.n_unlabeled and d.n_unlabeled > d.demo_sentences - d.demo_test - d.n_labeled:
+            raise ConfigError(f"data.n_unlabeled = {d.n_unlabeled}: larger than the demo pool "
+                              f"({d.demo_sentences - d.demo_test - d.n_labeled} sentences)")
+    if "mckd" in cfg.methods and pool_size < 2 * cfg.partitions:
+        raise ConfigError(f"partitions = {cfg.partitions}: the pool has only {pool_size} inputs")
+
+
+def _check_teacher(cfg: RunConfig) -> None:
+    if not any(m in cfg.methods for m in ("teacher", "vanilla_kd", "kd_self_distill", "mckd")):
+        return
+    if cfg.teacher.backend == "llamacpp":
+        from mckd.teacher.backends.llamacpp import resolve_model_path
+
+        try:
+            resolve_model_path(cfg.teacher.model)
+        except MckdError as e:
+            raise ConfigError(str(e)) from None

@@ -1,0 +1,81 @@
+"""The run's steps as an explicit DAG, in an order that respects it.
+
+    data ─┬─ baselines
+          ├─ teacher_test                          (method `teacher`)
+          ├─ sft ··························┐        (init_from_sft: every student starts here)
+          ├─ teacher ─┬─ vanilla_kd ─ kd_self_distill
+          │           └─ stage1_part0..K-1 ─ stage1 ─ mckd_2stage
+          │                                     └─ stage2_part0..K-1 ─ stage2 ─ mckd_3stage ...
+          └─ partitions ─┘
+
+Each step's key is the part of the config that decides its output; the run directory hashes it
+with the keys of the steps before it, so changing a setting redoes exactly what it affects.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from mckd.distill import methods, stages
+from mckd.distill.context import DATA, RunContext
+from mckd.distill.rundir import Step
+
+
+def build_steps(ctx: RunContext) -> list[Step]:
+    cfg = ctx.cfg
+    dump = cfg.model_dump(mode="json")
+    student_key = {"student": dump["student"], "seed": cfg.seed, "add_gold": cfg.add_gold,
+                   "init_from_sft": cfg.init_from_sft}
+    init = ("sft",) if cfg.init_from_sft else ()
+    uses_teacher = any(m in cfg.methods for m in ("vanilla_kd", "kd_self_distill", "mckd"))
+
+    def step(name: str, deps: tuple[str, ...], key: dict[str, Any], fn: Any, what: str) -> Step:
+        return Step(name, deps, key, partial(fn, ctx), what)
+
+    steps = [step(DATA, (), {"data": dump["data"], "task": cfg.task}, methods.run_data,
+                  "copy or build the labeled, unlabeled and test sets")]
+    if cfg.baselines and methods.task_baselines(cfg.task):
+        steps.append(step("baselines", (DATA,), {}, methods.run_baselines, "trivial baselines on test"))
+    if "teacher" in cfg.methods:
+        steps.append(step("teacher_test", (DATA,), {"teacher": dump["teacher"]},
+                          methods.run_teacher_test, "the LLM labels the test inputs"))
+    if "sft" in cfg.methods:
+        steps.append(step("sft", (DATA,), student_key | {"init_from_sft": False}, methods.run_sft,
+                          "student on the gold pairs"))
+    if uses_teacher:
+        steps.append(step("teacher", (DATA,), {"teacher": dump["teacher"]},
+                          methods.run_teacher_pool, "the LLM labels the unlabeled pool"))
+    if "vanilla_kd" in cfg.methods or "kd_self_distill" in cfg.methods:
+        relabel = "kd_self_distill" in cfg.methods
+        steps.append(step("vanilla_kd", ("teacher", *init), student_key | {"relabel_pool": relabel},
+                          methods.run_vanilla_kd, "student on all teacher labels"))
+    if "kd_self_distill" in cfg.methods:
+        steps.append(step("kd_self_distill", ("vanilla_kd", *init),
+                          student_key | {"keep": cfg.self_distill_keep},
+                          methods.run_kd_self_distill, "student on the most confident relabels"))
+    if "mckd" in cfg.methods:
+        steps += mckd_steps(ctx, student_key, init)
+    return steps
+
+
+def mckd_steps(ctx: RunContext, student_key: dict[str, Any], init: tuple[str, ...]) -> list[Step]:
+    cfg = ctx.cfg
+    k_parts = cfg.partitions
+    out = [Step(stages.PARTITIONS, (DATA,), {"seed": cfg.seed, "partitions": k_parts},
+                partial(stages.run_partitions, ctx), f"split the pool into {k_parts} parts")]
+    for stage in range(1, max(cfg.stages)):
+        previous = stages.stage_step(stage - 1)
+        for k in range(k_parts):
+            out.append(Step(stages.part_step(stage, k), (previous, stages.PARTITIONS, *init),
+                            student_key, partial(stages.run_stage_part, ctx, stage=stage, k=k),
+                            f"stage {stage}: train without partition {k}, relabel it"))
+        parts = tuple(stages.part_step(stage, k) for k in range(k_parts))
+        out.append(Step(stages.stage_step(stage), (previous, *parts), {},
+                        partial(stages.run_stage_merge, ctx, stage=stage),
+                        f"stage {stage}: join the relabels"))
+    for n in cfg.stages:
+        out.append(Step(stages.final_step(n), (stages.stage_step(n - 1), *init), student_key,
+                        partial(stages.run_final, ctx, stages=n),
+                        f"{n}-stage MCKD: final student on all labels"))
+    return out

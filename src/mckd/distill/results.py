@@ -1,0 +1,114 @@
+"""results.json: gathered from the finished steps' metrics, and averaged over seeds.
+
+    methods:      {name: {test: {metric: value}}}         teacher, sft, vanilla_kd, ..., mckd_3stage
+    baselines:    {name: {test: {metric: value}}}         trivial outputs (parsing: right/left-branching)
+    pseudolabels: {name: {stage, inputs, labeled, gold: {metric: value}}}   pool labels vs gold
+    teacher:      {pool|test: usage}                      calls, tokens, cache hits, rejections, seconds, cost
+    students:     {step: {train_size, epochs, seconds, fidelity, ...}}
+With several seeds each number is the mean, `*_std` holds the sample standard deviation and
+`per_seed` the seeds' own values.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from mckd.distill import stages
+from mckd.distill.context import RunContext
+from mckd.distill.rundir import read_json
+
+# What each metric is, by task, so that every number says which scorer produced it.
+METRIC_NOTES = {
+    "constituency": {
+        "f1": "the paper's metric: per-sentence unlabeled bracket F1 without punctuation, "
+              "averaged over sentences, invalid trees 0",
+        "evalb_f1": "corpus-level labeled EVALB F1 (COLLINS.prm)",
+        "evalb_unlabeled_f1": "corpus-level EVALB F1 ignoring labels",
+        "valid": "share of outputs that are valid trees over the input words",
+    }
+}
+
+
+def collect_results(ctx: RunContext) -> dict[str, Any]:
+    cfg, rd = ctx.cfg, ctx.rd
+    done = {p.parent.relative_to(rd.root).as_posix() for p in rd.root.glob("*/DONE")}
+    metric = {name: rd.metrics(name) for name in done}
+    methods: dict[str, Any] = {}
+    for method, step in [("teacher", "teacher_test"), ("sft", "sft"), ("vanilla_kd", "vanilla_kd"),
+                         ("kd_self_distill", "kd_self_distill"),
+                         *((stages.final_step(n), stages.final_step(n)) for n in cfg.stages)]:
+        if step in metric and (method in cfg.methods or (method.startswith("mckd_") and "mckd" in cfg.methods)):
+            methods[method] = {"test": metric[step]["test"]}
+    pseudolabels = {}
+    for stage in range(max(cfg.stages)):
+        step = stages.stage_step(stage)
+        if step in metric and "pseudolabels" in metric[step]:
+            pseudolabels[step] = {"stage": stage, **metric[step]["pseudolabels"]}
+    if "kd_self_distill" in metric:
+        pseudolabels["kd_self_distill_kept"] = metric["kd_self_distill"]["pseudolabels"]
+    teacher = {part: metric[step]["usage"] for part, step in (("pool", "teacher"), ("test", "teacher_test"))
+               if step in metric}
+    students = {step: metric[step]["train"] for step in sorted(done) if "train" in metric[step]}
+    sizes = metric.get("data", {})
+    return {
+        "name": cfg.name, "task": cfg.task, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "teacher_model": f"{cfg.teacher.backend}:{cfg.teacher.model}", "student": _student_name(cfg.student),
+        "labeled": sizes.get("labeled"), "unlabeled": sizes.get("unlabeled"), "test": sizes.get("test"),
+        "partitions": cfg.partitions, "stages": cfg.stages, "seeds": [cfg.seed],
+        "metric_names": METRIC_NOTES.get(cfg.task, {}),
+        "methods": methods, "baselines": metric.get("baselines", {}), "pseudolabels": pseudolabels,
+        "teacher": teacher, "students": students,
+        "step_seconds": {s: read_json(rd.folder(s) / "DONE").get("seconds") for s in sorted(done)},
+    }
+
+
+def _student_name(student: Any) -> str:
+    kind = getattr(student, "kind", type(student).__name__)
+    model = getattr(student, "model", None) or getattr(student, "encoder", None)
+    return f"{kind}:{model}" if model else str(kind)
+
+
+def aggregate_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample standard deviation of every score over the seeds' results."""
+    first = per_seed[0]
+    seeds = [r["seeds"][0] for r in per_seed]
+    out = {k: v for k, v in first.items() if k not in ("methods", "baselines", "pseudolabels", "teacher", "students")}
+    out["seeds"] = seeds
+    for section, field in (("methods", "test"), ("baselines", "test"), ("pseudolabels", "gold")):
+        out[section] = {}
+        for name in first.get(section, {}):
+            runs = [r[section][name] for r in per_seed if name in r.get(section, {})]
+            entry = {k: v for k, v in runs[0].items() if k != field}
+            scores = [run.get(field, {}) for run in runs]
+            entry[field], entry[f"{field}_std"] = _mean_std(scores)
+            entry["per_seed"] = {str(s): sc for s, sc in zip(seeds, scores, strict=False)}
+            out[section][name] = entry
+    out["teacher"] = {part: _sum_usage([r["teacher"][part] for r in per_seed if part in r["teacher"]])
+                      for part in first.get("teacher", {})}
+    out["students"] = {f"seed-{s}/{name}": v for s, r in zip(seeds, per_seed, strict=True)
+                       for name, v in r.get("students", {}).items()}
+    return out
+
+
+def _mean_std(scores: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    keys = [k for k in scores[0] if all(isinstance(s.get(k), (int, float)) for s in scores)]
+    mean = {k: statistics.fmean(s[k] for s in scores) for k in keys}
+    std = {k: statistics.stdev(s[k] for s in scores) if len(scores) > 1 else 0.0 for k in keys}
+    return mean, std
+
+
+def _sum_usage(usages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Teacher usage over all seeds: the inputs and their outcomes are the first seed's (every
+    seed labels the same inputs); calls, tokens, time and cost add up (later seeds are served
+    by the cache when the teacher's settings do not depend on the seed)."""
+    out = dict(usages[0])
+    for k in _ADDITIVE:
+        if all(isinstance(u.get(k), (int, float)) for u in usages):
+            out[k] = sum(u[k] for u in usages)
+    return out
+
+
+_ADDITIVE = ("calls", "attempts", "cache_hits", "prompt_tokens", "completion_tokens",
+             "cached_prompt_tokens", "seconds", "wall_seconds", "cost")

@@ -1,0 +1,318 @@
+"""results.json -> report.md, a self-contained report.html and PNG plots.
+
+The report is built only from results.json, so `mckd report RUN_DIR` can regenerate it at any
+time. HTML content is escaped; plots are embedded as base64 PNG so the file stands alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from mckd.errors import InputError
+from mckd.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+# Metric columns, in display order, with the header that says which scorer produced them.
+METRIC_COLUMNS = {
+    "f1": "F1 (paper metric)",
+    "evalb_f1": "EVALB F1",
+    "evalb_unlabeled_f1": "EVALB unlabeled F1",
+    "valid": "valid (%)",
+}
+METHOD_ORDER = ("teacher", "sft", "vanilla_kd", "kd_self_distill")
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def load_results(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "results.json"
+    if not path.exists():
+        raise InputError(path, None, "no results.json here: run `mckd run` first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(path, e.lineno, f"invalid JSON ({e.msg})") from None
+
+
+def write_report(run_dir: str | Path) -> dict[str, Path]:
+    """Write report.md, report.html and plots/*.png in `run_dir` from its results.json."""
+    run_dir = Path(run_dir)
+    results = load_results(run_dir)
+    plots = make_plots(results)
+    plot_dir = run_dir / "plots"
+    paths: dict[str, Path] = {}
+    for name, png in plots.items():
+        with atomic_write(plot_dir / f"{name}.png", "wb") as f:
+            f.write(png)
+        paths[name] = plot_dir / f"{name}.png"
+    sections = build_sections(results)
+    with atomic_write(run_dir / "report.md") as f:
+        f.write(render_markdown(results, sections, list(plots)))
+    with atomic_write(run_dir / "report.html") as f:
+        f.write(render_html(results, sections, plots))
+    paths["md"] = run_dir / "report.md"
+    paths["html"] = run_dir / "report.html"
+    return paths
+
+
+# --- numbers to text ---------------------------------------------------------------------------
+
+
+def fmt(value: Any, std: Any = None, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        text = f"{value:.{digits}f}"
+        return f"{text} ± {std:.{digits}f}" if isinstance(std, (int, float)) else text
+    return str(value)
+
+
+def ordered_methods(methods: dict[str, Any]) -> list[str]:
+    fixed = [m for m in METHOD_ORDER if m in methods]
+    staged = sorted((m for m in methods if m.startswith("mckd_")), key=_stage_count)
+    rest = sorted(m for m in methods if m not in fixed and m not in staged)
+    return fixed + staged + rest
+
+
+def _stage_count(name: str) -> int:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+def _metric_cols(rows: list[dict[str, Any]]) -> list[str]:
+    present = {k for r in rows for k in r}
+    return [k for k in METRIC_COLUMNS if k in present]
+
+
+# --- sections: each a title, a sentence, and a table -----------------------------------------------
+
+
+def build_sections(results: dict[str, Any]) -> list[tuple[str, str, Table]]:
+    sections = [
+        ("Methods on the test set", _methods_note(results), method_table(results)),
+        ("Pseudolabel quality by stage", "Pseudolabels of the unlabeled pool scored against its "
+         "gold trees: stage 0 is the teacher, stage i the cross-partition relabels of stage i.",
+         pseudolabel_table(results)),
+        ("Teacher", "Usage of the LLM teacher over the pool and the test inputs; cached calls "
+         "cost nothing.", teacher_table(results)),
+        ("Teacher rejections by reason", "Outputs that could not be used (after repair).",
+         rejection_table(results)),
+        ("Students", "Training of every student: examples, epochs, wall time.",
+         student_table(results)),
+    ]
+    return [s for s in sections if s[2][1]]
+
+
+def _methods_note(results: dict[str, Any]) -> str:
+    seeds = results.get("seeds") or []
+    note = "Trivial baselines in italics. " if results.get("baselines") else ""
+    if len(seeds) > 1:
+        note += f"Mean ± standard deviation over {len(seeds)} seeds ({', '.join(map(str, seeds))}). "
+    names = results.get("metric_names") or {}
+    return note + " ".join(f"{METRIC_COLUMNS.get(k, k)}: {v}." for k, v in names.items())
+
+
+def method_table(results: dict[str, Any]) -> Table:
+    methods = results.get("methods", {})
+    baselines = results.get("baselines", {})
+    cols = _metric_cols([m.get("test", {}) for m in [*methods.values(), *baselines.values()]])
+    rows = []
+    for name, entry, kind in [
+        *((n, methods[n], "method") for n in ordered_methods(methods)),
+        *((n, baselines[n], "baseline") for n in sorted(baselines)),
+    ]:
+        test, std = entry.get("test", {}), entry.get("test_std", {})
+        label = name if kind == "method" else f"_{name}_"
+        rows.append([label, *(fmt(test.get(c), std.get(c)) for c in cols)])
+    return ["method", *(METRIC_COLUMNS[c] for c in cols)], rows
+
+
+def pseudolabel_table(results: dict[str, Any]) -> Table:
+    labels = results.get("pseudolabels", {})
+    cols = _metric_cols([v.get("gold", {}) for v in labels.values()])
+    rows = []
+    for name in sorted(labels, key=lambda n: (labels[n].get("stage", 99), n)):
+        entry = labels[name]
+        gold, std = entry.get("gold", {}), entry.get("gold_std", {})
+        rows.append([fmt(entry.get("stage")), name, fmt(entry.get("labeled")),
+                     *(fmt(gold.get(c), std.get(c)) for c in cols)])
+    return ["stage", "labels", "labeled inputs", *(METRIC_COLUMNS[c] for c in cols)], rows
+
+
+def teacher_table(results: dict[str, Any]) -> Table:
+    teacher = results.get("teacher") or {}
+    rows = []
+    for part, usage in sorted(teacher.items()):
+        if not isinstance(usage, dict):
+            continue
+        rows.append([
+            part, fmt(usage.get("inputs")), fmt(usage.get("valid")), fmt(usage.get("calls")),
+            fmt(usage.get("cache_hits")), fmt(usage.get("prompt_tokens")),
+            fmt(usage.get("completion_tokens")), fmt(usage.get("seconds")),
+            fmt(usage.get("cost"), digits=4),
+        ])
+    header = ["inputs of", "inputs", "valid", "LLM calls", "cache hits", "prompt tokens",
+              "completion tokens", "seconds", "cost"]
+    return header, rows
+
+
+def rejection_table(results: dict[str, Any]) -> Table:
+    teacher = results.get("teacher") or {}
+    rows = []
+    for part, usage in sorted(teacher.items()):
+        if isinstance(usage, dict):
+            rows += [[part, reason, str(n)] for reason, n in sorted(usage.get("rejections", {}).items())]
+    return ["inputs of", "reason", "count"], rows
+
+
+def student_table(results: dict[str, Any]) -> Table:
+    students = results.get("students", {})
+    rows = [
+        [name, fmt(s.get("train_size")), fmt(s.get("epochs")), fmt(s.get("seconds")),
+         fmt(s.get("fidelity"))]
+        for name, s in sorted(students.items())
+    ]
+    return ["student", "training examples", "epochs", "train seconds", "final fidelity"], rows
+
+
+# --- plots -----------------------------------------------------------------------------------------
+
+
+def make_plots(results: dict[str, Any]) -> dict[str, bytes]:
+    """PNG bytes by name: methods side by side, and F1 by stage. Empty when there is no data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    plots = {}
+    methods_png = _plot_methods(results)
+    if methods_png:
+        plots["methods"] = methods_png
+    stages_png = _plot_stages(results)
+    if stages_png:
+        plots["f1_by_stage"] = stages_png
+    return plots
+
+
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plot_methods(results: dict[str, Any]) -> bytes | None:
+    import matplotlib.pyplot as plt
+
+    methods = results.get("methods", {})
+    names = [n for n in ordered_methods(methods) if "f1" in methods[n].get("test", {})]
+    if not names:
+        return None
+    values = [methods[n]["test"]["f1"] for n in names]
+    errs = [methods[n].get("test_std", {}).get("f1", 0.0) for n in names]
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(names) + 2), 3.6))
+    ax.bar(names, values, yerr=errs if any(errs) else None, color="#4c72b0", capsize=3)
+    for name, style in zip(sorted(results.get("baselines", {})), ("--", ":", "-."), strict=False):
+        f1 = results["baselines"][name].get("test", {}).get("f1")
+        if f1 is not None:
+            ax.axhline(f1, linestyle=style, color="#c44e52", label=f"{name} ({f1:.1f})")
+    for i, v in enumerate(values):
+        ax.text(i, v + 0.5, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("test F1 (paper metric)")
+    ax.set_title("Methods side by side")
+    ax.tick_params(axis="x", labelrotation=20)
+    if results.get("baselines"):
+        ax.legend(fontsize=8, loc="lower right")
+    return _png(fig)
+
+
+def _plot_stages(results: dict[str, Any]) -> bytes | None:
+    import matplotlib.pyplot as plt
+
+    labels = results.get("pseudolabels", {})
+    staged = sorted((v["stage"], v["gold"]["f1"]) for v in labels.values()
+                    if "f1" in v.get("gold", {}) and isinstance(v.get("stage"), int))
+    methods = results.get("methods", {})
+    finals = sorted((_stage_count(n), m["test"]["f1"]) for n, m in methods.items()
+                    if n.startswith("mckd_") and "f1" in m.get("test", {}))
+    if not staged and not finals:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    if staged:
+        ax.plot(*zip(*staged, strict=True), marker="o", label="pool pseudolabels vs gold")
+    if finals:
+        # The final student of an N-stage run trains on stage N-1's labels: plot it at N.
+        ax.plot(*zip(*finals, strict=True), marker="s", label="final student, test")
+    if "vanilla_kd" in methods and "f1" in methods["vanilla_kd"].get("test", {}):
+        ax.scatter([1], [methods["vanilla_kd"]["test"]["f1"]], marker="^", color="#55a868",
+                   label="vanilla KD, test", zorder=3)
+    ax.set_xlabel("stage (0 = teacher labels)")
+    ax.set_ylabel("F1 (paper metric)")
+    ax.set_title("F1 by stage")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+# --- rendering -------------------------------------------------------------------------------------
+
+
+def _summary(results: dict[str, Any]) -> list[tuple[str, str]]:
+    keys = ("name", "task", "teacher_model", "student", "labeled", "unlabeled", "test",
+            "partitions", "stages", "seeds", "created")
+    return [(k, fmt(results[k]) if not isinstance(results[k], list)
+             else ", ".join(map(str, results[k]))) for k in keys if k in results]
+
+
+def render_markdown(results: dict[str, Any], sections: list[tuple[str, str, Table]],
+                    plot_names: list[str]) -> str:
+    out = [f"# mckd report: {results.get('name', 'run')}", ""]
+    out += [f"- **{k}**: {v}" for k, v in _summary(results)]
+    for title, note, (header, rows) in sections:
+        out += ["", f"## {title}", "", note, "", "| " + " | ".join(header) + " |",
+                "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    if plot_names:
+        out += ["", "## Plots", ""] + [f"![{n}](plots/{n}.png)" for n in plot_names]
+    return "\n".join(out) + "\n"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;
+color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{border:1px solid #ccc;
+padding:.3rem .6rem;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{
+text-align:left}td.baseline{font-style:italic;color:#666}img{max-width:100%;margin:.5rem 1rem
+.5rem 0}p.note{color:#555}"""
+
+
+def render_html(results: dict[str, Any], sections: list[tuple[str, str, Table]],
+                plots: dict[str, bytes]) -> str:
+    e = html.escape
+    title = f"mckd report: {results.get('name', 'run')}"
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{e(title)}</title><style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
+           "<ul>", *(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in _summary(results)), "</ul>"]
+    for title_, note, (header, rows) in sections:
+        out += [f"<h2>{e(title_)}</h2>", f'<p class="note">{e(note)}</p>', "<table>",
+                "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"]
+        for row in rows:
+            first = row[0]
+            cls = ' class="baseline"' if first.startswith("_") and first.endswith("_") else ""
+            cells = [first.strip("_"), *row[1:]]
+            out.append(f"<tr><td{cls}>" + "</td><td>".join(e(c) for c in cells) + "</td></tr>")
+        out.append("</table>")
+    if plots:
+        out.append("<h2>Plots</h2>")
+        for name, png in plots.items():
+            data = base64.b64encode(png).decode("ascii")
+            out.append(f'<img alt="{e(name)}" src="data:image/png;base64,{data}">')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
