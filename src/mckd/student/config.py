@@ -1,0 +1,144 @@
+"""Configs of the generating students (seq2seq and decoder-only): model, training, decoding.
+
+Each part owns its defaults (the paper's where it states them: lr 3e-4, batch 32, up to 20
+epochs, greedy decoding) and checks its values; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mckd.errors import ConfigError
+
+PRESETS = ("t5-tiny", "t5-small", "t5-base", "minilm")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrainConfig(_Strict):
+    """How a student is trained (paper defaults; the stopping rule replaces a dev set)."""
+
+    lr: float = Field(3e-4, gt=0, description="Peak AdamW learning rate.")
+    batch_size: int = Field(32, ge=1, description="Examples per optimizer step (across accumulation).")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step; batch_size must divide evenly.")
+    epochs: int = Field(20, ge=1, description="Most epochs to train.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps before the linear decay (paper: 0).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float | None = Field(1.0, description="Gradient clipping norm; null disables clipping.")
+    max_source_len: int = Field(1024, ge=8, description="Source tokens kept; longer sources are truncated and counted.")
+    max_target_len: int = Field(512, ge=8, description="Target tokens kept; longer targets are truncated and counted.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="auto: bf16 autocast on a CUDA device that supports it, fp32 otherwise. "
+        "fp16 is not offered: T5 overflows to NaN in fp16.")
+    seed: int = Field(0, description="Seed for initialisation, data order and dropout.")
+    bucket_size: int = Field(50, ge=1, description="Batches per length bucket: examples are sorted by length "
+                             "inside windows of bucket_size batches, so padding stays small and order stays random.")
+    save_every_steps: int = Field(200, ge=1, description="Write a resumable checkpoint every this many optimizer steps.")
+    fidelity_sample: int = Field(200, ge=0, description="Training examples decoded after each epoch to measure "
+                                 "fidelity (F1 against their own pseudolabels); 0 disables early stopping.")
+    fidelity_patience: int = Field(3, ge=1, description="Stop once fidelity moved at most fidelity_delta over this many epochs.")
+    fidelity_delta: float = Field(0.1, ge=0, description="Largest fidelity change (points) that still counts as converged.")
+    fidelity_metric: Literal["task", "exact"] = Field(
+        "task", description="task: the task's fidelity F1; exact: exact-match accuracy (0-100), for tasks without one.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; null leaves torch's default.")
+    device: str = Field("auto", description="auto (cuda if available, else cpu), cpu, cuda, cuda:N.")
+    progress: bool = Field(True, description="Show a progress bar with loss, tokens/s and ETA.")
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _no_fp16(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.lower() in ("fp16", "float16", "half"):
+            raise ValueError("fp16 is not supported (T5 overflows to NaN); use bf16 or fp32")
+        return v
+
+
+class GenerateConfig(_Strict):
+    """How a student writes its predictions."""
+
+    num_beams: int = Field(1, ge=1, description="1 = greedy (the paper's choice); >1 = beam search.")
+    batch_size: int = Field(64, ge=1, description="Sources per generation batch (sorted by length first).")
+    constrained: bool = Field(False, description="Constrain decoding to single-rooted bracket trees over exactly "
+                              "the input's words, each in its own brackets; every output is then a valid tree.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Most tokens generated; null derives it from the "
+                                       "training targets (unconstrained) or the input's length (constrained).")
+
+
+class _GeneratingConfig(_Strict):
+    model: str = Field("t5-tiny", description="Hub name or local directory of a pretrained model, or a preset: "
+                       "t5-tiny, t5-small, t5-base (random init, tokenizer trained on the data), "
+                       "minilm (encoder-decoder warm-started from the offline all-MiniLM-L6-v2).")
+    tokenizer: Literal["word", "bpe", "byte"] = Field("word", description="For t5-* presets: word-level or BPE "
+                                                      "tokenizer trained on the training data, or bytes (ByT5).")
+    bpe_vocab_size: int = Field(8000, ge=300, description="BPE vocabulary size for tokenizer=bpe.")
+    target_format: Literal["text", "placeholder"] = Field(
+        "text", description="text: the target as given; placeholder: every word of the bracketed target replaced "
+        "by a placeholder token, restored from the input after decoding.")
+    placeholder: str = Field("*", min_length=1, description="The placeholder word for target_format=placeholder.")
+    dropout: float | None = Field(None, ge=0, lt=1, description="Override the model's dropout rate; null keeps it.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Training settings.")
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Decoding settings.")
+
+    @field_validator("placeholder")
+    @classmethod
+    def _one_word(cls, v: str) -> str:
+        if len(v.split()) != 1 or v in ("(", ")"):
+            raise ValueError(f"placeholder must be one word other than a bracket, got {v!r}")
+        return v
+
+
+class Seq2SeqConfig(_GeneratingConfig):
+    """An encoder-decoder student (T5, FLAN-T5, BART, a MiniLM warm start, or a T5 preset from scratch)."""
+
+    kind: Literal["seq2seq"] = Field("seq2seq", description="Student kind.")
+
+
+class CausalConfig(_GeneratingConfig):
+    """A decoder-only student: the prompt is the source and a separator; the loss covers the target only."""
+
+    kind: Literal["causal"] = Field("causal", description="Student kind.")
+    model: str = Field(..., description="Hub name or local directory of an AutoModelForCausalLM.")
+    separator: str = Field(" =>", description="Text between the source and the target in the prompt.")
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`["train.lr=1e-4", "generate.constrained=true"]` -> nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {pair!r}: {part!r} is both a value and a section")
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            node[parts[-1]] = raw
+    return out
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `over` into a copy of `base`."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def config_error(e: ValidationError, what: str) -> ConfigError:
+    """One line per problem, naming the key: 'train.lr: Input should be greater than 0 (got -1)'."""
+    problems = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = err["msg"].replace("Value error, ", "")
+        problems.append(f"{loc}: {msg} (got {err.get('input')!r})" if err["type"] != "extra_forbidden"
+                        else f"{loc}: unknown key")
+    return ConfigError(f"{what}: " + "; ".join(problems))

@@ -1,0 +1,174 @@
+"""Batched generation: greedy or beam search over length-sorted batches, with per-sequence
+mean token log-probability, optional tree constraints, and the input's words restored.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from mckd.student.base import Prediction
+from mckd.student.config import GenerateConfig
+from mckd.student.constrained import TreeConstraint, TreeLogitsProcessor, max_tree_tokens
+from mckd.student.model import StudentModel
+
+log = logging.getLogger(__name__)
+BRACKETS = ("(", ")")
+
+
+class LogprobRecorder(LogitsProcessor):
+    """Keeps the model's own log-probability of each token greedy search picks.
+
+    It sees the raw scores first (before any constraint), and at the next step reads which
+    token was picked. Greedy rows never reorder, so row r is always sequence r.
+    """
+
+    def __init__(self) -> None:
+        self.last: torch.Tensor | None = None
+        self.picked: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.last is not None:
+            self.picked.append(self.last.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.last = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
+        """(rows, steps) log-probabilities, given the tokens picked at the final step."""
+        if self.last is not None:
+            self.picked.append(self.last.gather(1, last_tokens[:, None]).squeeze(1))
+        return torch.stack(self.picked, dim=1) if self.picked else torch.zeros((len(last_tokens), 0))
+
+
+def encode_prompts(sm: StudentModel, sources: list[str], max_len: int, separator: str) -> list[list[int]]:
+    """Source token ids as training saw them (decoder-only: the source and the separator)."""
+    texts = [s + separator for s in sources] if sm.kind == "causal" else sources
+    enc = sm.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_len)
+    return [list(ids) for ids in enc["input_ids"]]
+
+
+def restore_words(text: str, words: list[str], *, force: bool) -> str:
+    """Put the input's words back in place of the emitted ones (placeholders, lower-cased
+    WordPiece, unknown tokens): always when `force`, else only when the counts agree."""
+    tokens = text.split()
+    slots = [k for k, t in enumerate(tokens) if t not in BRACKETS]
+    if not force and len(slots) != len(words):
+        return text
+    for k, w in zip(slots, words, strict=False):
+        tokens[k] = w
+    return " ".join(tokens)
+
+
+def _pad(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        sl = slice(width - len(s), width) if left else slice(0, len(s))
+        ids[r, sl] = torch.tensor(s)
+        mask[r, sl] = 1
+    return ids, mask
+
+
+def _cut(tokens: list[int], eos: int, pad: int) -> list[int]:
+    """Generated tokens up to and including the first EOS."""
+    for k, t in enumerate(tokens):
+        if t == eos:
+            return tokens[:k + 1]
+    return [t for t in tokens if t != pad] if pad != eos else tokens
+
+
+@torch.inference_mode()
+def rescore(sm: StudentModel, ids: torch.Tensor, mask: torch.Tensor, outs: list[list[int]]) -> list[float]:
+    """Mean token log-probability of given outputs under the model (teacher forcing)."""
+    out_ids, _ = _pad([o or [sm.eos_id] for o in outs], sm.pad_id, left=False)
+    lengths = torch.tensor([max(1, len(o)) for o in outs])
+    valid = torch.arange(out_ids.shape[1])[None, :] < lengths[:, None]
+    labels = out_ids.masked_fill(~valid, -100).to(ids.device)
+    if sm.kind == "causal":
+        full = torch.cat([ids, out_ids.to(ids.device)], 1)
+        full_mask = torch.cat([mask, valid.long().to(ids.device)], 1)
+        logits = sm.model(input_ids=full, attention_mask=full_mask).logits[:, ids.shape[1] - 1:-1]
+    else:
+        dec_in = sm.model.prepare_decoder_input_ids_from_labels(labels=labels)
+        logits = sm.model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec_in).logits
+    lp = torch.log_softmax(logits.float(), -1).gather(2, labels.clamp(min=0)[..., None]).squeeze(2)
+    lp = lp.masked_fill(labels == -100, 0.0)
+    return (lp.sum(1) / lengths.to(lp.device)).tolist()
+
+
+@torch.inference_mode()
+def generate(sm: StudentModel, sources: list[str], cfg: GenerateConfig, *, max_source_len: int = 1024,
+             default_max_new_tokens: int = 256, placeholder: str | None = None,
+             separator: str = " =>", progress: bool = False) -> list[Prediction]:
+    """Predictions for `sources`, in their order; batches are sorted by length to cut padding."""
+    model = sm.model
+    model.eval()
+    device = next(model.parameters()).device
+    prompts = encode_prompts(sm, sources, max_source_len, separator)
+    order = sorted(range(len(sources)), key=lambda k: -len(prompts[k]))
+    results: list[Prediction | None] = [None] * len(sources)
+    batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    from tqdm import tqdm
+
+    for batch in tqdm(batches, disable=not progress, unit="batch", leave=False):
+        for k, pred in zip(batch, _generate_batch(sm, [sources[k] for k in batch], [prompts[k] for k in batch],
+                                                  cfg, default_max_new_tokens, placeholder, device),
+                           strict=True):
+            results[k] = pred
+    return [r for r in results if r is not None]
+
+
+def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int]], cfg: GenerateConfig,
+                    default_max_new: int, placeholder: str | None, device: torch.device) -> list[Prediction]:
+    causal = sm.kind == "causal"
+    ids, mask = _pad(prompts, sm.pad_id, left=causal)  # decoder-only models continue on the right
+    ids, mask = ids.to(device), mask.to(device)
+    words = [s.split() for s in sources]
+    processors = LogitsProcessorList()
+    recorder = LogprobRecorder() if cfg.num_beams == 1 else None
+    if recorder is not None:
+        processors.append(recorder)
+    constraints = None
+    max_new = cfg.max_new_tokens or default_max_new
+    if cfg.constrained:
+        constraints = [TreeConstraint(w, sm.tokenizer, placeholder=placeholder, space_first=causal)
+                       for w in words]
+        processors.append(TreeLogitsProcessor(constraints, sm.eos_id, num_beams=cfg.num_beams))
+        max_new = max(max_tree_tokens(c) for c in constraints)  # never cut a tree short
+    out = sm.model.generate(
+        input_ids=ids, attention_mask=mask, num_beams=cfg.num_beams, do_sample=False,
+        max_new_tokens=max_new, logits_processor=processors, eos_token_id=sm.eos_id,
+        pad_token_id=sm.pad_id, return_dict_in_generate=True, length_penalty=1.0,
+        **({} if causal else {"decoder_start_token_id": sm.model.config.decoder_start_token_id}))
+    gen = out.sequences[:, ids.shape[1]:] if causal else out.sequences[:, 1:]
+    outs = [_cut(row, sm.eos_id, sm.pad_id) for row in gen.tolist()]
+    if recorder is not None:
+        lp = recorder.finish(gen[:, -1]) if gen.shape[1] else torch.zeros((len(outs), 0))
+        scores = [float(lp[r, :len(o)].mean()) if o else float("nan") for r, o in enumerate(outs)]
+    else:
+        scores = rescore(sm, ids, mask, outs)
+    preds = []
+    for r, o in enumerate(outs):
+        if constraints is not None:
+            text, complete = constraints[r].decode(o, sm.eos_id)
+            meta = {"complete": complete}
+        else:
+            text = decode_text(sm, o)
+            if placeholder or sm.meta.get("bert"):
+                text = restore_words(text, words[r], force=bool(placeholder))
+            meta = {}
+        preds.append(Prediction(text, scores[r], meta))
+    return preds
+
+
+def decode_text(sm: StudentModel, tokens: list[int]) -> str:
+    """Token ids to text, keeping unknown tokens (the input's word is restored later) but no
+    padding, EOS or other markers."""
+    tok = sm.tokenizer
+    drop = set(tok.all_special_ids) - {tok.unk_token_id}
+    text = tok.decode([t for t in tokens if t not in drop], skip_special_tokens=False,
+                      clean_up_tokenization_spaces=False)
+    return " ".join(text.split())

@@ -1,0 +1,253 @@
+"""A lean training loop for generating students.
+
+Length-bucketed batches with dynamic padding, gradient accumulation, AdamW with a linear
+schedule, bf16 autocast where the device supports it (fp32 otherwise, never fp16), seeded data
+order and dropout, and checkpoints that resume mid-epoch to the same weights an uninterrupted
+run reaches. After each epoch an optional fidelity callback (F1 of the student's decodes of a
+fixed training sample against their own pseudolabels) drives early stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+from tqdm import tqdm
+
+from mckd.student.base import TrainReport
+from mckd.student.config import TrainConfig
+from mckd.student.model import StudentModel
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class Encoded:
+    """One training pair as token ids (for decoder-only students: prompt and target)."""
+
+    source: list[int]
+    target: list[int]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 where asked for or (auto) where a CUDA device supports it; None means plain fp32."""
+    if cfg.precision == "bf16":
+        return torch.bfloat16
+    if cfg.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def bucket_batches(lengths: list[int], batch: int, bucket: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, sort by length inside windows of `bucket` batches, cut batches, shuffle batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch * bucket
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda k: lengths[k])
+        batches.extend(chunk[i:i + batch] for i in range(0, len(chunk), batch))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(items: list[Encoded], sm: StudentModel, device: torch.device) -> dict[str, torch.Tensor]:
+    """Pad to the longest item of the batch (not to a global maximum)."""
+    pad = sm.pad_id
+    if sm.kind == "causal":
+        seqs = [it.source + it.target for it in items]
+        width = max(map(len, seqs))
+        ids = torch.full((len(items), width), pad, dtype=torch.long)
+        labels = torch.full((len(items), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for r, (it, seq) in enumerate(zip(items, seqs, strict=True)):
+            ids[r, :len(seq)] = torch.tensor(seq)
+            mask[r, :len(seq)] = 1
+            labels[r, len(it.source):len(seq)] = torch.tensor(it.target)
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+    src_w = max(len(it.source) for it in items)
+    tgt_w = max(len(it.target) for it in items)
+    ids = torch.full((len(items), src_w), pad, dtype=torch.long)
+    mask = torch.zeros((len(items), src_w), dtype=torch.long)
+    labels = torch.full((len(items), tgt_w), -100, dtype=torch.long)
+    for r, it in enumerate(items):
+        ids[r, :len(it.source)] = torch.tensor(it.source)
+        mask[r, :len(it.source)] = 1
+        labels[r, :len(it.target)] = torch.tensor(it.target)
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over target tokens, and their count (normalised per optimizer step)."""
+    labels = batch["labels"]
+    if sm.kind == "causal":
+        logits = sm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    else:
+        dec_in = sm.model.prepare_decoder_input_ids_from_labels(labels=labels)
+        logits = sm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          decoder_input_ids=dec_in).logits
+    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                             labels.reshape(-1), ignore_index=-100, reduction="sum")
+    return loss, int((labels != -100).sum())
+
+
+def fidelity_converged(history: list[float], patience: int, delta: float) -> bool:
+    """True once the last `patience` epochs moved fidelity by at most `delta` points."""
+    if len(history) < patience + 1:
+        return False
+    window = history[-(patience + 1):]
+    return max(window) - min(window) <= delta
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(out_dir: Path, sm: StudentModel, opt: torch.optim.Optimizer,
+                    sched: torch.optim.lr_scheduler.LRScheduler, state: dict[str, Any]) -> None:
+    """Write model + trainer state into a fresh directory, then swap it in (never half-written)."""
+    tmp, final, old = out_dir / f"{CHECKPOINT}.tmp", out_dir / CHECKPOINT, out_dir / f"{CHECKPOINT}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(sm.model, str(tmp / "model.safetensors"))
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": _rng_state(),
+                **state}, tmp / "trainer_state.pt")
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(out_dir: Path, sm: StudentModel, opt: torch.optim.Optimizer,
+                    sched: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any] | None:
+    for name in (CHECKPOINT, f"{CHECKPOINT}.old"):  # .old survives a kill between the renames
+        path = out_dir / name
+        if (path / "trainer_state.pt").exists():
+            load_model(sm.model, str(path / "model.safetensors"))
+            state = torch.load(path / "trainer_state.pt", weights_only=False)
+            opt.load_state_dict(state.pop("optimizer"))
+            sched.load_state_dict(state.pop("scheduler"))
+            _set_rng_state(state.pop("rng"))
+            log.info("resuming from %s: epoch %d, step %d", path, state["epoch"] + 1, state["step"])
+            return state
+    return None
+
+
+def make_optimizer(sm: StudentModel, cfg: TrainConfig, total_steps: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    opt = torch.optim.AdamW(sm.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def linear(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / (cfg.warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - cfg.warmup_steps))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, linear)
+
+
+def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path, *,
+          fidelity: Callable[[], float] | None = None,
+          on_step: Callable[[int], None] | None = None) -> TrainReport:
+    """Train `sm.model` in place; resumes from `out_dir/checkpoint` when one exists."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    sm.model.to(device)
+    micro = max(1, cfg.batch_size // cfg.grad_accum)
+    lengths = [len(d.source) + len(d.target) for d in data]
+    micro_batches = math.ceil(len(data) / micro)
+    steps_per_epoch = math.ceil(micro_batches / cfg.grad_accum)
+    opt, sched = make_optimizer(sm, cfg, cfg.epochs * steps_per_epoch)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    state = load_checkpoint(out_dir, sm, opt, sched) or {
+        "epoch": 0, "batch": 0, "step": 0, "fidelity": [], "loss": None, "seconds": 0.0, "stopped": False}
+    dtype = autocast_dtype(cfg, device)
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=state["step"], disable=not cfg.progress,
+               unit="step", dynamic_ncols=True, leave=False)
+    started = time.perf_counter() - state["seconds"]
+    session_start, seen_tokens = time.perf_counter(), 0
+    while state["epoch"] < cfg.epochs and not state["stopped"]:
+        batches = bucket_batches(lengths, micro, cfg.bucket_size, random.Random(cfg.seed * 1_000_003 + state["epoch"]))
+        sm.model.train()
+        while state["batch"] < len(batches):
+            group = batches[state["batch"]:state["batch"] + cfg.grad_accum]
+            tokens, loss = _optimizer_step(sm, [[data[k] for k in b] for b in group], cfg, opt, device, dtype)
+            sched.step()
+            state["batch"] += len(group)
+            state["step"] += 1
+            state["loss"] = loss if state["loss"] is None else 0.9 * state["loss"] + 0.1 * loss
+            bar.update(1)
+            seen_tokens += tokens
+            rate = seen_tokens / max(1e-9, time.perf_counter() - session_start)
+            bar.set_postfix(loss=f"{state['loss']:.3f}", tok_s=f"{rate:.0f}", epoch=state["epoch"] + 1,
+                            refresh=False)
+            if state["step"] % cfg.save_every_steps == 0 and state["batch"] < len(batches):
+                state["seconds"] = time.perf_counter() - started
+                save_checkpoint(out_dir, sm, opt, sched, state)
+            if on_step is not None:
+                on_step(state["step"])
+        state["epoch"] += 1
+        state["batch"] = 0
+        if fidelity is not None:
+            state["fidelity"].append(float(fidelity()))
+            log.info("epoch %d: loss %.4f, fidelity %.2f", state["epoch"], state["loss"], state["fidelity"][-1])
+            state["stopped"] = fidelity_converged(state["fidelity"], cfg.fidelity_patience, cfg.fidelity_delta)
+        else:
+            log.info("epoch %d: loss %.4f", state["epoch"], state["loss"])
+        state["seconds"] = time.perf_counter() - started
+        save_checkpoint(out_dir, sm, opt, sched, state)
+    bar.close()
+    return TrainReport(epochs=state["epoch"], steps=state["step"], seconds=state["seconds"],
+                       final_loss=state["loss"], fidelity=list(state["fidelity"]),
+                       stopped_early=state["stopped"] and state["epoch"] < cfg.epochs)
+
+
+def _optimizer_step(sm: StudentModel, group: list[list[Encoded]], cfg: TrainConfig,
+                    opt: torch.optim.Optimizer, device: torch.device,
+                    dtype: torch.dtype | None) -> tuple[int, float]:
+    """One optimizer step over `grad_accum` micro-batches; loss normalised by target tokens."""
+    batches = [collate(items, sm, device) for items in group]
+    n_target = sum(int((b["labels"] != -100).sum()) for b in batches)
+    total, tokens = 0.0, 0
+    for batch in batches:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss_sum, _ = token_loss_sum(sm, batch)
+        (loss_sum / n_target).backward()
+        total += float(loss_sum.detach())
+        tokens += int(batch["attention_mask"].sum()) + int((batch["labels"] != -100).sum())
+    if cfg.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(sm.model.parameters(), cfg.max_grad_norm)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return tokens, total / max(1, n_target)
