@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nltk import Tree
@@ -61,6 +62,7 @@ WORD_TAGS = frozenset(
 ROOT_LABELS = frozenset({"", "TOP", "ROOT"})
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 _FUNCTION_TAG = re.compile(r"[-=]")
+_LABELED = re.compile(r"\([^\s()]")
 TREE_SUFFIXES = (".mrg", ".txt", ".tree", ".trees", ".ptb", ".gold", ".pred", ".tst")
 
 
@@ -83,12 +85,21 @@ def _located(text: str, offset: int | None, line: int | None) -> tuple[int | Non
     return (line + newlines if line is not None else None), f" at column {column}"
 
 
-def parse_bracketed(text: str) -> Tree:
+def looks_labeled(text: str) -> bool:
+    """Labeled PTB writes a label right after '(' (`(NP`); the unlabeled form `( w )` never does."""
+    return _LABELED.search(text) is not None
+
+
+def parse_bracketed(text: str, *, labels: bool | None = None) -> Tree:
     """Parse one bracketed tree; raise `TreeSyntaxError` (with an offset) when malformed.
 
     `(X w)` is label X over word w; `( w )` (one token, nothing else) is an unlabeled word
     bracket; `( (...) ...)` has the empty label (the .mrg outer wrapper, the unlabeled form).
+    With `labels=False` (the default when the text does not look labeled) every token is a
+    word, so a damaged unlabeled `( The cat )` keeps both words.
     """
+    if labels is None:
+        labels = looks_labeled(text)
     stack: list[list] = []  # frames: [label | None, children, offset of "("]
     root: Tree | None = None
     for m in _TOKEN.finditer(text):
@@ -105,7 +116,7 @@ def parse_bracketed(text: str) -> Tree:
             label, children, start = stack.pop()
             if label is None and not children:
                 raise TreeSyntaxError("empty brackets", start)
-            if label is not None and not children:  # "( w )": a word in its own brackets
+            if label is not None and not children:  # "(w)": a word in its own brackets
                 node = Tree("", [label])
             else:
                 node = Tree(label or "", children)
@@ -117,7 +128,7 @@ def parse_bracketed(text: str) -> Tree:
             raise TreeSyntaxError(f"word {tok!r} outside any brackets", pos)
         else:
             frame = stack[-1]
-            if frame[0] is None and not frame[1]:
+            if labels and frame[0] is None and not frame[1]:
                 frame[0] = tok
             else:
                 frame[1].append(tok)
@@ -126,6 +137,66 @@ def parse_bracketed(text: str) -> Tree:
     if root is None:
         raise TreeSyntaxError("no bracketed tree found" if text.strip() else "empty tree")
     return root
+
+
+def scan_brackets(
+    text: str, *, labels: bool | None = None
+) -> tuple[list[str], list[str], list[tuple[int, int, str]]]:
+    """Words, POS tags and constituents `(start, end, label)` of one bracketed tree, without
+    building an `nltk.Tree` (the metrics call this on every line). Follows `parse_bracketed`'s
+    reading: a node with a single word is a preterminal (its label is the tag, '' for `( w )`);
+    every other node is a constituent, listed in the order it closes."""
+    if labels is None:
+        labels = looks_labeled(text)
+    words: list[str] = []
+    tags: list[str] = []
+    spans: list[tuple[int, int, str]] = []
+    # frame: [label | None, first word index, children, bare-word indices, offset of "("]
+    stack: list[list] = []
+    done = False
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        if done:
+            if tok == ")":
+                raise TreeSyntaxError("unbalanced brackets: unexpected ')'", m.start())
+            raise TreeSyntaxError("text after the end of the tree (more than one tree?)", m.start())
+        if tok == "(":
+            stack.append([None, len(words), 0, [], m.start()])
+        elif tok == ")":
+            if not stack:
+                raise TreeSyntaxError("unbalanced brackets: unexpected ')'", m.start())
+            label, start, kids, bare, offset = stack.pop()
+            if kids == 0:
+                if label is None:
+                    raise TreeSyntaxError("empty brackets", offset)
+                words.append(label)  # "( w )"
+                tags.append("")
+            elif kids == 1 and bare:
+                tags[bare[0]] = label or ""
+            else:
+                for i in bare:
+                    tags[i] = label or ""
+                spans.append((start, len(words), label or ""))
+            if stack:
+                stack[-1][2] += 1
+            else:
+                done = True
+        elif not stack:
+            raise TreeSyntaxError(f"word {tok!r} outside any brackets", m.start())
+        else:
+            frame = stack[-1]
+            if labels and frame[0] is None and frame[2] == 0:
+                frame[0] = tok
+            else:
+                frame[3].append(len(words))
+                frame[2] += 1
+                words.append(tok)
+                tags.append("")
+    if stack:
+        raise TreeSyntaxError(f"unbalanced brackets: {len(stack)} unclosed '('", stack[-1][4])
+    if not done:
+        raise TreeSyntaxError("no bracketed tree found" if text.strip() else "empty tree")
+    return words, tags, spans
 
 
 def parse_tree(text: str, *, path: str | Path | None = None, line: int | None = None) -> Tree:
@@ -328,3 +399,179 @@ def left_branching(words: list[str]) -> str:
     for w in words[1:]:
         out = f"( {out} ( {w} ) )"
     return out if len(words) > 1 else f"( {out} )"
+
+
+@dataclass
+class Repair:
+    """The outcome of repairing one generated tree. `text` is the repaired tree in the input's
+    form (labeled or unlabeled), None when nothing could be salvaged; `changed` says whether
+    any repair was needed; `yield_ok` whether the leaves now equal the input words."""
+
+    text: str | None
+    tree: Tree | None
+    changed: bool
+    yield_ok: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def _forest(tokens: list[str], labels: bool, problems: list[str]) -> list[Tree | str]:
+    """Read tokens into top-level items, dropping ')' that close nothing, closing what is left
+    open and skipping empty brackets (each counted in `problems`)."""
+    stack: list[list] = [[None, []]]  # the bottom frame collects the top-level items
+    extra = empty = 0
+    for tok in tokens:
+        if tok == "(":
+            stack.append([None, []])
+        elif tok == ")":
+            if len(stack) == 1:
+                extra += 1
+                continue
+            label, children = stack.pop()
+            if label is None and not children:
+                empty += 1
+                continue
+            node = Tree("", [label]) if not children else Tree(label or "", children)
+            stack[-1][1].append(node)
+        else:
+            frame = stack[-1]
+            if labels and len(stack) > 1 and frame[0] is None and not frame[1]:
+                frame[0] = tok
+            else:
+                frame[1].append(tok)
+    missing = len(stack) - 1
+    while len(stack) > 1:
+        label, children = stack.pop()
+        if label is None and not children:
+            empty += 1
+            continue
+        stack[-1][1].append(Tree("", [label]) if not children else Tree(label or "", children))
+    if missing:
+        problems.append(f"appended {missing} missing ')'")
+    if extra:
+        problems.append(f"dropped {extra} extra ')'")
+    if empty:
+        problems.append(f"removed {empty} empty brackets")
+    return stack[0][1]
+
+
+def _norm(word: str) -> str:
+    return word.lower()
+
+
+def _align(leaves: list[str], words: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """Cheapest edit script turning `leaves` into `words`: steps (op, i0, i1, j0, j1) saying
+    leaves[i0:i1] become words[j0:j1]. Merges of up to 4 tokens either way cost little, case
+    changes less, substitutions, drops and insertions a full point each."""
+    n, m, inf = len(leaves), len(words), float("inf")
+    cost = [[inf] * (m + 1) for _ in range(n + 1)]
+    back: list[list[tuple | None]] = [[None] * (m + 1) for _ in range(n + 1)]
+    cost[0][0] = 0.0
+    nl, nw = [_norm(x) for x in leaves], [_norm(x) for x in words]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            c = cost[i][j]
+            if c == inf:
+                continue
+            steps: list[tuple[str, int, int, float]] = []
+            if i < n and j < m:
+                same = 0.0 if leaves[i] == words[j] else 0.1 if nl[i] == nw[j] else 1.0
+                steps.append(("match" if same < 1 else "substitute", 1, 1, same))
+                for k in range(2, 5):
+                    if j + k <= m and nl[i] == "".join(nw[j : j + k]):
+                        steps.append(("split", 1, k, 0.2))
+                    if i + k <= n and "".join(nl[i : i + k]) == nw[j]:
+                        steps.append(("join", k, 1, 0.2))
+            if i < n:
+                steps.append(("drop", 1, 0, 1.0))
+            if j < m:
+                steps.append(("insert", 0, 1, 1.0))
+            for op, di, dj, w in steps:
+                if c + w < cost[i + di][j + dj]:
+                    cost[i + di][j + dj] = c + w
+                    back[i + di][j + dj] = (op, i, j)
+    script = []
+    i, j = n, m
+    while i or j:
+        op, pi, pj = back[i][j]  # type: ignore[misc]
+        script.append((op, pi, i, pj, j))
+        i, j = pi, pj
+    return script[::-1]
+
+
+def _rebuild(
+    node: Tree | str, plan: dict[int, list[str]], before: dict[int, list[str]], pos: list[int]
+) -> list[Tree | str]:
+    """Copy `node` with leaf k replaced by plan[k] (zero, one or several words) and the words
+    before[k] inserted as siblings ahead of it; nodes left without words disappear."""
+    if isinstance(node, str):
+        k = pos[0]
+        pos[0] += 1
+        return list(plan.get(k, [node]))
+    children: list[Tree | str] = []
+    for child in node:
+        if (isinstance(child, str) or is_preterminal(child)) and pos[0] in before:
+            children.extend(Tree("", [w]) for w in before.pop(pos[0]))
+        children.extend(_rebuild(child, plan, before, pos))
+    if not children:
+        return []
+    if len(children) > 1 and any(isinstance(c, str) for c in children):
+        tag = node.label() if is_preterminal(node) else ""
+        children = [Tree(tag, [c]) if isinstance(c, str) else c for c in children]
+    return [Tree(node.label(), children)]
+
+
+def _realign(tree: Tree, words: list[str], problems: list[str]) -> Tree:
+    leaves = tree.leaves()
+    plan: dict[int, list[str]] = {}
+    before: dict[int, list[str]] = {}  # words to insert before leaf k (k == n: at the end)
+    counts: dict[str, int] = {}
+    for op, i0, i1, j0, j1 in _align(leaves, words):
+        if op == "match" and leaves[i0] == words[j0]:
+            continue
+        counts[op] = counts.get(op, 0) + 1
+        if op == "insert":
+            before.setdefault(i0, []).extend(words[j0:j1])
+        else:
+            plan[i0] = words[j0:j1]
+            for k in range(i0 + 1, i1):
+                plan[k] = []
+    names = {
+        "match": "changed case of",
+        "split": "split",
+        "join": "joined",
+        "substitute": "replaced",
+        "drop": "dropped",
+        "insert": "inserted",
+    }
+    for op, k in counts.items():
+        problems.append(f"{names[op]} {k} word{'s' if k > 1 else ''} to match the input")
+    out = _rebuild(tree, plan, before, [0])
+    root = out[0] if len(out) == 1 and isinstance(out[0], Tree) else Tree("", out)
+    for extra in before.values():  # words missing after the last leaf
+        root.extend(Tree("", [w]) for w in extra)
+    return root
+
+
+def repair(text: str, words: list[str]) -> Repair:
+    """Repair a generated tree over `words`: balance brackets, join a forest under one root,
+    and re-align the leaves to the words (merged or split tokens, case, dropped or extra
+    words). Never raises; `problems` lists what was done."""
+    problems: list[str] = []
+    labels = looks_labeled(text)
+    items = _forest(_TOKEN.findall(text), labels, problems)
+    if not items:
+        return Repair(None, None, True, False, [*problems, "no words in the output"])
+    if len(items) == 1 and isinstance(items[0], Tree):
+        tree = items[0] if not is_preterminal(items[0]) else Tree("", items)
+    else:
+        trees = sum(isinstance(x, Tree) for x in items)
+        if trees > 1:
+            problems.append(f"joined {trees} trees under one root")
+        if len(items) > trees:
+            problems.append(f"bracketed {len(items) - trees} words outside any brackets")
+        tree = Tree("", [x if isinstance(x, Tree) else Tree("", [x]) for x in items])
+    if words and tree.leaves() != words:
+        tree = _realign(tree, words, problems)
+    yield_ok = tree.leaves() == words
+    out = to_labeled(tree) if labels else to_unlabeled(tree)
+    return Repair(out, tree, bool(problems), yield_ok, problems)
