@@ -74,6 +74,11 @@ class _GeneratingConfig(_Strict):
                        "minilm (encoder-decoder warm-started from the offline all-MiniLM-L6-v2).")
     tokenizer: Literal["word", "bpe", "byte"] = Field("word", description="For t5-* presets: word-level or BPE "
                                                       "tokenizer trained on the training data, or bytes (ByT5).")
+    t5_shape: dict[str, int] = Field(
+        default_factory=dict,
+        description="For t5-* presets: override the "
+        "preset's shape (keys d_model, d_ff, num_layers, num_heads).",
+    )
     bpe_vocab_size: int = Field(8000, ge=300, description="BPE vocabulary size for tokenizer=bpe.")
     target_format: Literal["text", "placeholder"] = Field(
         "text", description="text: the target as given; placeholder: every word of the bracketed target replaced "
@@ -82,6 +87,18 @@ class _GeneratingConfig(_Strict):
     dropout: float | None = Field(None, ge=0, lt=1, description="Override the model's dropout rate; null keeps it.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training settings.")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="Decoding settings.")
+
+    @field_validator("t5_shape")
+    @classmethod
+    def _shape_keys(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = set(v) - {"d_model", "d_ff", "num_layers", "num_heads"}
+        if bad:
+            raise ValueError(
+                f"unknown t5_shape keys {sorted(bad)}; use d_model, d_ff, num_layers, num_heads"
+            )
+        if any(x < 1 for x in v.values()):
+            raise ValueError(f"t5_shape values must be positive, got {v}")
+        return v
 
     @field_validator("placeholder")
     @classmethod

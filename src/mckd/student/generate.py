@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, SuppressTokensLogitsProcessor
 
 from mckd.student.base import Prediction
 from mckd.student.config import GenerateConfig
@@ -72,12 +72,12 @@ def _pad(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor, tor
     return ids, mask
 
 
-def _cut(tokens: list[int], eos: int, pad: int) -> list[int]:
-    """Generated tokens up to and including the first EOS."""
+def _cut(tokens: list[int], eos: int) -> list[int]:
+    """Generated tokens up to and including the first EOS (what follows is padding)."""
     for k, t in enumerate(tokens):
         if t == eos:
             return tokens[:k + 1]
-    return [t for t in tokens if t != pad] if pad != eos else tokens
+    return tokens
 
 
 @torch.inference_mode()
@@ -131,6 +131,8 @@ def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int
     recorder = LogprobRecorder() if cfg.num_beams == 1 else None
     if recorder is not None:
         processors.append(recorder)
+    if sm.pad_id != sm.eos_id:  # a generated pad could not be told from the fill after EOS
+        processors.append(SuppressTokensLogitsProcessor([sm.pad_id], device=device))
     constraints = None
     max_new = cfg.max_new_tokens or default_max_new
     if cfg.constrained:
@@ -144,7 +146,7 @@ def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int
         pad_token_id=sm.pad_id, return_dict_in_generate=True, length_penalty=1.0,
         **({} if causal else {"decoder_start_token_id": sm.model.config.decoder_start_token_id}))
     gen = out.sequences[:, ids.shape[1]:] if causal else out.sequences[:, 1:]
-    outs = [_cut(row, sm.eos_id, sm.pad_id) for row in gen.tolist()]
+    outs = [_cut(row, sm.eos_id) for row in gen.tolist()]
     if recorder is not None:
         lp = recorder.finish(gen[:, -1]) if gen.shape[1] else torch.zeros((len(outs), 0))
         scores = [float(lp[r, :len(o)].mean()) if o else float("nan") for r, o in enumerate(outs)]

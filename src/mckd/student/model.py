@@ -152,13 +152,13 @@ def build_minilm(*, seed: int = 0) -> StudentModel:
 
 def build_model(name: str, kind: Kind, texts: list[str], *, tokenizer: str = "word",
                 bpe_vocab_size: int = 8000, seed: int = 0,
-                dropout: float | None = None) -> StudentModel:
+                dropout: float | None = None, t5_shape: dict[str, int] | None = None) -> StudentModel:
     """Resolve a config's `model` string: preset, local directory or hub name."""
     if name in T5_PRESETS:
         if kind != "seq2seq":
             raise ConfigError(f"preset {name!r} is an encoder-decoder; use kind seq2seq")
         tok = train_tokenizer(texts, tokenizer, vocab_size=bpe_vocab_size)  # type: ignore[arg-type]
-        sm = build_t5(name, tok, seed=seed, dropout=dropout)
+        sm = build_t5(name, tok, seed=seed, dropout=dropout, **(t5_shape or {}))
         sm.meta["tokenizer"] = tokenizer
         return sm
     if name == "minilm":

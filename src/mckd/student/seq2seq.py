@@ -71,7 +71,8 @@ class Seq2SeqStudent:
         if tcfg.threads:
             torch.set_num_threads(tcfg.threads)
         self.sm = build_model(cfg.model, cfg.kind, sources + targets, tokenizer=cfg.tokenizer,
-                              bpe_vocab_size=cfg.bpe_vocab_size, seed=tcfg.seed, dropout=cfg.dropout)
+                              bpe_vocab_size=cfg.bpe_vocab_size, seed=tcfg.seed, dropout=cfg.dropout,
+                              t5_shape=cfg.t5_shape)
         data, longest, cut = self._encode(sources, targets)
         self.sm.meta.update(target_format=cfg.target_format, placeholder=cfg.placeholder,
                             max_target_tokens=longest)
