@@ -255,6 +255,23 @@ class LabelProgress:
 # ---------------------------------------------------------------- the run
 
 
+COUNTS = (
+    "calls",
+    "attempts",
+    "cache_hits",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_prompt_tokens",
+)
+
+
+@dataclass
+class _Job:
+    example: Example
+    requests: list[TeacherRequest]
+    keys: list[str]
+
+
 class _Run:
     """State of one labelling pass: dedups identical requests in flight, stores completions."""
 
@@ -263,8 +280,7 @@ class _Run:
         self.cache = cache
         self.inflight: dict[str, asyncio.Future[Completion]] = {}
 
-    async def fetch(self, req: TeacherRequest, stats: Counter[str]) -> Completion:
-        key = request_key(self.backend.model, req)
+    async def fetch(self, req: TeacherRequest, key: str, stats: Counter[str]) -> Completion:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -295,37 +311,28 @@ class _Run:
         fut.set_result(comp)
         return comp
 
-    async def label_one(
-        self, ex: Example, reqs: list[TeacherRequest], post: PostProcess
-    ) -> dict[str, Any]:
+    async def label_one(self, job: _Job, post: PostProcess) -> dict[str, Any]:
         stats: Counter[str] = Counter()
-        results = await asyncio.gather(
-            *(self.fetch(r, stats) for r in reqs), return_exceptions=True
-        )
+        fetches = (self.fetch(r, k, stats) for r, k in zip(job.requests, job.keys, strict=True))
+        results = await asyncio.gather(*fetches, return_exceptions=True)
         for r in results:  # anything but a backend failure is a bug: let it surface
             if isinstance(r, BaseException) and not isinstance(r, BackendError):
                 raise r
         raws = [r.text for r in results if isinstance(r, Completion)]
         errors = [r.reason for r in results if isinstance(r, BackendError)]
-        rec: dict[str, Any] = {
-            "id": ex.id,
-            "keys": [request_key(self.backend.model, r) for r in reqs],
-        }
+        rec: dict[str, Any] = {"id": job.example.id, "keys": job.keys}
         if not raws:
+            problem = str(results[0])
             rec.update(
                 status="rejected",
                 reason=errors[0],
                 raw=[],
                 target=None,
                 valid=False,
-                problems=[str(results[0])],
+                problems=[problem],
             )
         else:
-            try:
-                pl = post(ex, raws)
-            except Exception as e:  # one input's repair bug must not sink a 20k-input run
-                log.warning("post-processing %s failed: %s: %s", ex.id, type(e).__name__, e)
-                pl = Pseudolabel(None, False, [f"post-processing failed: {type(e).__name__}: {e}"])
+            pl = _postprocess(post, job.example, raws)
             rec.update(
                 raw=raws, target=pl.target, valid=pl.valid, problems=pl.problems, meta=pl.meta
             )
@@ -333,21 +340,17 @@ class _Run:
             rec["reason"] = None if pl.target is not None else "invalid_output"
         if errors:
             rec["sample_errors"] = errors
-        rec.update(
-            {
-                k: stats[k]
-                for k in (
-                    "calls",
-                    "attempts",
-                    "cache_hits",
-                    "prompt_tokens",
-                    "completion_tokens",
-                    "cached_prompt_tokens",
-                )
-            }
-        )
+        rec.update({k: stats[k] for k in COUNTS})
         rec["seconds"] = stats["ms"] / 1000
         return rec
+
+
+def _postprocess(post: PostProcess, example: Example, raws: list[str]) -> Pseudolabel:
+    try:
+        return post(example, raws)
+    except Exception as e:  # one input's repair bug must not sink a 20k-input run
+        log.warning("post-processing %s failed: %s: %s", example.id, type(e).__name__, e)
+        return Pseudolabel(None, False, [f"post-processing failed: {type(e).__name__}: {e}"])
 
 
 def _todo(
@@ -357,22 +360,21 @@ def _todo(
     samples: int,
     model: str,
     retry_rejected: bool,
-) -> tuple[list[tuple[Example, list[TeacherRequest]]], int]:
+) -> tuple[list[_Job], int]:
     """Inputs still to label with their requests; a ledger record counts only if it was made
     from the same requests (a changed prompt or model relabels, served by the cache where it can)."""
     todo, stale = [], 0
     for ex in pool:
         reqs = [build(ex, s) for s in range(samples)]
+        keys = [request_key(model, r) for r in reqs]
         rec = done.get(ex.id)
         if rec is not None:
-            same = rec.get("keys") == [request_key(model, r) for r in reqs]
-            redo = (
-                retry_rejected and rec["status"] == "rejected" and rec["reason"] != "invalid_output"
-            )
-            if same and not redo:
+            same = rec.get("keys") == keys
+            failed = rec["status"] == "rejected" and rec["reason"] != "invalid_output"
+            if same and not (retry_rejected and failed):
                 continue
             stale += not same
-        todo.append((ex, reqs))
+        todo.append(_Job(ex, reqs, keys))
     return todo, stale
 
 
@@ -402,17 +404,17 @@ async def alabel_pool(
         log.warning("%d ledger records were made with other requests; relabelling them", stale)
     log.info("labelling %d inputs (%d already in the ledger)", len(todo), len(pool) - len(todo))
     run, ledger = _Run(backend, cache), Ledger(out / LEDGER)
-    queue: asyncio.Queue[tuple[Example, list[TeacherRequest]]] = asyncio.Queue()
-    for item in todo:
-        queue.put_nowait(item)
+    queue: asyncio.Queue[_Job] = asyncio.Queue()
+    for job in todo:
+        queue.put_nowait(job)
     bar = LabelProgress(total=len(pool), done=len(pool) - len(todo), enabled=progress)
 
     async def worker() -> None:
         while not queue.empty():
-            ex, reqs = queue.get_nowait()
-            rec = await run.label_one(ex, reqs, postprocess)
+            job = queue.get_nowait()
+            rec = await run.label_one(job, postprocess)
             ledger.append(rec)
-            done[ex.id] = rec
+            done[job.example.id] = rec
             bar.advance(rec["completion_tokens"] + rec["prompt_tokens"])
 
     try:
@@ -552,10 +554,9 @@ def estimate_labelling(
     out_tokens = min(cfg.max_tokens, expected_output_tokens or cfg.max_tokens)
     requests = cached = calls = prompt_tokens = 0
     seen: set[str] = set()
-    for _ex, reqs in todo:
-        for req in reqs:
+    for job in todo:
+        for req, key in zip(job.requests, job.keys, strict=True):
             requests += 1
-            key = request_key(model, req)
             if key in seen or (cache is not None and cache.contains(key)):
                 cached += 1
                 continue

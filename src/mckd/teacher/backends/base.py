@@ -8,7 +8,7 @@ can key them; backend identity (model name) is part of the key, base URLs and AP
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 from mckd.errors import MckdError
@@ -34,7 +34,8 @@ class TeacherRequest:
 
     def payload(self) -> dict[str, Any]:
         """The request as JSON-able data (what the cache hashes, with the model name added)."""
-        d = asdict(self)
+        # field by field: dataclasses.asdict deep-copies, which dominated key hashing
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["stop"] = list(self.stop)
         if self.messages is not None:
             d["messages"] = [list(m) for m in self.messages]
