@@ -13,20 +13,25 @@ Words are never compared, only positions. A sentence with one remaining word sco
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nltk import Tree
+from rich.table import Table
 
+from mckd.errors import InputError
 from mckd.examples import Example
-from mckd.tasks.evalb import COLLINS, EvalbParams, evalb
+from mckd.io import read_text_lines
+from mckd.tasks.evalb import COLLINS, EvalbParams, EvalbTotals, Scanned, evalb
 from mckd.tasks.trees import (
     WORD_TAGS,
     Repair,
+    TreeSyntaxError,
     left_branching,
     looks_labeled,
     parse_bracketed,
+    read_trees,
     repair,
     right_branching,
     scan_brackets,
@@ -35,7 +40,6 @@ from mckd.tasks.trees import (
     tree_words,
 )
 
-_TOKEN = re.compile(r"\(|\)|[^\s()]+")
 _CONTRACTIONS = {"won't": "wo n't", "don't": "do n't", "can't": "ca n't"}
 
 
@@ -81,8 +85,13 @@ def fixup_prediction(sentence: str, prediction: str) -> str:
         s += " )" * (opened - closed)
     while s.count(")") > s.count("(") and s.endswith(" )"):
         s = s[:-2]
-    tokens = _split_on(s.split(), "/", sentence)
-    tokens = _split_on(tokens, "-", sentence)
+    tokens = s.split()
+    if "/" in s:
+        tokens = _split_on(tokens, "/", sentence)
+    if "-" in s:
+        tokens = _split_on(tokens, "-", sentence)
+    if "'" not in s:
+        return " ".join(" ".join(tokens).replace("(", "( ").split())
     out = []
     for tok in tokens:
         if tok in _CONTRACTIONS and _CONTRACTIONS[tok] in sentence:
@@ -101,7 +110,7 @@ def _prediction_spans(text: str) -> tuple[int, list[tuple[int, int]]]:
     spans: list[tuple[int, int]] = []
     leaves = 0
     done = False
-    for tok in _TOKEN.findall(text):
+    for tok in text.replace("(", " ( ").replace(")", " ) ").split():
         if tok == "(":
             if done:
                 raise ValueError("more than one tree")
@@ -128,9 +137,13 @@ class PaperGold:
     __slots__ = ("kept", "kept_before", "n", "sentence", "spans")
 
     def __init__(
-        self, gold: str, sentence: str | None = None, *, drop_punctuation: bool = True
+        self,
+        gold: str | Scanned,
+        sentence: str | None = None,
+        *,
+        drop_punctuation: bool = True,
     ) -> None:
-        words, tags, spans = scan_brackets(gold)
+        words, tags, spans = scan_brackets(gold) if isinstance(gold, str) else gold
         if not drop_punctuation:
             tags = ["NN"] * len(words)
         self.n = len(words)
@@ -264,3 +277,140 @@ class ConstituencyTask:
                 continue
             scores.append(score_prediction(gold, pred).f1)
         return _mean(scores)
+
+
+# --- scoring files (`mckd evaluate`) ------------------------------------------------------
+
+METRICS = ("mckd", "evalb", "evalb-unlabeled")
+
+
+def _read_lines(path: str | Path) -> list[str]:
+    """One tree per line (trailing blank lines ignored); a .mrg file or a directory of them
+    is read as trees and written one per line."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".mrg":
+        return [to_labeled(t) for t in read_trees(path)]
+    lines = read_text_lines(path)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _check_gold(path: str | Path, lines: list[str], *, need_tags: bool) -> list[Scanned]:
+    scanned = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise InputError(path, lineno, "empty line (expected one tree per line)")
+        try:
+            s = scan_brackets(line)
+        except TreeSyntaxError as e:
+            col = f" at column {e.offset + 1}" if e.offset is not None else ""
+            raise InputError(path, lineno, f"{e.problem}{col}") from None
+        if need_tags and not any(s[1]):
+            raise InputError(path, lineno, "gold tree has no POS tags (the metric needs them)")
+        scanned.append(s)
+    return scanned
+
+
+def _check_pred(path: str | Path, lines: list[str], *, labeled: bool) -> list[Scanned]:
+    scanned = []
+    for lineno, line in enumerate(lines, start=1):
+        try:
+            s = scan_brackets(line) if line.strip() else ([], [], [])
+        except TreeSyntaxError as e:
+            col = f" at column {e.offset + 1}" if e.offset is not None else ""
+            raise InputError(
+                path, lineno, f"{e.problem}{col} (the mckd metric scores damaged trees)"
+            ) from None
+        if labeled and s[0] and not any(label for _, _, label in s[2]):
+            raise InputError(
+                path, lineno, "tree has no phrase labels; use --metric evalb-unlabeled or mckd"
+            )
+        scanned.append(s)
+    return scanned
+
+
+def _evalb_block(totals: EvalbTotals, tags: bool) -> dict[str, float | int | None]:
+    f = {k: float(f"{v:.2f}") for k, v in totals.figures().items()}  # as EVALB prints them
+    return {
+        "f1": f["Bracketing FMeasure"],
+        "precision": f["Bracketing Precision"],
+        "recall": f["Bracketing Recall"],
+        "sentences": totals.sentences,
+        "valid": totals.valid,
+        "errors": totals.errors,
+        "skipped": totals.skipped,
+        "complete_match": f["Complete match"],
+        "tag_accuracy": f["Tagging accuracy"] if tags else None,
+        "average_crossing": f["Average crossing"],
+        "no_crossing": f["No crossing"],
+        "two_or_less_crossing": f["2 or less crossing"],
+    }
+
+
+def evaluate_files(
+    gold: str | Path, pred: str | Path, metric: str = "mckd"
+) -> dict[str, float | int | dict | None]:
+    """Score a prediction file against a gold file (one tree per line each). Returns the
+    figures `mckd evaluate --json` prints; any bad input is an `InputError` with file:line."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    gold_lines, pred_lines = _read_lines(gold), _read_lines(pred)
+    if len(gold_lines) != len(pred_lines):
+        short, n = (
+            (pred, len(pred_lines))
+            if len(pred_lines) < len(gold_lines)
+            else (gold, len(gold_lines))
+        )
+        raise InputError(
+            short,
+            n,
+            f"ends after {n} trees, but {gold} has {len(gold_lines)} and "
+            f"{pred} has {len(pred_lines)} (they must pair line by line)",
+        )
+    golds = _check_gold(gold, gold_lines, need_tags=metric == "mckd")
+    if metric == "mckd":
+        result = PaperResult()
+        for g, line in zip(golds, pred_lines, strict=True):
+            result.sentences.append(score_prediction(PaperGold(g), line))
+        n = len(result.sentences)
+        return {
+            "metric": metric,
+            "f1": round(result.mean_f1, 4),
+            "precision": round(_mean([s.precision for s in result.sentences]), 4),
+            "recall": round(_mean([s.recall for s in result.sentences]), 4),
+            "sentences": n,
+            "valid": n - result.failed,
+            "errors": result.failed,
+            "skipped": 0,
+            "complete_match": round(100.0 * sum(s.f1 == 100.0 for s in result.sentences) / n, 4),
+            "tag_accuracy": None,
+        }
+    params = COLLINS if metric == "evalb" else EvalbParams(labeled=False)
+    preds = _check_pred(pred, pred_lines, labeled=metric == "evalb")
+    res = evalb(golds, preds, params)
+    tags = res.borrowed_tags == 0
+    return {
+        "metric": metric,
+        **_evalb_block(res.all, tags),
+        f"len<={params.cutoff_len}": _evalb_block(res.short, tags),
+    }
+
+
+def scores_table(scores: dict) -> Table:
+    """A readable table of `evaluate_files` output (one column per block for EVALB)."""
+    blocks = {"all": scores}
+    blocks.update({k: v for k, v in scores.items() if isinstance(v, dict)})
+    table = Table(title=f"constituency, metric {scores['metric']}")
+    table.add_column("")
+    for name in blocks:
+        table.add_column(name, justify="right")
+    for key, value in scores.items():
+        if key == "metric" or isinstance(value, dict):
+            continue
+        cells = [blocks[b].get(key) for b in blocks]
+        table.add_row(
+            key,
+            *("-" if c is None else f"{c:.2f}" if isinstance(c, float) else str(c) for c in cells),
+        )
+    return table

@@ -7,9 +7,11 @@ numbers from here can be put next to published EVALB numbers.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +43,7 @@ class EvalbParams(BaseModel):
 
 
 COLLINS = EvalbParams()
+_CUT = re.compile(r"[-=]")
 OK, ERROR, SKIP = 0, 1, 2
 
 
@@ -140,48 +143,57 @@ class EvalbResult:
     borrowed_tags: int = 0  # test trees without POS tags that were given the gold tags
 
 
+class _Rules:
+    """EVALB's parameters in the form the inner loop wants, with labels memoised."""
+
+    def __init__(self, params: EvalbParams) -> None:
+        self.params = params
+        self.delete = params.delete_labels
+        self.for_length = params.delete_labels_for_length
+        self.canon: dict[str, str] = {}
+        for a, b in params.equal_labels:
+            root = self.canon.get(a, a)
+            self.canon[b] = root
+            self.canon.setdefault(a, root)
+        self._labels: dict[str, str | None] = {}
+
+    def bracket_label(self, label: str) -> str | None:
+        """The label EVALB compares (cut at the first '-' or '=', equal labels merged), or
+        None when brackets with it are deleted."""
+        out = self._labels.get(label, "")
+        if out == "":
+            cut = _CUT.split(label, 1)[0]
+            cut = self.canon.get(cut, cut)
+            out = self._labels[label] = None if cut in self.delete else cut
+        return out
+
+    def same_tag(self, a: str, b: str) -> bool:
+        return a == b or self.canon.get(a, a) == self.canon.get(b, b)
+
+
 class _Side:
     """One tree after EVALB's deletions: kept words and tags, and its brackets."""
 
     __slots__ = ("brackets", "length", "tags", "words")
 
-    def __init__(self, scanned: Scanned, params: EvalbParams, canon: dict[str, str]) -> None:
+    def __init__(self, scanned: Scanned, rules: _Rules) -> None:
         words, tags, spans = scanned
-        delete = params.delete_labels
-        self.length = sum(t not in params.delete_labels_for_length for t in tags)
-        kept_before = [0] * (len(words) + 1)  # word position -> index among kept words
-        self.words: list[str] = []
-        self.tags: list[str] = []
-        for i, (w, t) in enumerate(zip(words, tags, strict=True)):
-            kept_before[i] = len(self.words)
-            if t not in delete:
-                self.words.append(w)
-                self.tags.append(t)
-        kept_before[len(words)] = len(self.words)
+        self.length = sum(t not in rules.for_length for t in tags)
+        keep = [t not in rules.delete for t in tags]
+        if all(keep):
+            self.words, self.tags = words, tags
+            kept_before: list[int] | range = range(len(words) + 1)
+        else:
+            self.words = [w for w, k in zip(words, keep, strict=True) if k]
+            self.tags = [t for t, k in zip(tags, keep, strict=True) if k]
+            kept_before = [0, *accumulate(keep)]  # word position -> index among kept words
         self.brackets: list[tuple[int, int, str]] = []
         for start, end, label in spans:
             s, e = kept_before[start], kept_before[end]
-            label = _strip_label(label)
-            label = canon.get(label, label)
-            if s != e and label not in delete:
-                self.brackets.append((s, e, label))
-
-
-def _strip_label(label: str) -> str:
-    """EVALB cuts a bracket label at its first '-' or '=' (so `NP-SBJ-1` is `NP`)."""
-    for i, c in enumerate(label):
-        if c in "-=":
-            return label[:i]
-    return label
-
-
-def _canonical_labels(params: EvalbParams) -> dict[str, str]:
-    canon: dict[str, str] = {}
-    for a, b in params.equal_labels:
-        root = canon.get(a, a)
-        canon[b] = root
-        canon.setdefault(a, root)
-    return canon
+            if s != e:
+                lab = rules.bracket_label(label)
+                if lab is not None:
+                    self.brackets.append((s, e, lab))
 
 
 def _crossing(gold: list[tuple[int, int, str]], test: list[tuple[int, int, str]]) -> int:
@@ -199,10 +211,10 @@ def _crossing(gold: list[tuple[int, int, str]], test: list[tuple[int, int, str]]
 
 
 def score_sentence(
-    sid: int, gold: Scanned, test: Scanned, params: EvalbParams = COLLINS
+    sid: int, gold: Scanned, test: Scanned, params: EvalbParams | _Rules = COLLINS
 ) -> EvalbSentence:
-    canon = _canonical_labels(params)
-    g, t = _Side(gold, params, canon), _Side(test, params, canon)
+    rules = params if isinstance(params, _Rules) else _Rules(params)
+    g, t = _Side(gold, rules), _Side(test, rules)
     if not t.words:
         return EvalbSentence(sid, g.length, SKIP, problem="no words in the test tree")
     if len(g.words) != len(t.words):
@@ -212,12 +224,12 @@ def score_sentence(
     for gw, tw in zip(g.words, t.words, strict=True):
         if gw != tw:
             return EvalbSentence(sid, g.length, ERROR, problem=f"words unmatch ({gw}|{tw})")
-    if params.labeled:
+    if rules.params.labeled:
         matched = sum((Counter(g.brackets) & Counter(t.brackets)).values())
     else:
         gold_spans = Counter((s, e) for s, e, _ in g.brackets)
         matched = sum((gold_spans & Counter((s, e) for s, e, _ in t.brackets)).values())
-    correct = sum(canon.get(a, a) == canon.get(b, b) for a, b in zip(g.tags, t.tags, strict=True))
+    correct = sum(rules.same_tag(a, b) for a, b in zip(g.tags, t.tags, strict=True))
     return EvalbSentence(
         sid,
         g.length,
@@ -254,6 +266,7 @@ def evalb(
     if len(golds) != len(tests):
         raise ValueError(f"{len(golds)} gold trees but {len(tests)} test trees")
     result = EvalbResult()
+    rules = _Rules(params)
     for i, (g, t) in enumerate(zip(golds, tests, strict=True), start=1):
         g = scan_brackets(g) if isinstance(g, str) else g
         if isinstance(t, str):
@@ -268,7 +281,7 @@ def evalb(
                 continue
         t, borrowed = _borrow_tags(g, t)
         result.borrowed_tags += borrowed
-        _add(result, score_sentence(i, g, t, params), params)
+        _add(result, score_sentence(i, g, t, rules), params)
     return result
 
 

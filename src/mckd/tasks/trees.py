@@ -139,15 +139,99 @@ def parse_bracketed(text: str, *, labels: bool | None = None) -> Tree:
     return root
 
 
-def scan_brackets(
-    text: str, *, labels: bool | None = None
-) -> tuple[list[str], list[str], list[tuple[int, int, str]]]:
+Scan = tuple[list[str], list[str], list[tuple[int, int, str]]]
+
+
+def scan_brackets(text: str, *, labels: bool | None = None) -> Scan:
     """Words, POS tags and constituents `(start, end, label)` of one bracketed tree, without
     building an `nltk.Tree` (the metrics call this on every line). Follows `parse_bracketed`'s
     reading: a node with a single word is a preterminal (its label is the tag, '' for `( w )`);
-    every other node is a constituent, listed in the order it closes."""
+    every other node is a constituent, listed in the order it closes. Malformed text raises
+    `TreeSyntaxError` with the offset of the problem."""
     if labels is None:
         labels = looks_labeled(text)
+    try:
+        return _scan_fast(text, labels)
+    except TreeSyntaxError as fast_error:
+        _scan_checked(text, labels)  # the careful scan says where the problem is
+        raise fast_error from None
+
+
+def _scan_fast(text: str, labels: bool) -> Scan:
+    """The common case at C speed where possible: split on brackets, then take a labeled
+    preterminal `( TAG word )` or a word bracket `( w )` in one step."""
+    toks = text.replace("(", " ( ").replace(")", " ) ").split()
+    words: list[str] = []
+    tags: list[str] = []
+    spans: list[tuple[int, int, str]] = []
+    starts: list[int] = []  # per open bracket: first word, label, children, bare words
+    names: list[str] = []
+    kids: list[int] = []
+    bares: list[list[int] | None] = []
+    i, n = 0, len(toks)
+    try:
+        while i < n:
+            tok = toks[i]
+            if tok == "(":
+                nxt = toks[i + 1]
+                if nxt != "(" and nxt != ")":
+                    after = toks[i + 2]
+                    if after == ")":  # ( w )
+                        words.append(nxt)
+                        tags.append("")
+                        i += 3
+                    elif labels and after != "(" and toks[i + 3] == ")":  # (TAG word)
+                        words.append(after)
+                        tags.append(nxt)
+                        i += 4
+                    else:
+                        starts.append(len(words))
+                        names.append(nxt if labels else "")
+                        kids.append(0)
+                        bares.append(None)
+                        i += 2 if labels else 1
+                        continue
+                    if kids:
+                        kids[-1] += 1
+                    elif i < n:
+                        raise TreeSyntaxError("text after the end of the tree")
+                    continue
+                starts.append(len(words))
+                names.append("")
+                kids.append(0)
+                bares.append(None)
+            elif tok == ")":
+                start, label, k, bare = starts.pop(), names.pop(), kids.pop(), bares.pop()
+                if k == 0:
+                    raise TreeSyntaxError("empty brackets")
+                if bare:
+                    for j in bare:
+                        tags[j] = label
+                if k > 1 or not bare:
+                    spans.append((start, len(words), label))
+                if kids:
+                    kids[-1] += 1
+                elif i + 1 < n:
+                    raise TreeSyntaxError("text after the end of the tree")
+            else:
+                if not kids:
+                    raise TreeSyntaxError("word outside any brackets")
+                if bares[-1] is None:
+                    bares[-1] = []
+                bares[-1].append(len(words))  # type: ignore[union-attr]
+                kids[-1] += 1
+                words.append(tok)
+                tags.append("")
+            i += 1
+    except IndexError:
+        raise TreeSyntaxError("unbalanced brackets") from None
+    if kids or not words:
+        raise TreeSyntaxError("unbalanced brackets" if kids else "no bracketed tree found")
+    return words, tags, spans
+
+
+def _scan_checked(text: str, labels: bool) -> Scan:
+    """Token by token, with the offset of any problem (the slow path, for error messages)."""
     words: list[str] = []
     tags: list[str] = []
     spans: list[tuple[int, int, str]] = []
