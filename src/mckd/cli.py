@@ -105,6 +105,33 @@ def report(run_dir: Annotated[str, typer.Argument(help="A run directory holding 
     typer.echo(f"report: {paths['html']}")
 
 
+@app.command("evaluate")
+def evaluate(
+    gold: Annotated[str, typer.Option("--gold", help="Gold trees, one per line (labeled, with POS tags).")],
+    pred: Annotated[str, typer.Option("--pred", help="Predicted trees, one per line (labeled or the unlabeled ( ( w ) ( w ) ) form).")],
+    task: Annotated[str, typer.Option("--task", help="Task: constituency.")] = "constituency",
+    metric: Annotated[str, typer.Option("--metric", help="mckd (the paper's metric) | evalb | evalb-unlabeled (COLLINS.prm).")] = "mckd",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Score predicted trees against gold trees."""
+    import json
+
+    from mckd.errors import ConfigError
+    from mckd.tasks.constituency import METRICS, evaluate_files, scores_table
+
+    if task != "constituency":
+        raise ConfigError(f"--task must be constituency, got {task!r}")
+    if metric not in METRICS:
+        raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    scores = evaluate_files(gold, pred, metric)
+    if as_json:
+        typer.echo(json.dumps(scores))
+    else:
+        from rich.console import Console
+
+        Console().print(scores_table(scores))
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:
