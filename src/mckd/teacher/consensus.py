@@ -1,0 +1,101 @@
+"""Consensus over several sampled teacher trees for one input.
+
+Sampling n outputs costs n calls per input (n times the generation time; with a shared prompt
+prefix the prompt is processed once). Two ways to combine them, both over unlabeled word spans:
+
+- `mbr`: minimum Bayes risk: keep the sample with the highest mean span F1 against the other
+  samples (the one the others agree with most). Always one of the teacher's own trees.
+- `vote`: keep every span that more than half of the valid samples contain. Spans with a
+  strict majority never cross (two crossing spans cannot both be in more than half of a set
+  of trees), so they always form one tree.
+
+Samples whose words do not match the input after repair are left out of the consensus; when
+none is valid, the first sample goes on to the usual repair path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Span = tuple[int, int]
+
+
+class ConsensusConfig(BaseModel):
+    """How several sampled outputs per input are combined."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["mbr", "vote"] = Field(
+        "mbr", description="'mbr': the sample with the highest expected span F1 against the "
+        "others; 'vote': the spans in more than half of the samples."
+    )
+
+
+def span_f1(a: set[Span], b: set[Span]) -> float:
+    """Unlabeled span F1 (0-1) of two span sets; two empty sets agree fully."""
+    if not a and not b:
+        return 1.0
+    hit = len(a & b)
+    if hit == 0:
+        return 0.0
+    p, r = hit / len(a), hit / len(b)
+    return 2 * p * r / (p + r)
+
+
+def mbr_index(candidates: Sequence[set[Span]]) -> int:
+    """Index of the candidate with the highest mean span F1 against the others (ties: first)."""
+    if not candidates:
+        raise ValueError("mbr_index needs at least one candidate")
+    if len(candidates) == 1:
+        return 0
+    best, best_score = 0, -1.0
+    for i, a in enumerate(candidates):
+        score = sum(span_f1(a, b) for j, b in enumerate(candidates) if j != i)
+        if score > best_score + 1e-12:
+            best, best_score = i, score
+    return best
+
+
+def majority_spans(candidates: Sequence[set[Span]]) -> set[Span]:
+    """Spans in strictly more than half of the candidates (mutually non-crossing)."""
+    counts = Counter(s for c in candidates for s in c)
+    return {s for s, n in counts.items() if 2 * n > len(candidates)}
+
+
+def combine(words: list[str], targets: Sequence[str], method: str = "mbr") -> tuple[str, dict]:
+    """Consensus of several unlabeled targets for `words` -> (target, info).
+
+    Targets that do not parse or whose words differ from `words` are ignored; `info` says how
+    many were usable and, for mbr, which sample won."""
+    from mckd.tasks.trees import (
+        TreeSyntaxError,
+        parse_bracketed,
+        to_unlabeled,
+        tree_from_spans,
+        tree_words,
+        unlabeled_spans,
+    )
+
+    usable: list[tuple[int, set[Span]]] = []
+    for i, text in enumerate(targets):
+        try:
+            tree = parse_bracketed(text)
+        except TreeSyntaxError:
+            continue
+        if tree_words(tree) == words:
+            usable.append((i, unlabeled_spans(tree)))
+    info: dict = {"samples": len(targets), "usable": len(usable)}
+    if not usable:
+        return targets[0], info
+    if method == "mbr":
+        pick = usable[mbr_index([s for _, s in usable])][0]
+        info["picked"] = pick
+        return targets[pick], info
+    if method == "vote":
+        spans = majority_spans([s for _, s in usable])
+        return to_unlabeled(tree_from_spans(words, spans)), info
+    raise ValueError(f"unknown consensus method {method!r} (expected 'mbr' or 'vote')")

