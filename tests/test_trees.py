@@ -8,6 +8,7 @@ from mckd.tasks.trees import (
     normalize_tree,
     parse_tree,
     read_trees,
+    repair,
     right_branching,
     to_labeled,
     to_unlabeled,
@@ -112,3 +113,71 @@ def test_unbalanced_tree_in_file_reported_at_its_line(tmp_path):
     path.write_text("(S (NN a) (NN b))\n(S (NN a) (NN b)\n(S (NN c) (NN d))\n")
     with pytest.raises(InputError, match=r"trees.txt:2: unbalanced brackets: 1 unclosed"):
         read_trees(path)
+
+
+# --- repair of generated trees -------------------------------------------------------------
+
+WORDS = ["I", "do", "n't", "like", "the", "company", "'s", "a", "/", "b", "plan", "."]
+GOOD = "( ( I ) ( ( do ) ( n't ) ( like ) ( ( the ) ( company ) ( 's ) ) ( ( a ) ( / ) ( b ) ( plan ) ) ) ( . ) )"
+
+
+def test_repair_leaves_a_good_tree_alone():
+    r = repair(GOOD, WORDS)
+    assert (r.text, r.changed, r.yield_ok, r.problems) == (GOOD, False, True, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (GOOD[:-4], "appended 2 missing ')'"),
+        (GOOD + " ) )", "dropped 2 extra ')'"),
+        (GOOD.replace("( I )", "( ( ) I )"), "removed 1 empty brackets"),
+    ],
+)
+def test_repair_balances_brackets(text, problem):
+    r = repair(text, WORDS)
+    assert r.changed and r.yield_ok and problem in r.problems
+    assert tree_words(parse_tree(r.text)) == WORDS
+
+
+def test_repair_joins_a_forest_under_one_root():
+    forest = "( ( I ) ( ( do ) ( n't ) ( like ) ( ( the ) ( company ) ( 's ) ) ( ( a ) ( / ) ( b ) ( plan ) ) ) ) ( . )"
+    r = repair(forest, WORDS)
+    assert "joined 2 trees under one root" in r.problems and r.yield_ok
+    assert unlabeled_spans(parse_tree(r.text)) >= {(0, 11), (0, 12)}
+
+
+def test_repair_splits_merged_tokens_into_their_own_brackets():
+    merged = "( ( I ) ( ( don't ) ( like ) ( ( the ) ( company's ) ) ( ( a/b ) ( plan ) ) ) ( . ) )"
+    r = repair(merged, WORDS)
+    assert r.yield_ok and "split 3 words to match the input" in r.problems
+    spans = unlabeled_spans(parse_tree(r.text))
+    assert {(1, 3), (5, 7), (7, 10)} <= spans  # each split token is one constituent
+
+
+def test_repair_restores_case_and_joins_split_words():
+    r = repair(GOOD.replace("( I )", "( i )").replace("( plan )", "( pl ) ( an )"), WORDS)
+    assert r.yield_ok and tree_words(r.tree) == WORDS
+    assert "changed case of 1 word to match the input" in r.problems
+    assert "joined 1 word to match the input" in r.problems
+
+
+def test_repair_dropped_and_extra_words():
+    dropped = repair(GOOD.replace("( like ) ", ""), WORDS)
+    assert dropped.yield_ok and "inserted 1 word to match the input" in dropped.problems
+    extra = repair(GOOD.replace("( like )", "( really ) ( like )"), WORDS)
+    assert extra.yield_ok and "dropped 1 word to match the input" in extra.problems
+
+
+def test_repair_labeled_output_stays_labeled():
+    text = "(S (NP (PRP I)) (VP (VBP don't) (VB like) (NP (DT the) (NN plan))) (. .)"
+    r = repair(text, ["I", "do", "n't", "like", "the", "plan", "."])
+    assert r.yield_ok and r.text.startswith("(S (NP (PRP I))")
+    assert "appended 1 missing ')'" in r.problems
+
+
+def test_repair_reports_what_it_cannot_fix():
+    assert repair("", WORDS).text is None
+    assert not repair("", WORDS).yield_ok
+    flat = repair("I do n't like", WORDS)
+    assert flat.yield_ok and "bracketed 4 words outside any brackets" in flat.problems
