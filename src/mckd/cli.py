@@ -42,6 +42,40 @@ def models_fetch(
         typer.echo(str(fetch_model(name)))
 
 
+@data_app.command("synth-treebank")
+def data_synth_treebank(
+    n: Annotated[int, typer.Option("--n", min=1, help="How many trees.")],
+    out: Annotated[str, typer.Option("--out", help="Output file: one PTB tree per line.")],
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same trees.")] = 0,
+    max_len: Annotated[int, typer.Option("--max-len", min=5, max=40, help="Longest sentence, in tokens.")] = 40,
+) -> None:
+    """Generate synthetic English PTB-style trees from the built-in grammar (not real PTB)."""
+    from mckd.data import synth_treebank, write_trees
+
+    write_trees(out, synth_treebank(n, seed, max_len=max_len))
+    typer.echo(f"wrote {n} trees to {out}")
+
+
+@data_app.command("split")
+def data_split(
+    trees: Annotated[str, typer.Option("--trees", help="PTB .mrg file, one-tree-per-line file, or a directory.")],
+    out: Annotated[str, typer.Option("--out", help="Output directory for labeled/unlabeled/test.jsonl.")],
+    labeled: Annotated[int, typer.Option("--labeled", help="Gold pairs (demonstrations).")] = 50,
+    test: Annotated[int, typer.Option("--test", help="Test sentences.")] = 500,
+    unlabeled: Annotated[int | None, typer.Option("--unlabeled", help="Pool size; default all the rest.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffle.")] = 0,
+    max_len: Annotated[int | None, typer.Option("--max-len", help="Drop sentences longer than this (tokens).")] = None,
+) -> None:
+    """Split a treebank into labeled.jsonl, unlabeled.jsonl and test.jsonl (disjoint, seeded)."""
+    from mckd.data.split import SplitConfig, split_treebank, validated
+
+    cfg = validated(
+        SplitConfig, "data split", n_labeled=labeled, n_test=test, n_unlabeled=unlabeled, seed=seed, max_len=max_len
+    )
+    sizes = split_treebank(trees, out, cfg)
+    typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Known local models, where they live and whether they are fetched."""
@@ -76,6 +110,38 @@ def label(
     cfg = load_teacher_config(config, overrides)
     result = label_files(pool, out, cfg, labeled_path=labeled, task=task, dry_run=dry_run, progress=progress, retry_rejected=retry_rejected)
     typer.echo(json.dumps(result.to_json() if dry_run else result.usage, indent=2))
+
+
+@app.command("train")
+def train(
+    train_file: Annotated[str, typer.Option("--train", help="Labeled examples (JSONL with targets).")],
+    out: Annotated[str, typer.Option("--out", help="Output directory (checkpoints; the model in OUT/model).")],
+    model: Annotated[str | None, typer.Option("--model", help="Hub name, local directory or preset (t5-tiny, t5-small, t5-base, minilm).")] = None,
+    task: Annotated[str, typer.Option("--task", help="Task whose fidelity F1 drives early stopping.")] = "constituency",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any student setting, KEY=VALUE (repeatable), e.g. --set train.epochs=5 --set generate.constrained=true --set kind=causal.")] = None,
+) -> None:
+    """Train a student on labeled examples; rerun the same command to resume."""
+    import json
+    from dataclasses import asdict
+
+    from mckd.student import train_file as fit_file
+
+    report = fit_file(train_file, out, model=model, overrides=set_ or [], task=task)
+    typer.echo(json.dumps(asdict(report)))
+
+
+@app.command("predict")
+def predict(
+    model: Annotated[str, typer.Option("--model", help="A trained student directory (mckd train's OUT).")],
+    input_file: Annotated[str, typer.Option("--input", help="Examples to label (JSONL; targets are ignored).")],
+    out: Annotated[str, typer.Option("--out", help="Output JSONL: the examples with predicted targets.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Decoding setting, KEY=VALUE (repeatable), e.g. --set generate.num_beams=4.")] = None,
+) -> None:
+    """Write a trained student's predictions (with meta.mean_logprob) for every input example."""
+    from mckd.student import predict_file
+
+    n = predict_file(model, input_file, out, overrides=set_ or [])
+    typer.echo(f"{n} predictions: {out}")
 
 
 @app.command("run")

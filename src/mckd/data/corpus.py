@@ -1,0 +1,104 @@
+"""The built-in demo corpus: synthetic trees, split into labeled / unlabeled / test, in one call."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from nltk import Tree
+from pydantic import BaseModel, ConfigDict, Field
+
+from mckd.data.readers import Treebank
+from mckd.data.split import SplitConfig, split_examples, validated, write_split
+from mckd.data.synth import MAX_LEN, MIN_LEN, synth_treebank
+from mckd.io import atomic_write
+from mckd.tasks.trees import to_labeled, tree_words
+
+log = logging.getLogger(__name__)
+
+DONE = "DONE"
+
+
+class DemoCorpusConfig(BaseModel):
+    """The synthetic corpus a demo run uses when no treebank is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_labeled: int = Field(50, ge=1, description="Gold pairs (prompt demonstrations).")
+    n_unlabeled: int = Field(1000, ge=1, description="Pool of sentences for the teacher to label.")
+    n_test: int = Field(500, ge=1, description="Held-out test sentences.")
+    seed: int = Field(0, description="Seed of the grammar and of the split.")
+    max_len: int = Field(
+        MAX_LEN,
+        ge=MIN_LEN,
+        le=MAX_LEN,
+        description="Longest sentence, in tokens (punctuation counted).",
+    )
+
+
+def write_trees(path: str | Path, trees: list[Tree]) -> None:
+    """One labeled tree per line, atomically."""
+    with atomic_write(path) as f:
+        for tree in trees:
+            f.write(to_labeled(tree, pos=True) + "\n")
+
+
+def _unique_trees(cfg: DemoCorpusConfig, needed: int) -> Treebank:
+    """Draw trees until `needed` distinct sentences exist (repeats are rare but possible).
+    synth_treebank(n) is a prefix of synth_treebank(m > n), so drawing more keeps the first."""
+    n = needed + needed // 50 + 10
+    while True:
+        bank = Treebank()
+        seen: set[str] = set()
+        for i, tree in enumerate(synth_treebank(n, cfg.seed, max_len=cfg.max_len)):
+            sentence = " ".join(tree_words(tree))
+            if sentence in seen:
+                bank.drop("repeated sentence")
+                continue
+            seen.add(sentence)
+            bank.trees.append(tree)
+            bank.origins.append(f"trees.txt#{i}")
+        if len(bank.trees) >= needed:
+            return bank
+        n *= 2
+
+
+def build_demo_corpus(
+    out_dir: str | Path, cfg: DemoCorpusConfig | None = None, **fields: int
+) -> dict[str, Path]:
+    """Write trees.txt, labeled.jsonl, unlabeled.jsonl, test.jsonl and split.json under `out_dir`,
+    then a DONE marker holding the config. A second call with the same config does nothing;
+    a different config rebuilds. `fields` override the config: `build_demo_corpus(d, n_test=100)`.
+    Returns the paths of the three split files."""
+    cfg = validated(
+        DemoCorpusConfig, "demo corpus", **{**(cfg or DemoCorpusConfig()).model_dump(), **fields}
+    )
+    out_dir = Path(out_dir)
+    paths = {name: out_dir / f"{name}.jsonl" for name in ("labeled", "unlabeled", "test")}
+    done = out_dir / DONE
+    if done.exists() and _done_config(done) == cfg.model_dump():
+        log.info("demo corpus already built in %s", out_dir)
+        return paths
+    done.unlink(missing_ok=True)  # a rebuild that dies half way must not look finished
+    needed = cfg.n_labeled + cfg.n_unlabeled + cfg.n_test
+    bank = _unique_trees(cfg, needed)
+    bank.trees, bank.origins = bank.trees[:needed], bank.origins[:needed]
+    write_trees(out_dir / "trees.txt", bank.trees)
+    split_cfg = SplitConfig(
+        n_labeled=cfg.n_labeled, n_test=cfg.n_test, n_unlabeled=cfg.n_unlabeled, seed=cfg.seed
+    )
+    splits = split_examples(bank, split_cfg, where=out_dir / "trees.txt")
+    info = {"trees": "trees.txt (synthetic, mckd.data.synth)", "config": cfg.model_dump()}
+    sizes = write_split(splits, out_dir, info)
+    with atomic_write(done) as f:
+        json.dump(cfg.model_dump(), f)
+    log.info("built the demo corpus in %s: %s", out_dir, sizes)
+    return paths
+
+
+def _done_config(done: Path) -> dict | None:
+    try:
+        return json.loads(done.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
