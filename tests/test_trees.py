@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from nltk import Tree
 
 from mckd.errors import InputError
 from mckd.tasks.trees import (
@@ -10,6 +11,7 @@ from mckd.tasks.trees import (
     read_trees,
     repair,
     right_branching,
+    scan_brackets,
     to_labeled,
     to_unlabeled,
     tree_from_spans,
@@ -181,3 +183,44 @@ def test_repair_reports_what_it_cannot_fix():
     assert not repair("", WORDS).yield_ok
     flat = repair("I do n't like", WORDS)
     assert flat.yield_ok and "bracketed 4 words outside any brackets" in flat.problems
+
+
+# --- round trip on the built-in generated treebank ----------------------------------------
+
+
+def constituents(tree: Tree) -> list[tuple[int, int, str]]:
+    """(start, end, label) of every non-preterminal node, in the order it closes."""
+    out: list[tuple[int, int, str]] = []
+
+    def walk(node: Tree, start: int) -> int:
+        if isinstance(node[0], str) and len(node) == 1:
+            return start + 1
+        end = start
+        for child in node:
+            end = walk(child, end)
+        out.append((start, end, node.label()))
+        return end
+
+    walk(tree, 0)
+    return out
+
+
+def test_round_trip_on_1000_generated_trees():
+    from mckd.data.synth import synth_treebank
+
+    trees = synth_treebank(1000, 0)
+    assert len(trees) == 1000
+    for tree in trees:
+        words, tags = tree_words(tree), tree_tags(tree)
+        assert normalize_tree(tree) == tree  # the generator writes normalized trees
+        labeled = to_labeled(tree)
+        assert parse_tree(labeled) == tree
+        assert scan_brackets(labeled) == (words, tags, constituents(tree))
+        no_pos = parse_tree(to_labeled(tree, pos=False))
+        assert tree_words(no_pos) == words and unlabeled_spans(no_pos) == unlabeled_spans(tree)
+        unlabeled = to_unlabeled(tree)
+        back = parse_tree(unlabeled)
+        assert tree_words(back) == words and unlabeled_spans(back) == unlabeled_spans(tree)
+        assert to_unlabeled(back) == unlabeled
+        assert to_unlabeled(tree_from_spans(words, unlabeled_spans(tree))) == unlabeled
+        assert repair(unlabeled, words).changed is False
