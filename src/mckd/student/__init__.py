@@ -10,18 +10,21 @@ into an object with the `Student` protocol (student/base.py):
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from mckd.errors import ConfigError, InputError
 from mckd.student.base import Prediction, Student, TrainReport
 from mckd.student.chart import ChartConfig
-from mckd.student.config import CausalConfig, Seq2SeqConfig, config_error
+from mckd.student.config import CausalConfig, Seq2SeqConfig, config_error, merge, parse_overrides
 
 StudentConfig = Annotated[Seq2SeqConfig | CausalConfig | ChartConfig, Field(discriminator="kind")]
 
 __all__ = ["CausalConfig", "ChartConfig", "Prediction", "Seq2SeqConfig", "Student", "StudentConfig",
-           "TrainReport", "build_student", "parse_student_config"]
+           "TrainReport", "build_student", "load_trained_student", "parse_student_config",
+           "predict_file", "train_file"]
 
 
 def parse_student_config(raw: dict[str, Any]) -> Seq2SeqConfig | CausalConfig | ChartConfig:
@@ -41,3 +44,59 @@ def build_student(cfg: Seq2SeqConfig | CausalConfig | ChartConfig, task: Any = N
     from mckd.student.seq2seq import Seq2SeqStudent
 
     return Seq2SeqStudent(cfg, task)
+
+
+def _student_dir(path: Path) -> Path:
+    """A saved student, or a training output directory holding one in `model/`."""
+    for cand in (path, path / "model"):
+        if (cand / "student_config.json").exists() or (cand / "chart_config.json").exists():
+            return cand
+    raise InputError(path, None, "not a trained student (no student_config.json or chart_config.json)")
+
+
+def load_trained_student(path: str | Path, task: Any = None) -> Student:
+    """Reopen any saved student, whatever its kind."""
+    path = _student_dir(Path(path))
+    if (path / "chart_config.json").exists():
+        from mckd.student.chart import ChartStudent
+
+        return ChartStudent.load(path, task)
+    from mckd.student.seq2seq import Seq2SeqStudent
+
+    return Seq2SeqStudent.load(path, task)
+
+
+def train_file(train_path: str | Path, out_dir: str | Path, *, model: str | None = None,
+               overrides: list[str] | None = None, task: str = "constituency") -> TrainReport:
+    """`mckd train`: train a student on a labeled JSONL file; the model goes to `out_dir/model`."""
+    from mckd.examples import read_examples
+    from mckd.tasks import TASKS
+
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    raw = parse_overrides(overrides or [])
+    if model is not None:
+        raw["encoder" if raw.get("kind") == "chart" else "model"] = model
+    cfg = parse_student_config(raw)
+    examples = read_examples(train_path, require_target=True)
+    return build_student(cfg, TASKS[task]).fit(examples, Path(out_dir))
+
+
+def predict_file(model_dir: str | Path, input_path: str | Path, out_path: str | Path, *,
+                 overrides: list[str] | None = None) -> int:
+    """`mckd predict`: write each input example with the student's prediction as its target
+    (and `meta.mean_logprob`); returns the number written."""
+    from mckd.examples import read_examples, write_examples
+
+    student = load_trained_student(model_dir)
+    if overrides:
+        cfg = student.cfg  # type: ignore[attr-defined]
+        try:
+            student.cfg = type(cfg).model_validate(merge(cfg.model_dump(), parse_overrides(overrides)))  # type: ignore[attr-defined]
+        except ValidationError as e:
+            raise config_error(e, "--set") from None
+    examples = read_examples(input_path)
+    preds = student.predict([ex.source for ex in examples])
+    write_examples(out_path, [ex.with_target(p.text, mean_logprob=p.mean_logprob, **p.meta)
+                              for ex, p in zip(examples, preds, strict=True)])
+    return len(examples)
