@@ -36,7 +36,7 @@ _MINILM_ALIASES = {MINILM, "all-MiniLM-L6-v2", "minilm"}
 class ChartConfig(BaseModel):
     """Settings of the span-chart student; defaults are the measured ones (docs/STUDENTS.md)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     kind: Literal["chart"] = Field("chart", description="Student kind: a span-chart parser.")
     encoder: str = Field(
@@ -80,6 +80,11 @@ class ChartConfig(BaseModel):
     )
     seed: int = Field(
         0, description="Seed for the span MLP's initial weights, batch order and dropout."
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads (set when the student is built); null keeps torch's.",
     )
     device: str = Field(
         "auto", description="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."
@@ -144,6 +149,8 @@ class ChartStudent:
             self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         else:
             self.device = torch.device(cfg.device)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)  # the span MLP's initial weights
         self.model = SpanScorer(encoder, cfg.span_hidden).to(self.device)
 

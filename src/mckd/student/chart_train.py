@@ -100,7 +100,8 @@ def train_chart(student: ChartStudent, train: list[Example], out_dir: Path) -> T
         )
     lengths = [len(ids) for ids, _ in data.encoded]
     while state.epoch < cfg.epochs and not state.stopped_early:
-        started = time.time()
+        started = clock = time.time()
+        first = state.batch
         batches = bucketed_batches(lengths, cfg.batch_size, cfg.seed + state.epoch)
         for chunk in batches[state.batch :]:
             loss = train_step(student, data, chunk, opt, sched)
@@ -108,6 +109,8 @@ def train_chart(student: ChartStudent, train: list[Example], out_dir: Path) -> T
             state.step += 1
             state.loss_sum += loss
             state.loss_count += 1
+            if state.step % 50 == 0:
+                log_progress(state, total, (state.batch - first) / (time.time() - clock))
             if state.step % cfg.checkpoint_every == 0:
                 state.seconds += time.time() - started
                 started = time.time()
@@ -116,6 +119,17 @@ def train_chart(student: ChartStudent, train: list[Example], out_dir: Path) -> T
         state.seconds += time.time() - started
         save_checkpoint(ckpt, student, opt, sched, state, data.fingerprint)
     return finish(student, state, data, out_dir)
+
+
+def log_progress(state: TrainState, total: int, rate: float) -> None:
+    log.info(
+        "step %d/%d: loss %.4f, %.2f steps/s, about %.0f s left",
+        state.step,
+        total,
+        state.loss_sum / max(1, state.loss_count),
+        rate,
+        (total - state.step) / max(rate, 1e-9),
+    )
 
 
 def prepare(student: ChartStudent, train: list[Example]) -> TrainData:
