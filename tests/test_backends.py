@@ -219,3 +219,70 @@ def test_llamacpp_smollm2_text_grammar_and_prefix_cache() -> None:
         complete(be, TeacherRequest(prompt="word " * 2000, max_tokens=4))
     assert err.value.reason == "context_overflow"
     be.close()
+
+
+# ---------------------------------------------------------------- transformers, tiny random model
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama with a word-level tokenizer, saved like a hub checkpoint."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tinylm")
+    words = ["[PAD]", "[UNK]", "[EOS]", "Input:", "Output:", "(", ")"] + [
+        f"w{i}" for i in range(40)
+    ]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]"
+    ).save_pretrained(out)
+    cfg = LlamaConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        eos_token_id=2,
+        bos_token_id=None,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    return out
+
+
+def test_transformers_batched_generation_matches_one_at_a_time(tiny_lm: Path) -> None:
+    from mckd.teacher.backends.hf import TransformersBackend
+
+    be = TransformersBackend(
+        TeacherConfig(backend="transformers", model=str(tiny_lm), batch_size=4, device="cpu")
+    )
+    reqs = [
+        TeacherRequest(prompt=f"Input: w{i} w{i + 1} {'w3 ' * i}Output:", max_tokens=6)
+        for i in range(6)
+    ]
+    single = [complete(be, r) for r in reqs]
+
+    async def together() -> list:
+        return await asyncio.gather(*(be.acomplete(r) for r in reqs))
+
+    batched = asyncio.run(together())
+    assert [c.text for c in batched] == [c.text for c in single]  # left padding changes nothing
+    assert [c.extra["batch"] for c in batched] == [4, 4, 4, 4, 2, 2]
+    assert all(c.prompt_tokens == len(r.prompt.split()) for c, r in zip(single, reqs, strict=True))
+    assert all(0 < c.completion_tokens <= 6 for c in single)
+    # a stop string cuts the text where it first appears
+    first = single[0]
+    stop = first.text.split()[1]
+    stopped = complete(be, TeacherRequest(prompt=reqs[0].prompt, max_tokens=6, stop=(stop,)))
+    assert stopped.text == first.text[: first.text.index(stop)] and stopped.finish_reason == "stop"
+    with pytest.raises(BackendError) as err:
+        complete(be, TeacherRequest(prompt="w1 " * 70, max_tokens=4))
+    assert err.value.reason == "context_overflow"
