@@ -77,29 +77,33 @@ def tiny_config(folder: Path, **overrides: Any) -> dict[str, Any]:
 
 # Called as on_epoch(out_dir, epoch) after each finished epoch; the resume tests kill here.
 on_epoch: Callable[[Path, int], None] | None = None
+# When set, every trained epoch is logged here as "<step> <epoch>".
+EPOCH_LOG: Path | None = None
 
 
 class FakeStudent:
     """Remembers its training pairs and answers right-branching for anything else. Training
-    takes `EPOCHS` epochs, each logged to `epochs.log` and checkpointed in `state.json`, so an
+    takes `EPOCHS` epochs, each checkpointed in `state.json` (and logged to EPOCH_LOG), so an
     interrupted fit resumes after its last finished epoch."""
 
     EPOCHS = 3
 
     def __init__(self, cfg: Any = None, task: Any = None) -> None:
         self.memory: dict[str, str] = {}
+        self.loaded_from: str | None = None
 
     def fit(self, train: list[Example], out_dir: Path) -> TrainReport:
         out_dir.mkdir(parents=True, exist_ok=True)
         state_path = out_dir / "state.json"
         state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": 0}
         for epoch in range(state["epoch"] + 1, self.EPOCHS + 1):
-            with open(out_dir / "epochs.log", "a") as f:
-                f.write(f"{epoch}\n")
+            if EPOCH_LOG is not None:  # outside the run directory: survives a wiped step folder
+                with open(EPOCH_LOG, "a") as f:
+                    f.write(f"{out_dir.parent.name} {epoch}\n")
             state_path.write_text(json.dumps({"epoch": epoch}))
             if on_epoch is not None:
                 on_epoch(out_dir, epoch)
-        self.memory = {ex.source: ex.target for ex in train if ex.target is not None}
+        self.memory.update({ex.source: ex.target for ex in train if ex.target is not None})
         return TrainReport(epochs=self.EPOCHS, steps=self.EPOCHS * len(train), seconds=0.01,
                            final_loss=0.5, fidelity=[100.0] * self.EPOCHS)
 
@@ -113,6 +117,14 @@ class FakeStudent:
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         (path / "memory.json").write_text(json.dumps(self.memory))
+
+    @classmethod
+    def load(cls, path: Path, task: Any = None) -> FakeStudent:
+        """A saved student; `fit` then adds to what it already knows (init_from_sft)."""
+        student = cls(None, task)
+        student.memory = json.loads((path / "memory.json").read_text())
+        student.loaded_from = str(path)
+        return student
 
 
 def fake_build_student(cfg: Any, task: Any) -> FakeStudent:

@@ -63,7 +63,8 @@ def test_student_kind_defaults_to_seq2seq_in_yaml(tmp_path: Path) -> None:
         ({}, ["methods=[teacher, magic]"], "methods.1 = 'magic'"),
         ({}, ["task=slots-of-doom"], "unknown task 'slots-of-doom'"),
         ({"data": {"source": "files"}}, [], "data.labeled is not set"),
-        ({}, ["data.n_labeled=1190"], "demo corpus too small"),
+        ({}, ["data.n_labeled=10"], "data.n_labeled is only for data.source 'files'"),
+        ({}, ["data.demo.n_test=0"], "data.demo.n_test = 0"),
         ({}, ["init_from_sft=true", "methods=[mckd]"], "init_from_sft needs the sft method"),
     ],
 )
@@ -111,6 +112,6 @@ def test_demo_config_is_package_data_and_matches_repo_copy() -> None:
     assert demo_config_path().exists()
     assert demo_config_path().read_text() == (REPO / "configs" / "demo.yaml").read_text()
     cfg = load_config(None)
-    assert cfg.data.source == "demo" and cfg.data.n_labeled == 50
+    assert cfg.data.source == "demo" and cfg.data.demo.n_labeled == 50
     assert cfg.teacher.backend == "llamacpp" and cfg.student.kind == "chart"
     assert cfg.stages == [2, 3]

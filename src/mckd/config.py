@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mckd.data.corpus import DemoCorpusConfig
 from mckd.errors import ConfigError
 from mckd.student import Seq2SeqConfig, StudentConfig
 from mckd.teacher.config import TeacherConfig
@@ -30,8 +31,11 @@ class DataConfig(BaseModel):
 
     source: Literal["demo", "files"] = Field(
         "demo",
-        description="demo: the built-in generated treebank; files: the three JSONL files below "
-        "(written by `mckd data split`, or your own Example records).",
+        description="demo: the built-in generated treebank (sizes in `demo`); files: the three "
+        "JSONL files below (written by `mckd data split`, or your own Example records).",
+    )
+    demo: DemoCorpusConfig = Field(
+        default_factory=DemoCorpusConfig, description="demo: sizes and seed of the built-in corpus."
     )
     labeled: str | None = Field(None, description="files: JSONL of gold pairs (target set).")
     unlabeled: str | None = Field(
@@ -39,17 +43,14 @@ class DataConfig(BaseModel):
         "used only to score pseudolabel quality."
     )
     test: str | None = Field(None, description="files: JSONL of gold test pairs.")
-    n_labeled: int = Field(50, ge=1, description="Gold pairs used (the first n after shuffling).")
+    n_labeled: int | None = Field(
+        None, ge=1, description="files: gold pairs used, drawn with `seed` (all when null)."
+    )
     n_unlabeled: int | None = Field(
-        None, ge=2, description="Unlabeled inputs used (all when null)."
+        None, ge=2, description="files: unlabeled inputs used, drawn with `seed` (all when null)."
     )
-    n_test: int | None = Field(None, ge=1, description="Test examples used (all when null).")
-    demo_sentences: int = Field(
-        1200, ge=10, description="demo: sentences generated for the built-in treebank in total "
-        "(split into labeled, unlabeled and test)."
-    )
-    demo_test: int = Field(200, ge=1, description="demo: sentences held out as the test set.")
-    seed: int = Field(0, description="Seed for generating the demo corpus and drawing subsets.")
+    n_test: int | None = Field(None, ge=1, description="files: the first n test examples (all when null).")
+    seed: int = Field(0, description="files: seed for drawing the labeled and unlabeled subsets.")
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -57,12 +58,18 @@ class DataConfig(BaseModel):
             for key in ("labeled", "unlabeled", "test"):
                 if getattr(self, key) is None:
                     raise ValueError(f"data.source is 'files' but data.{key} is not set")
-        elif self.demo_test + self.n_labeled >= self.demo_sentences:
-            raise ValueError(
-                f"demo corpus too small: demo_sentences={self.demo_sentences} leaves no unlabeled "
-                f"pool after n_labeled={self.n_labeled} and demo_test={self.demo_test}"
-            )
+        else:
+            for key in ("labeled", "unlabeled", "test", "n_labeled", "n_unlabeled", "n_test"):
+                if getattr(self, key) is not None:
+                    hint = f"; the demo's size is data.demo.{key}" if key.startswith("n_") else ""
+                    raise ValueError(f"data.{key} is only for data.source 'files'{hint}")
         return self
+
+    def sizes(self) -> tuple[int | None, int | None, int | None]:
+        """(labeled, unlabeled, test) as configured; None = all of a file."""
+        if self.source == "demo":
+            return self.demo.n_labeled, self.demo.n_unlabeled, self.demo.n_test
+        return self.n_labeled, self.n_unlabeled, self.n_test
 
 
 class RunConfig(BaseModel):

@@ -24,7 +24,7 @@ METRIC_COLUMNS = {
     "f1": "F1 (paper metric)",
     "evalb_f1": "EVALB F1",
     "evalb_unlabeled_f1": "EVALB unlabeled F1",
-    "valid": "valid (%)",
+    "valid": "valid outputs",
 }
 METHOD_ORDER = ("teacher", "sft", "vanilla_kd", "kd_self_distill")
 
@@ -86,6 +86,13 @@ def _stage_count(name: str) -> int:
     return int(digits) if digits else 0
 
 
+def metric_cell(scores: dict[str, Any], std: dict[str, Any], col: str) -> str:
+    """One table cell; `valid` is a count, shown out of the number of sentences."""
+    if col == "valid" and isinstance(scores.get("sentences"), (int, float)):
+        return f"{fmt(scores.get('valid'), std.get('valid'), digits=0)} / {scores['sentences']:.0f}"
+    return fmt(scores.get(col), std.get(col))
+
+
 def _metric_cols(rows: list[dict[str, Any]]) -> list[str]:
     present = {k for r in rows for k in r}
     return [k for k in METRIC_COLUMNS if k in present]
@@ -116,7 +123,9 @@ def _methods_note(results: dict[str, Any]) -> str:
     if len(seeds) > 1:
         note += f"Mean ± standard deviation over {len(seeds)} seeds ({', '.join(map(str, seeds))}). "
     names = results.get("metric_names") or {}
-    return note + " ".join(f"{METRIC_COLUMNS.get(k, k)}: {v}." for k, v in names.items())
+    shown = method_table(results)[0]
+    return note + " ".join(f"{METRIC_COLUMNS[k]}: {v}." for k, v in names.items()
+                           if METRIC_COLUMNS.get(k) in shown)
 
 
 def method_table(results: dict[str, Any]) -> Table:
@@ -130,7 +139,7 @@ def method_table(results: dict[str, Any]) -> Table:
     ]:
         test, std = entry.get("test", {}), entry.get("test_std", {})
         label = name if kind == "method" else f"_{name}_"
-        rows.append([label, *(fmt(test.get(c), std.get(c)) for c in cols)])
+        rows.append([label, *(metric_cell(test, std, c) for c in cols)])
     return ["method", *(METRIC_COLUMNS[c] for c in cols)], rows
 
 
@@ -142,7 +151,7 @@ def pseudolabel_table(results: dict[str, Any]) -> Table:
         entry = labels[name]
         gold, std = entry.get("gold", {}), entry.get("gold_std", {})
         rows.append([fmt(entry.get("stage")), name, fmt(entry.get("labeled")),
-                     *(fmt(gold.get(c), std.get(c)) for c in cols)])
+                     *(metric_cell(gold, std, c) for c in cols)])
     return ["stage", "labels", "labeled inputs", *(METRIC_COLUMNS[c] for c in cols)], rows
 
 
@@ -156,10 +165,10 @@ def teacher_table(results: dict[str, Any]) -> Table:
             part, fmt(usage.get("inputs")), fmt(usage.get("valid")), fmt(usage.get("calls")),
             fmt(usage.get("cache_hits")), fmt(usage.get("prompt_tokens")),
             fmt(usage.get("completion_tokens")), fmt(usage.get("seconds")),
-            fmt(usage.get("cost"), digits=4),
+            fmt(usage.get("wall_seconds")), fmt(usage.get("cost"), digits=4),
         ])
     header = ["inputs of", "inputs", "valid", "LLM calls", "cache hits", "prompt tokens",
-              "completion tokens", "seconds", "cost"]
+              "completion tokens", "LLM seconds", "wall seconds", "cost"]
     return header, rows
 
 
@@ -177,9 +186,22 @@ def student_table(results: dict[str, Any]) -> Table:
     rows = [
         [name, fmt(s.get("train_size")), fmt(s.get("epochs")), fmt(s.get("seconds")),
          fmt(s.get("fidelity"))]
-        for name, s in sorted(students.items())
+        for name, s in sorted(students.items(), key=lambda kv: _student_order(kv[0]))
     ]
     return ["student", "training examples", "epochs", "train seconds", "final fidelity"], rows
+
+
+def _student_order(name: str) -> tuple[Any, ...]:
+    """Training order: sft, vanilla_kd, kd_self_distill, then stage by stage, per seed."""
+    seed, _, step = name.rpartition("/")
+    if step in METHOD_ORDER:
+        return (seed, METHOD_ORDER.index(step), 0, 0)
+    if step.startswith("stage"):
+        stage, _, part = step.removeprefix("stage").partition("_part")
+        return (seed, 10 + int(stage), 0, int(part or 0))
+    if step.startswith("mckd_"):
+        return (seed, 10 + _stage_count(step) - 1, 1, 0)
+    return (seed, 99, 0, 0)
 
 
 # --- plots -----------------------------------------------------------------------------------------
@@ -227,6 +249,7 @@ def _plot_methods(results: dict[str, Any]) -> bytes | None:
             ax.axhline(f1, linestyle=style, color="#c44e52", label=f"{name} ({f1:.1f})")
     for i, v in enumerate(values):
         ax.text(i, v + 0.5, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, max(100.0, max(values) + 8))
     ax.set_ylabel("test F1 (paper metric)")
     ax.set_title("Methods side by side")
     ax.tick_params(axis="x", labelrotation=20)
@@ -255,7 +278,7 @@ def _plot_stages(results: dict[str, Any]) -> bytes | None:
     if "vanilla_kd" in methods and "f1" in methods["vanilla_kd"].get("test", {}):
         ax.scatter([1], [methods["vanilla_kd"]["test"]["f1"]], marker="^", color="#55a868",
                    label="vanilla KD, test", zorder=3)
-    ax.set_xlabel("stage (0 = teacher labels)")
+    ax.set_xlabel("stage (pool: 0 = teacher labels; test: N = final student of N-stage MCKD)")
     ax.set_ylabel("F1 (paper metric)")
     ax.set_title("F1 by stage")
     ax.xaxis.get_major_locator().set_params(integer=True)

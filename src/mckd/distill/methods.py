@@ -27,13 +27,12 @@ def run_data(ctx: RunContext, folder: Path) -> dict[str, Any]:
     if d.source == "demo":
         from mckd.data import build_demo_corpus
 
-        build_demo_corpus(folder, n_sentences=d.demo_sentences, n_labeled=d.n_labeled,
-                          n_test=d.demo_test, seed=d.seed)
-        labeled, pool, test = (read_examples(folder / n) for n in FILES)
+        paths = build_demo_corpus(folder / "corpus", d.demo)  # trees.txt and split.json stay there
+        labeled, pool, test = (read_examples(paths[n]) for n in ("labeled", "unlabeled", "test"))
     else:
         labeled, pool, test = load_data_files(ctx.cfg)
-    pool, test = _take(pool, d.n_unlabeled, d.seed), _take(test, d.n_test, None)
-    labeled = _take(labeled, d.n_labeled, d.seed)
+        labeled = _take(labeled, d.n_labeled, d.seed)
+        pool, test = _take(pool, d.n_unlabeled, d.seed), _take(test, d.n_test, None)
     # The pool's targets are never shown to any student: gold stays only in meta for scoring.
     pool = [Example(ex.id, ex.source, None, ex.meta) for ex in pool]
     for name, examples in zip(FILES, (labeled, pool, test), strict=True):

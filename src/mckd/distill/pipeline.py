@@ -66,7 +66,7 @@ def _finish(cfg: RunConfig, root: Path, results: dict[str, Any], outcomes: list[
     from mckd.report import write_report
 
     _save_config(cfg, root)
-    write_json(root / "results.json", results)
+    write_json(root / "results.json", results, sort_keys=False)  # methods in run order
     paths = write_report(root)
     ran = sum(not o.skipped for o in outcomes)
     log.info("%d steps run, %d already done; report: %s", ran, len(outcomes) - ran, paths["html"])
@@ -103,7 +103,7 @@ def preflight(cfg: RunConfig, force: list[str]) -> None:
 
 def _check_data(cfg: RunConfig) -> None:
     d = cfg.data
-    pool_size: int | None = None
+    pool_size = d.demo.n_unlabeled
     if d.source == "files":
         from mckd.distill.methods import load_data_files
 
@@ -117,11 +117,6 @@ def _check_data(cfg: RunConfig) -> None:
             if n is not None and n > have:
                 raise ConfigError(f"data.{key} = {n}: larger than the data ({path} has {have} examples)")
         pool_size = d.n_unlabeled or len(pool)
-    else:
-        pool_size = d.n_unlabeled or d.demo_sentences - d.demo_test - d.n_labeled
-        if d.n_unlabeled and d.n_unlabeled > d.demo_sentences - d.demo_test - d.n_labeled:
-            raise ConfigError(f"data.n_unlabeled = {d.n_unlabeled}: larger than the demo pool "
-                              f"({d.demo_sentences - d.demo_test - d.n_labeled} sentences)")
     if "mckd" in cfg.methods and pool_size < 2 * cfg.partitions:
         raise ConfigError(f"partitions = {cfg.partitions}: the pool has only {pool_size} inputs")
 

@@ -26,7 +26,7 @@ METRIC_NOTES = {
               "averaged over sentences, invalid trees 0",
         "evalb_f1": "corpus-level labeled EVALB F1 (COLLINS.prm)",
         "evalb_unlabeled_f1": "corpus-level EVALB F1 ignoring labels",
-        "valid": "share of outputs that are valid trees over the input words",
+        "valid": "outputs that are valid trees over exactly the input words",
     }
 }
 

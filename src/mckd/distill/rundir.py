@@ -59,9 +59,9 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any, *, sort_keys: bool = True) -> None:
     with atomic_write(path) as f:
-        json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False)
+        json.dump(obj, f, indent=2, sort_keys=sort_keys, ensure_ascii=False)
         f.write("\n")
 
 
@@ -148,11 +148,12 @@ class RunDir:
 
 
 def expand_force(steps: list[Step], names: list[str]) -> set[str]:
-    """Steps to redo: each named step (a name or a folder prefix such as `stage1`) and every
-    step downstream of it."""
+    """Steps to redo: each named step and every step downstream of it. A name also covers the
+    steps it prefixes up to an underscore: `stage1` is stage1 and stage1_part0..K-1, `mckd`
+    every mckd_Nstage, `teacher` the pool and the test labelling."""
     forced: set[str] = set()
     for name in names:
-        hit = {s.name for s in steps if s.name == name or s.name.startswith(name.rstrip("/") + "/")}
+        hit = {s.name for s in steps if s.name == name or s.name.startswith(name + "_")}
         if not hit:
             known = ", ".join(s.name for s in steps)
             raise ConfigError(f"--force {name}: no such step (steps: {known})")

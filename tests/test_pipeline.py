@@ -1,0 +1,233 @@
+"""End to end on a tiny treebank with the fake teacher and a fake student: every method runs,
+the run directory has one folder per step, results.json and the reports are complete."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+import mckd.student
+from mckd.config import config_from_dict, load_config
+from mckd.distill.pipeline import run_pipeline
+from mckd.errors import MckdError
+from mckd.examples import read_examples
+from mckd.teacher.backends.fake import FakeBackend
+
+sys.path.insert(0, str(Path(__file__).parent))
+import pipeline_fakes as pf
+
+ALL_METHODS = ["teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd_2stage", "mckd_3stage"]
+
+
+@pytest.fixture(autouse=True)
+def fake_student(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mckd.student, "build_student", pf.fake_build_student)
+
+
+@pytest.fixture
+def teacher_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every prompt the fake LLM answers, in order."""
+    calls: list[str] = []
+    original = FakeBackend.acomplete
+
+    async def counted(self, request):  # type: ignore[no-untyped-def]
+        calls.append(request.prompt or repr(request.messages))
+        return await original(self, request)
+
+    monkeypatch.setattr(FakeBackend, "acomplete", counted)
+    return calls
+
+
+def run(tmp_path: Path, **overrides):  # type: ignore[no-untyped-def]
+    return run_pipeline(config_from_dict(pf.tiny_config(tmp_path, **overrides)))
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: Counter[str] = Counter()
+        self.images: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags[tag] += 1
+        if tag == "img":
+            self.images.append(dict(attrs).get("src") or "")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_every_method_end_to_end(tmp_path: Path, teacher_calls: list[str]) -> None:
+    summary = run(tmp_path)
+    root = tmp_path / "run"
+    results = json.loads((root / "results.json").read_text())
+    assert list(results["methods"]) == ALL_METHODS
+    for name in ALL_METHODS:
+        test = results["methods"][name]["test"]
+        assert 0 <= test["f1"] <= 100 and test["sentences"] == 8
+    assert set(results["baselines"]) == {"right_branching", "left_branching"}
+    assert results["baselines"]["right_branching"]["test"]["f1"] > results["baselines"]["left_branching"]["test"]["f1"]
+    # Pseudolabel quality at every stage, against the pool's gold trees.
+    labels = results["pseudolabels"]
+    assert [labels[s]["stage"] for s in ("teacher", "stage1", "stage2")] == [0, 1, 2]
+    assert all(labels[s]["gold_inputs"] == 16 for s in ("teacher", "stage1", "stage2"))
+    # The echoing fake teacher gives flat trees; the students' right-branching relabels differ.
+    assert labels["stage1"]["gold"]["f1"] != labels["teacher"]["gold"]["f1"]
+    # Teacher: the pool (16) and the test inputs (8) labelled once each.
+    assert results["teacher"]["pool"]["inputs"] == 16 and results["teacher"]["test"]["inputs"] == 8
+    assert results["teacher"]["pool"]["calls"] == 16 and results["teacher"]["test"]["calls"] == 8
+    assert len(teacher_calls) == 24 == len(set(teacher_calls))
+    # 2-stage and 3-stage share stage 1: one pair of stage-1 students, one pair of stage-2.
+    assert sorted(results["students"]) == sorted(
+        ["sft", "vanilla_kd", "kd_self_distill", "stage1_part0", "stage1_part1", "stage2_part0",
+         "stage2_part1", "mckd_2stage", "mckd_3stage"])
+    for step in ["data", "teacher", "teacher_test", "baselines", "partitions", "stage1", "stage2",
+                 *results["students"]]:
+        assert (root / step / "DONE").exists(), step
+        assert (root / step / "metrics.json").exists() and (root / step / "log.txt").exists()
+    assert yaml.safe_load((root / "config.yaml").read_text())["name"] == "tiny"
+    assert summary.report == root / "report.html"
+
+    parser = _Collector()
+    parser.feed((root / "report.html").read_text())
+    assert parser.tags["table"] >= 4 and len(parser.images) == 2
+    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
+    text = " ".join(parser.text)
+    for needle in [*ALL_METHODS, "right_branching", "Pseudolabel quality by stage", "cache hits"]:
+        assert needle in text
+    md = (root / "report.md").read_text()
+    assert "| mckd_3stage |" in md and "![methods](plots/methods.png)" in md
+    assert (root / "plots" / "methods.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_rerun_skips_every_finished_step(tmp_path: Path, teacher_calls: list[str]) -> None:
+    first = run(tmp_path)
+    calls = len(teacher_calls)
+    again = run(tmp_path)
+    assert all(o.skipped for o in again.outcomes)
+    assert len(teacher_calls) == calls
+    assert again.results["methods"] == first.results["methods"]
+
+
+def test_partitions_and_stage_inputs(tmp_path: Path) -> None:
+    run(tmp_path, partitions=3, stages=[2], methods=["mckd"])
+    root = tmp_path / "run"
+    parts = json.loads((root / "partitions" / "partitions.json").read_text())
+    pool = [ex.id for ex in read_examples(root / "data" / "unlabeled.jsonl")]
+    assert sorted(i for p in parts for i in p) == sorted(pool) and [len(p) for p in parts] in ([6, 5, 5], [5, 6, 5], [5, 5, 6])
+    for k, part in enumerate(parts):
+        inputs = json.loads((root / f"stage1_part{k}" / "inputs.json").read_text())
+        # Student k trains on every partition except k and relabels exactly partition k.
+        assert sorted(inputs["train_ids"]) == sorted(set(pool) - set(part))
+        assert sorted(inputs["relabels_ids"]) == sorted(part)
+    merged = read_examples(root / "stage1" / "labels.jsonl")
+    assert [ex.id for ex in merged] == pool and all(ex.target for ex in merged)
+    results = json.loads((root / "results.json").read_text())
+    assert list(results["methods"]) == ["mckd_2stage"] and "teacher_test" not in results["teacher"]
+
+
+def test_add_gold_and_init_from_sft(tmp_path: Path) -> None:
+    run(tmp_path, add_gold=True, init_from_sft=True, methods=["sft", "vanilla_kd", "mckd"], stages=[2])
+    root = tmp_path / "run"
+    gold = {ex.id for ex in read_examples(root / "data" / "labeled.jsonl")}
+    for step in ("vanilla_kd", "stage1_part0", "mckd_2stage"):
+        train = set(json.loads((root / step / "inputs.json").read_text())["train_ids"])
+        assert gold <= train, step
+    sft_train = set(json.loads((root / "sft" / "inputs.json").read_text())["train_ids"])
+    assert sft_train == gold
+
+
+def test_self_distill_keeps_most_confident_half(tmp_path: Path) -> None:
+    run(tmp_path, methods=["vanilla_kd", "kd_self_distill"])
+    root = tmp_path / "run"
+    relabels = read_examples(root / "vanilla_kd" / "pool.jsonl")
+    kept = read_examples(root / "kd_self_distill" / "kept.jsonl")
+    assert len(kept) == len(relabels) // 2
+    worst_kept = min(ex.meta["mean_logprob"] for ex in kept)
+    dropped = [ex for ex in relabels if ex.id not in {k.id for k in kept}]
+    assert all(ex.meta["mean_logprob"] <= worst_kept for ex in dropped)
+    train = json.loads((root / "kd_self_distill" / "inputs.json").read_text())["train_ids"]
+    assert sorted(train) == sorted(ex.id for ex in kept)
+
+
+def test_force_redoes_a_step_and_what_follows(tmp_path: Path, teacher_calls: list[str]) -> None:
+    run(tmp_path)
+    calls = len(teacher_calls)
+    again = run_pipeline(config_from_dict(pf.tiny_config(tmp_path)), force=["stage1"])
+    redone = {o.name for o in again.outcomes if not o.skipped}
+    assert redone == {"stage1_part0", "stage1_part1", "stage1", "mckd_2stage", "stage2_part0",
+                      "stage2_part1", "stage2", "mckd_3stage"}
+    assert len(teacher_calls) == calls
+    # Forcing the teacher redoes its steps from the cache: no new LLM call.
+    again = run_pipeline(config_from_dict(pf.tiny_config(tmp_path)), force=["teacher"])
+    assert "vanilla_kd" in {o.name for o in again.outcomes if not o.skipped}
+    assert len(teacher_calls) == calls
+
+
+def test_changed_setting_redoes_only_what_it_affects(tmp_path: Path) -> None:
+    run(tmp_path)
+    cfg = pf.tiny_config(tmp_path, self_distill_keep=0.25)
+    again = run_pipeline(config_from_dict(cfg))
+    assert {o.name for o in again.outcomes if not o.skipped} == {"kd_self_distill"}
+
+
+def test_seeds_mean_and_std(tmp_path: Path, teacher_calls: list[str]) -> None:
+    summary = run_pipeline(config_from_dict(pf.tiny_config(tmp_path, methods=["sft", "vanilla_kd", "mckd"],
+                                                           stages=[2])), seeds=2)
+    root = tmp_path / "run"
+    assert (root / "seed-0" / "results.json").exists() and (root / "seed-1" / "results.json").exists()
+    results = json.loads((root / "results.json").read_text())
+    assert results["seeds"] == [0, 1]
+    entry = results["methods"]["mckd_2stage"]
+    assert set(entry["per_seed"]) == {"0", "1"}
+    f1s = [entry["per_seed"][s]["f1"] for s in ("0", "1")]
+    assert entry["test"]["f1"] == pytest.approx(sum(f1s) / 2)
+    assert entry["test_std"]["f1"] >= 0
+    # The teacher does not depend on the run seed: the second seed is served from the cache.
+    assert len(teacher_calls) == 16
+    assert results["teacher"]["pool"]["cache_hits"] == 16
+    assert "±" in (root / "report.md").read_text()
+    assert summary.report == root / "report.html"
+
+
+def test_bad_runs_fail_early_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each problem is a one-line error before any step runs (no run directory appears)."""
+    monkeypatch.setenv("MCKD_MODELS_DIR", str(tmp_path / "models"))
+    base = pf.tiny_config(tmp_path)
+    cases = {
+        "unknown": ({**base, "stagez": 2}, "unknown key 'stagez'"),
+        "stages": ({**base, "stages": [1]}, "each stage count must be >= 2"),
+        "partitions": ({**base, "partitions": 1}, "partitions = 1"),
+        "labeled": ({**base, "data": {**base["data"], "n_labeled": 50}},
+                    "data.n_labeled = 50: larger than the data"),
+        "missing": ({**base, "data": {**base["data"], "test": str(tmp_path / "nope.jsonl")}},
+                    "nope.jsonl: no such file"),
+        "model": ({**base, "teacher": {"backend": "llamacpp", "model": "qwen2.5-coder-1.5b"}},
+                  "mckd models fetch qwen2.5-coder-1.5b"),
+        "force": (base, "--force stage7: no such step"),
+    }
+    for name, (cfg, expected) in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        with pytest.raises(MckdError) as info:
+            run_pipeline(load_config(path), force=["stage7"] if name == "force" else None)
+        assert expected in str(info.value) and "\n" not in str(info.value), name
+        assert not (tmp_path / "run").exists(), name
+
+
+def test_cli_prints_one_line_and_exit_code(tmp_path: Path) -> None:
+    cfg = pf.tiny_config(tmp_path, partitions=1)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "mckd", "run", "bad.yaml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "mckd: error: bad.yaml: partitions = 1: Input should be greater than or equal to 2"]
