@@ -270,6 +270,7 @@ class _Job:
     example: Example
     requests: list[TeacherRequest]
     keys: list[str]
+    error: BackendError | None = None  # the request could not be built (prompt too long)
 
 
 class _Run:
@@ -314,7 +315,8 @@ class _Run:
     async def label_one(self, job: _Job, post: PostProcess) -> dict[str, Any]:
         stats: Counter[str] = Counter()
         fetches = (self.fetch(r, k, stats) for r, k in zip(job.requests, job.keys, strict=True))
-        results = await asyncio.gather(*fetches, return_exceptions=True)
+        results: list[Any] = [job.error] if job.error else []
+        results += await asyncio.gather(*fetches, return_exceptions=True)
         for r in results:  # anything but a backend failure is a bug: let it surface
             if isinstance(r, BaseException) and not isinstance(r, BackendError):
                 raise r
@@ -365,7 +367,11 @@ def _todo(
     from the same requests (a changed prompt or model relabels, served by the cache where it can)."""
     todo, stale = [], 0
     for ex in pool:
-        reqs = [build(ex, s) for s in range(samples)]
+        try:
+            reqs = [build(ex, s) for s in range(samples)]
+        except BackendError as e:  # e.g. the input alone overflows the context: no call to make
+            todo.append(_Job(ex, [], [], e))
+            continue
         keys = [request_key(model, r) for r in reqs]
         rec = done.get(ex.id)
         if rec is not None:
@@ -622,9 +628,11 @@ def label_files(
     demos = read_examples(labeled_path, require_target=True) if labeled_path else []
     if cfg.k_demos and not demos:
         log.warning("no labeled examples given: prompts carry no demonstrations")
-    build = few_shot_requests(demos, cfg)
     cache = TeacherCache(cfg.cache_path) if cfg.cache else None
     if dry_run:
+        build, _ = task_prompting(
+            task, cfg, demos, pool, count_tokens=approx_tokens, context_size=cfg.context_size
+        )
         out_tokens = [approx_tokens(d.target or "") for d in demos]
         serial = cfg.backend in ("llamacpp", "transformers")
         return estimate_labelling(
@@ -640,12 +648,20 @@ def label_files(
         )
     backend = build_backend(cfg)
     try:
+        build, post = task_prompting(
+            task,
+            cfg,
+            demos,
+            pool,
+            count_tokens=backend.count_tokens,
+            context_size=backend.context_size,
+        )
         return label_pool(
             pool,
             backend,
             out_dir,
             build_request=build,
-            postprocess=repair_outputs(_load_task(task)),
+            postprocess=post,
             cache=cache,
             cfg=cfg,
             progress=progress,
@@ -653,6 +669,67 @@ def label_files(
         )
     finally:
         backend.close()
+
+
+def task_prompting(
+    task: str | None,
+    cfg: TeacherConfig,
+    demos: Sequence[Example],
+    pool: Sequence[Example],
+    *,
+    count_tokens: Callable[[str], int],
+    context_size: int,
+) -> tuple[BuildRequest, PostProcess]:
+    """The request builder and post-processor for a task. Constituency parsing uses the tree
+    prompts of mckd.teacher.prompts (labeled-form demonstrations when the demonstrations carry
+    meta['tree'], single-root grammar, consensus over samples); other tasks the plain k-shot
+    prompt and the task's repair."""
+    task_obj = _load_task(task)
+    if task != "constituency":
+        return few_shot_requests(demos, cfg), repair_outputs(task_obj)
+    from mckd.teacher.prompts import PromptBuilder, PromptConfig
+
+    base = getattr(cfg, "prompt", None) or PromptConfig()
+    form = base.form
+    if form == "labeled" and not all(d.meta.get("tree") for d in demos):
+        log.warning("demonstrations lack meta['tree']: prompting with the unlabeled form")
+        form = "unlabeled"
+    update = {"form": form, "k": cfg.k_demos, "seed": cfg.seed}
+    prompt_cfg = base.model_copy(update=update)
+    builder = PromptBuilder(
+        demos,
+        prompt_cfg,
+        count_tokens=count_tokens,
+        context_size=context_size,
+        pool=pool,
+        samples=cfg.samples,
+        temperature=cfg.temperature,
+    )
+    return builder.build_request, tree_postprocess(task_obj, builder.to_target)
+
+
+def tree_postprocess(task: Any, to_target: Callable[[str, Example], str]) -> PostProcess:
+    """Each sample read back to the target form and repaired; several samples are combined by
+    consensus (minimum Bayes risk over unlabeled spans)."""
+    from mckd.teacher.consensus import combine
+
+    def post(example: Example, raws: list[str]) -> Pseudolabel:
+        reps = [task.repair(to_target(raw, example), example.source) for raw in raws]
+        if len(reps) == 1:
+            rep, info = reps[0], {}
+        else:
+            ok = [r.text for r in reps if r.text is not None]
+            if not ok:
+                rep, info = reps[0], {"samples": len(reps), "usable": 0}
+            else:
+                chosen, info = combine(example.source.split(), ok, "mbr")
+                rep = task.repair(chosen, example.source)
+        valid = rep.text is not None and bool(getattr(rep, "yield_ok", True))
+        return Pseudolabel(
+            rep.text, valid, list(getattr(rep, "problems", [])), {"consensus": info} if info else {}
+        )
+
+    return post
 
 
 def model_id(cfg: TeacherConfig) -> str:

@@ -7,9 +7,12 @@ llama.cpp or torch.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from mckd.teacher.backends.base import Backend, BackendError, Completion, TeacherRequest, complete
-from mckd.teacher.config import TeacherConfig
+
+if TYPE_CHECKING:  # config imports prompts, which imports backends.base: no cycle at run time
+    from mckd.teacher.config import TeacherConfig
 
 # backend kind -> (module, class); the class takes the TeacherConfig.
 BACKENDS: dict[str, tuple[str, str]] = {
