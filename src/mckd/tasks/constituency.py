@@ -12,33 +12,33 @@ Words are never compared, only positions. A sentence with one remaining word sco
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nltk import Tree
 from rich.table import Table
 
 from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.io import read_text_lines
-from mckd.tasks.evalb import COLLINS, EvalbParams, EvalbTotals, Scanned, evalb
-from mckd.tasks.trees import (
+from mckd.tasks.brackets import (
     WORD_TAGS,
-    Repair,
     TreeSyntaxError,
     left_branching,
     looks_labeled,
-    parse_bracketed,
-    read_trees,
-    repair,
     right_branching,
     scan_brackets,
-    to_labeled,
-    to_unlabeled,
-    tree_words,
+    unlabeled_from_spans,
 )
+from mckd.tasks.evalb import COLLINS, EvalbParams, EvalbTotals, Scanned, evalb
+
+# nltk takes seconds to import and scoring never needs it, so the nltk-based tree helpers
+# are imported where the task uses them.
+if TYPE_CHECKING:
+    from nltk import Tree
+
+    from mckd.tasks.trees import Repair
 
 _CONTRACTIONS = {"won't": "wo n't", "don't": "do n't", "can't": "ca n't"}
 
@@ -166,8 +166,11 @@ def score_prediction(gold: PaperGold, prediction: str) -> PaperScore:
     """One sentence. A labeled prediction is first turned into the paper's unlabeled form."""
     if looks_labeled(prediction):
         # a malformed one is left to the official repair and its failure rules
-        with contextlib.suppress(ValueError):
-            prediction = to_unlabeled(parse_bracketed(prediction))
+        try:
+            words, _, spans = scan_brackets(prediction, labels=True)
+            prediction = unlabeled_from_spans(words, [(i, j) for i, j, _ in spans])
+        except ValueError:
+            pass
     fixed = fixup_prediction(gold.sentence, prediction)
     try:
         leaves, spans = _prediction_spans(fixed)
@@ -219,10 +222,14 @@ class ConstituencyTask:
     name = "constituency"
 
     def linearize(self, tree: Tree) -> str:
+        from mckd.tasks.trees import to_unlabeled
+
         return to_unlabeled(tree)
 
     def example(self, id: str, tree: Tree, *, labeled: bool = True) -> Example:
         """The Example for a normalized gold tree (target None for the unlabeled pool)."""
+        from mckd.tasks.trees import to_labeled, to_unlabeled, tree_words
+
         return Example(
             id,
             " ".join(tree_words(tree)),
@@ -231,6 +238,8 @@ class ConstituencyTask:
         )
 
     def repair(self, text: str, source: str) -> Repair:
+        from mckd.tasks.trees import repair
+
         return repair(text, source.split())
 
     def score(self, golds: list[Example], preds: list[str]) -> dict[str, float]:
@@ -289,6 +298,8 @@ def _read_lines(path: str | Path) -> list[str]:
     is read as trees and written one per line."""
     path = Path(path)
     if path.is_dir() or path.suffix == ".mrg":
+        from mckd.tasks.trees import read_trees, to_labeled
+
         return [to_labeled(t) for t in read_trees(path)]
     lines = read_text_lines(path)
     while lines and not lines[-1].strip():
