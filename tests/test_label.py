@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -466,3 +467,70 @@ def test_secrets_stay_out_of_cache_ledger_and_usage(
     for f in [*tmp_path.glob("c.sqlite*"), *(tmp_path / "o").iterdir()]:
         data = f.read_bytes()
         assert b"sk-very-secret" not in data and srv.url.encode() not in data, f
+
+
+# ---------------------------------------------------------------- a real local LLM, end to end
+
+TREES = [
+    "(S (NP (DT The) (NN cat)) (VP (VBD sat) (PP (IN on) (NP (DT the) (NN mat)))) (. .))",
+    "(S (NP (PRP She)) (VP (VBZ reads) (NP (NNS books))) (. .))",
+    "(S (NP (DT A) (JJ small) (NN dog)) (VP (VBD barked)) (. .))",
+    "(S (NP (NNP John)) (VP (VBD saw) (NP (DT the) (NN bird))) (. .))",
+    "(S (NP (DT The) (NNS children)) (VP (VBD played) (ADVP (RB outside))) (. .))",
+    "(S (NP (PRP We)) (VP (VBD ate) (NP (NN lunch)) (PP (IN at) (NP (NN noon)))) (. .))",
+]
+
+
+@pytest.mark.llm
+def test_label_cli_with_smollm2_constituency(tmp_path: Path) -> None:
+    from mckd.tasks.constituency import ConstituencyTask
+    from mckd.tasks.trees import parse_tree
+
+    smol = Path.home() / ".cache" / "mckd" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not smol.is_file():
+        pytest.skip("run `mckd models fetch smollm2-135m`")
+    task = ConstituencyTask()
+    examples = [task.example(f"t{i}", parse_tree(t)) for i, t in enumerate(TREES)]
+    write_examples(tmp_path / "labeled.jsonl", examples[:4])
+    write_examples(
+        tmp_path / "pool.jsonl",
+        [task.example(e.id, parse_tree(TREES[int(e.id[1:])]), labeled=False) for e in examples[4:]],
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "mckd",
+        "label",
+        "--pool",
+        str(tmp_path / "pool.jsonl"),
+        "--labeled",
+        str(tmp_path / "labeled.jsonl"),
+        "--task",
+        "constituency",
+        "--out",
+        str(tmp_path / "out"),
+        "--backend",
+        "llamacpp",
+        "--model",
+        str(smol),
+        "--set",
+        "k_demos=3",
+        "--set",
+        "context_size=2048",
+        "--set",
+        f"cache_path={tmp_path / 'c.sqlite'}",
+        "--no-progress",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    usage = json.loads(first.stdout)
+    assert usage["inputs"] == 2 and usage["calls"] == 2 and usage["completion_tokens"] > 0
+    labels = read_examples(tmp_path / "out" / "pseudolabels.jsonl")
+    # the grammar forces one tree over exactly the input words, so every output is usable
+    assert [e.id for e in labels] == ["t4", "t5"]
+    for e in labels:
+        words = [w for w in e.target.replace("(", " ").replace(")", " ").split()]
+        assert words == e.source.split() and e.meta["teacher"]["valid"]
+    shutil.rmtree(tmp_path / "out")
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert json.loads(again.stdout)["cache_hits"] == 2 and json.loads(again.stdout)["calls"] == 0
