@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mckd.errors import ConfigError
+from mckd.teacher.prompts import PromptConfig
 
 BackendKind = Literal["openai", "llamacpp", "transformers", "fake"]
 GrammarField = Literal["grammar", "guided_grammar", "structured_outputs", "none"]
@@ -117,6 +118,12 @@ class TeacherConfig(BaseModel):
     # --- prompting
     k_demos: int = Field(
         30, ge=0, description="Labeled demonstrations per prompt, drawn at random per input."
+    )
+    prompt: PromptConfig = Field(
+        default_factory=PromptConfig,
+        description="Tree tasks: prompt form (labeled PTB or unlabeled), demonstration choice "
+        "(random, shared, nearest), grammar and answer post-processing; see "
+        "mckd.teacher.prompts.PromptConfig. Its k and seed are taken from k_demos and seed.",
     )
     # --- cost and cache
     price_prompt_per_1m: float = Field(
