@@ -1,0 +1,66 @@
+"""The real local teacher (Qwen2.5-Coder GGUF through the llama.cpp backend) with the tree
+grammar: every answer must be one tree over exactly the input words.
+
+Run with `pytest -m llm tests/test_teacher_llm.py`; needs `mckd models fetch qwen2.5-coder-0.5b`
+(or the 1.5B; the first one fetched is used). Takes a few minutes on 2 CPU cores."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from mckd.examples import Example
+from mckd.tasks.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
+from mckd.teacher.models import ModelFetchError, model_path
+from mckd.teacher.prompts import PromptBuilder, PromptConfig
+
+pytestmark = pytest.mark.llm
+
+MODELS = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+
+
+def _model() -> str:
+    for name in MODELS:
+        try:
+            model_path(name)
+            return name
+        except ModelFetchError:
+            continue
+    pytest.skip("no Qwen2.5-Coder GGUF fetched: run `mckd models fetch qwen2.5-coder-0.5b`")
+
+
+def _examples(n: int, seed: int) -> list[Example]:
+    from mckd.data.synth import synth_treebank
+
+    trees = synth_treebank(n, seed, max_len=14)
+    return [Example(f"e{i}", " ".join(tree_words(t)), to_unlabeled(t), {"tree": to_labeled(t)})
+            for i, t in enumerate(trees)]
+
+
+@pytest.mark.parametrize("form", ["labeled", "unlabeled"])
+def test_grammar_gives_ten_of_ten_valid_trees(form: str) -> None:
+    pytest.importorskip("xllamacpp")
+    from mckd.teacher.backends.llamacpp import LlamaCppBackend
+    from mckd.teacher.config import TeacherConfig
+
+    name = _model()
+    threads = int(os.environ.get("MCKD_TEST_THREADS", "2"))
+    backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model=name, context_size=2048,
+                                            n_threads=threads))
+    demos, inputs = _examples(6, 11), _examples(10, 12)
+    builder = PromptBuilder(demos, PromptConfig(form=form, k=6, demos="shared"),
+                            count_tokens=backend.count_tokens, context_size=2048, pool=inputs)
+    valid = 0
+    for ex in inputs:
+        req = builder.build_request(ex)
+        assert req.grammar is not None
+        text = asyncio.run(backend.acomplete(req)).text.strip()
+        tree = parse_bracketed(text)  # raises if not exactly one tree
+        assert tree_words(tree) == ex.source.split(), text
+        target = builder.to_target(text, ex)
+        assert tree_words(parse_bracketed(target)) == ex.source.split()
+        valid += 1
+    backend.close()
+    assert valid == 10
