@@ -40,6 +40,15 @@ def answer_for(item: str) -> str:
     return " " + item.upper()
 
 
+def right_branching_answer(item: str) -> str:
+    """A right-branching unlabeled tree over the item's words: a well-formed tree to repair."""
+    words = item.split()
+    tree = f"( {words[-1]} )" if words else "( )"
+    for w in reversed(words[:-1]):
+        tree = f"( ( {w} ) {tree} )"
+    return " " + tree
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default 5 drops connects from a client with 32 in flight
     daemon_threads = True
@@ -59,8 +68,10 @@ class FaultServer:
         latency_s: float = 0.0,
         hang_s: float = 2.0,
         retry_after: str = "0.05",
+        answer: Callable[[str], str] = answer_for,
     ) -> None:
         self.plan = plan
+        self.answer = answer
         self.latency_s = latency_s
         self.hang_s = hang_s
         self.retry_after = retry_after
@@ -208,7 +219,7 @@ class FaultServer:
             return None
         if fault == "garbage":
             return self._send_raw(h, 200, b"<html>\x00\xff not json")
-        text = "" if fault == "empty" else answer_for(item)
+        text = "" if fault == "empty" else self.answer(item)
         usage = {
             "prompt_tokens": len(prompt.split()),
             "completion_tokens": len(text.split()),
@@ -266,8 +277,15 @@ def number_of(item: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    ap.add_argument(
+        "--answer",
+        choices=["upper", "tree"],
+        default="upper",
+        help="upper-cased item, or a right-branching tree over its words",
+    )
     args = ap.parse_args()
-    with FaultServer(latency_s=args.latency) as srv:
+    answer = right_branching_answer if args.answer == "tree" else answer_for
+    with FaultServer(latency_s=args.latency, answer=answer) as srv:
         print(srv.url, flush=True)
         while True:
             time.sleep(3600)

@@ -129,6 +129,34 @@ def test_rejections_are_counted_by_reason_and_never_cached(tmp_path: Path) -> No
     assert res.usage["rejections"] == {"invalid_output": 1}
 
 
+def test_a_request_that_cannot_be_built_is_rejected_without_a_call(tmp_path: Path) -> None:
+    from mckd.teacher.backends.base import BackendError
+
+    cfg = TeacherConfig(backend="fake", k_demos=1)
+    plain = few_shot_requests(DEMOS, cfg)
+
+    def build(ex: Example, i: int) -> TeacherRequest:
+        if ex.id == "u2":
+            raise BackendError("context_overflow", "input alone exceeds the context")
+        return plain(ex, i)
+
+    be = FakeBackend()
+    res = label_pool(
+        pool_of(4),
+        be,
+        tmp_path / "o",
+        build_request=build,
+        postprocess=repair_outputs(None),
+        cache=None,
+        cfg=cfg,
+        progress=False,
+    )
+    assert len(be.calls) == 3
+    assert [(e.id, e.meta["teacher"]["reason"]) for e in res.rejected] == [
+        ("u2", "context_overflow")
+    ]
+
+
 def test_changing_the_repair_costs_no_calls(tmp_path: Path) -> None:
     cfg = TeacherConfig(backend="fake", k_demos=2)
     cache = TeacherCache(tmp_path / "c.sqlite")

@@ -114,15 +114,15 @@ def repair_outputs(task: Any | None) -> PostProcess:
 # ---------------------------------------------------------------- ledger
 
 
-def read_ledger(path: Path) -> dict[str, dict[str, Any]]:
-    """The last record per input id. A torn last line (the run was killed mid-write) is cut off
-    so that appending continues on a clean line."""
+def read_ledger(path: Path, *, truncate: bool = True) -> dict[str, dict[str, Any]]:
+    """The last record per input id. A torn last line (the run was killed mid-write) is ignored
+    and, with `truncate`, cut off so that appending continues on a clean line."""
     records: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return records
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
-    if end < len(data):
+    if end < len(data) and truncate:
         log.warning("%s: dropping a torn last line (%d bytes)", path, len(data) - end)
         with open(path, "r+b") as f:
             f.truncate(end)
@@ -549,16 +549,16 @@ def estimate_labelling(
     parallel: int = 1,
 ) -> Estimate:
     """What a run would send, without sending anything: requests not in the ledger or cache, their
-    prompt tokens, expected output tokens (default max_tokens), cost and time at the configured
-    throughput with `parallel` request streams."""
+    prompt tokens, expected output tokens (`expected_output_tokens` per call, at most each
+    request's max_tokens; default max_tokens), cost and time at the configured throughput with
+    `parallel` request streams."""
     done = (
-        read_ledger(Path(out_dir) / LEDGER)
+        read_ledger(Path(out_dir) / LEDGER, truncate=False)
         if out_dir is not None and Path(out_dir, LEDGER).exists()
         else {}
     )
     todo, _ = _todo(pool, done, build_request, cfg.samples, model, retry_rejected=False)
-    out_tokens = min(cfg.max_tokens, expected_output_tokens or cfg.max_tokens)
-    requests = cached = calls = prompt_tokens = 0
+    requests = cached = calls = prompt_tokens = completion = completion_max = 0
     seen: set[str] = set()
     for job in todo:
         for req, key in zip(job.requests, job.keys, strict=True):
@@ -574,10 +574,11 @@ def estimate_labelling(
                 else "\n".join(c for _, c in req.messages or ())
             )
             prompt_tokens += count_tokens(text)
-    completion = calls * out_tokens
+            completion += min(req.max_tokens, expected_output_tokens or req.max_tokens)
+            completion_max += req.max_tokens
     seconds = (
         prompt_tokens / cfg.est_prompt_tokens_per_s + completion / cfg.est_completion_tokens_per_s
-    ) / max(1, parallel)
+    )
     return Estimate(
         inputs=len(pool),
         in_ledger=len(pool) - len(todo),
@@ -586,10 +587,10 @@ def estimate_labelling(
         calls=calls,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion,
-        completion_tokens_max=calls * cfg.max_tokens,
+        completion_tokens_max=completion_max,
         cost=cfg.cost(prompt_tokens, completion),
-        cost_max=cfg.cost(prompt_tokens, calls * cfg.max_tokens),
-        seconds=seconds,
+        cost_max=cfg.cost(prompt_tokens, completion_max),
+        seconds=seconds / max(1, parallel),
     )
 
 
