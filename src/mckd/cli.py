@@ -76,6 +76,21 @@ def data_split(
     typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")
 
 
+@data_app.command("stats")
+def data_stats(
+    trees: Annotated[str, typer.Option("--trees", help="PTB .mrg file, one-tree-per-line file, or a directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Lengths, labels, vocabulary, and right/left-branching F1 (paper metric and EVALB) of a treebank."""
+    import json
+
+    from mckd.data.readers import load_treebank
+    from mckd.data.stats import format_stats, treebank_stats
+
+    stats = treebank_stats(load_treebank(trees).trees)
+    typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Known local models, where they live and whether they are fetched."""

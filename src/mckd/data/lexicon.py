@@ -33,6 +33,7 @@ class Verb:
     vbg: str
     vbn: str
     frames: frozenset[str]
+    particle: str | None = None  # "up" for pick up, "back" for cut back
 
     def vbp(self) -> str:
         return self.vb
@@ -103,11 +104,11 @@ def _read_nouns() -> dict[str, list[Noun]]:
 
 def _read_verbs() -> list[Verb]:
     verbs = []
-    for lineno, (vb, vbd, vbz, vbg, vbn, frames, *_) in _entries("verbs.txt", 6):
+    for lineno, (vb, vbd, vbz, vbg, vbn, frames, *rest) in _entries("verbs.txt", 6):
         codes = frozenset(frames.split(","))
         if not codes <= VERB_FRAMES:
             raise InputError("lexicon/verbs.txt", lineno, f"unknown frame in {frames!r}")
-        verbs.append(Verb(vb, vbd, vbz, vbg, vbn, codes))
+        verbs.append(Verb(vb, vbd, vbz, vbg, vbn, codes, rest[0] if rest else None))
     return verbs
 
 

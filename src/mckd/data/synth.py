@@ -47,20 +47,21 @@ FRONTED = {"none": 0.75, "pp": 0.08, "advp": 0.07, "sbar": 0.05, "tmp": 0.05}
 # The verb group: what the innermost VP is, which auxiliaries stack above it (each drawn on its
 # own, so "will have been sold" happens), negation, and tense of the finite verb.
 MAIN_VERB_KINDS = {"active": 0.80, "passive": 0.10, "copula": 0.10}
-AUXILIARIES = {"modal": 0.14, "have": 0.11, "progressive": 0.05}
+AUXILIARIES = {"modal": 0.20, "have": 0.15, "progressive": 0.06}
 AUX_NEXT_FORM = {"modal": "VB", "do": "VB", "have": "VBN", "progressive": "VBG", "be": "VBN"}
 P_NEGATION = 0.05
 P_PAST = 0.65
 # How often a verb that allows a frame uses it: clause and infinitive complements are favoured,
 # as in news text, where they carry most of the length of long sentences.
-FRAME_WEIGHTS = {"I": 1.0, "T": 1.0, "H": 1.0, "D": 1.0, "S": 3.0, "V": 3.0, "R": 1.5, "C": 1.0}
-P_VP_PP = 0.30  # a PP after the verb's complements, at the top clause
+FRAME_WEIGHTS = {"I": 1.0, "T": 1.0, "H": 1.0, "D": 1.0, "S": 6.0, "V": 6.0, "R": 1.5, "C": 1.0}
+P_VP_PP = 0.20  # a PP after the verb's complements, at the top clause
 P_VP_ADVP = 0.04
 P_VP_TMP = 0.03  # a bare temporal NP: "last year"
 P_VP_SBAR = 0.06  # an adverbial clause: "because ..."
 P_VP_PURPOSE = 0.03  # "to raise cash"
-P_PREVERBAL_ADVP = 0.06  # "also", "still" between subject and verb
+P_PREVERBAL_ADVP = 0.12  # "also", "still" between subject and verb
 P_VP_COORD = 0.05
+P_PARTICLE = 0.5  # a verb that takes a particle uses it: "cut back", "set up"
 P_FINAL_PERIOD = 0.98
 DECAY = 0.6  # each level of embedding multiplies the optional-phrase probabilities by this
 
@@ -167,7 +168,9 @@ class Grammar:
         subj, agr = self.np.subject(cls, depth)
         kids.append(subj)
         if self.rng.random() < P_PREVERBAL_ADVP:
-            word = self.rng.choice(self.lex.adverbs["frequency"] + ["also", "still", "already"])
+            # "never" stays out: with a negated verb it would make a double negative
+            adverbs = [w for w in self.lex.adverbs["frequency"] if w != "never"]
+            word = self.rng.choice([*adverbs, "also", "still", "already"])
             kids.append(Tree("ADVP", [leaf("RB", word)]))
         kids.append(self.finite_vp(agr, cls in AGENTS, depth))
         return kids
@@ -235,7 +238,7 @@ class Grammar:
 
     def finite_vp(self, agr: str, agent: bool, depth: int) -> Tree:
         vp = self._finite_vp(agr, agent, depth)
-        if depth < 2 and self.rng.random() < P_VP_COORD * DECAY**depth:
+        if depth < 2 and self.rng.random() < P_VP_COORD * self.richness * DECAY**depth:
             other = self._finite_vp(agr, agent, depth + 1)
             vp = Tree("VP", [vp, leaf("CC", self.rng.choice(["and", "and", "but", "or"])), other])
         return vp
@@ -311,17 +314,16 @@ class Grammar:
 
     def verb_phrase(self, verb: Verb, head: Tree, depth: int, agent: bool) -> Tree:
         """The head verb, the complements its frame asks for, then optional adjuncts."""
-        frames = (
-            sorted(verb.frames - {"N", "Q"})
-            if agent
-            else sorted(verb.frames & {"R", "I", "T", "C"})
-        )
+        frames = sorted(verb.frames - {"N", "Q"})
         weights = {f: FRAME_WEIGHTS[f] * (self.richness if f in "SV" else 1.0) for f in frames}
         frame = pick(self.rng, weights) if frames else "I"
-        kids = [head, *self.complements(frame, depth)]
+        kids = [head]
+        if verb.particle and frame in "ITH" and self.rng.random() < P_PARTICLE:
+            kids.append(Tree("PRT", [leaf("RP", verb.particle)]))
+        kids += self.complements(frame, depth, agent)
         return Tree("VP", kids + self.adjuncts(depth, scale=0.5 if frame in "SV" else 1.0))
 
-    def complements(self, frame: str, depth: int) -> list[Tree]:
+    def complements(self, frame: str, depth: int, agent: bool = True) -> list[Tree]:
         d = depth + 1
         if frame == "T":
             return [self.np.noun_phrase(pick(self.rng, OBJECT_T), d)[0]]
@@ -340,7 +342,7 @@ class Grammar:
                 else [self.np.noun_phrase("abstract", d)[0]]
             )
         if frame == "V":
-            return [self.infinitive(d)] if depth < MAX_CLAUSE_DEPTH else []
+            return [self.infinitive(d, agent)] if depth < MAX_CLAUSE_DEPTH else []
         if frame == "R":
             return self.np.change_in_value()
         if frame == "C":
@@ -356,9 +358,9 @@ class Grammar:
             out.append(Tree("ADVP", [leaf("RB", rng.choice(self.lex.adverbs["manner"]))]))
         if rng.random() < P_VP_TMP * scale:
             out.append(self.np.temporal())
-        if depth < MAX_CLAUSE_DEPTH and rng.random() < P_VP_SBAR * f:
+        if depth < MAX_CLAUSE_DEPTH and rng.random() < P_VP_SBAR * self.richness * f:
             out.append(self.adverbial_clause(depth + 1))
-        if depth < MAX_CLAUSE_DEPTH and rng.random() < P_VP_PURPOSE * f:
+        if depth < MAX_CLAUSE_DEPTH and rng.random() < P_VP_PURPOSE * self.richness * f:
             out.append(self.infinitive(depth + 1))
         return out
 

@@ -19,7 +19,7 @@ AGENTS = frozenset({"person", "org"})
 # What modifies a noun phrase (at embedding depth 0; deeper levels decay), and how likely.
 P_NP_MODIFIER = 0.80
 P_SUBJECT_MODIFIER = 0.20  # subjects are shorter than objects in news text
-NP_MODIFIERS = {"pp": 0.68, "relative": 0.15, "reduced": 0.07, "appositive": 0.05, "coord": 0.05}
+NP_MODIFIERS = {"pp": 0.62, "relative": 0.10, "reduced": 0.07, "appositive": 0.08, "coord": 0.05}
 NP_DECAY = 0.80
 MAX_NP_DEPTH = 4
 P_PRONOUN_SUBJECT = 0.22
@@ -31,31 +31,43 @@ P_NOUN_COMPOUND = 0.07
 P_PLURAL = 0.42
 P_BARE_PLURAL = 0.45
 P_POSSESSIVE = 0.08
-P_QUANTITY = 0.08  # "300 workers", "about 15 % of the shares"
+P_QUANTITY = 0.12  # "300 workers", "about 15 % of the shares"
 
-# Prepositions that take each kind of object, for PPs after nouns and verbs.
+# Prepositions after a noun of each class, and what each preposition takes as its object
+# (semantic classes, weighted). Loose on purpose, but not random: "the price of oil", "a plant
+# in Ohio", "talks with the union", not "a week of the scientist".
 NOUN_PREPS = {
-    "person": ["of", "at", "for", "with", "from", "in"],
-    "org": ["of", "in", "with", "from", "for"],
-    "thing": ["of", "for", "in", "on", "with", "from", "at"],
-    "abstract": ["of", "in", "on", "for", "about", "over", "with", "against"],
-    "place": ["of", "in", "near"],
-    "time": ["of"],
+    "person": {"at": 3, "of": 2, "for": 1, "from": 2, "with": 1},
+    "org": {"in": 2, "of": 1, "with": 1, "from": 1},
+    "thing": {"of": 4, "for": 2, "in": 2, "on": 1, "with": 1, "from": 1},
+    "abstract": {
+        "of": 4,
+        "in": 2,
+        "on": 2,
+        "for": 2,
+        "about": 1,
+        "over": 1,
+        "with": 1,
+        "against": 1,
+    },
+    "place": {"in": 1, "near": 1},
 }
-PP_OBJECT = {
-    "of": "any",
-    "in": "any",
-    "on": "any",
-    "for": "any",
-    "with": "any",
-    "from": "any",
-    "at": "place",
-    "near": "place",
-    "by": "agent",
-    "about": "abstract",
-    "over": "abstract",
-    "against": "agent",
+PREP_OBJECTS = {
+    "of": {"thing": 3, "abstract": 3, "org": 2, "person": 1, "place": 1},
+    "in": {"place": 4, "thing": 1, "abstract": 2, "org": 1},
+    "at": {"org": 2, "thing": 1, "place": 1},
+    "near": {"place": 1},
+    "on": {"abstract": 2, "thing": 2},
+    "for": {"thing": 2, "abstract": 2, "person": 1, "org": 1},
+    "with": {"person": 1, "org": 2, "thing": 1, "abstract": 1},
+    "from": {"org": 2, "person": 1, "place": 1, "thing": 1},
+    "by": {"person": 1, "org": 2},
+    "about": {"abstract": 3, "thing": 1},
+    "over": {"abstract": 2, "thing": 1},
+    "against": {"person": 1, "org": 2, "abstract": 1},
+    "to": {"person": 1, "org": 2, "place": 1, "abstract": 1},
 }
+DEFAULT_OBJECTS = {"thing": 2, "abstract": 2, "org": 1, "person": 1, "place": 1}
 
 
 def leaf(tag: str, word: str) -> Tree:
@@ -82,11 +94,10 @@ class NounPhrases:
         self.attributive = [a for a in lex.adjectives if a.complement is None]
         self.with_complement = [a for a in lex.adjectives if a.complement is not None]
         self.count_things = [n for n in lex.nouns["thing"] if n.pl]
-        self.dets = {"sg": [], "pl": [], "mass": []}
-        for _, word, feature in lex.function["det"]:
+        self.dets: dict[str, dict[str, float]] = {"sg": {}, "pl": {}, "mass": {"some": 3, "no": 1}}
+        for _, word, feature, weight in lex.function["det"]:
             for key in ("sg", "pl", "mass") if feature == "any" else (feature,):
-                self.dets[key].append(word)
-        self.dets["mass"] += ["some", "no"]
+                self.dets[key][word] = float(weight)
         self.preps: dict[str, list[str]] = {}
         for _, word, obj in lex.function["prep"]:
             self.preps.setdefault(obj, []).append(word)
@@ -108,20 +119,22 @@ class NounPhrases:
         if role == "obj" and cls in AGENTS and self.rng.random() < P_PRONOUN_OBJECT:
             return self.pronoun(cls, subject=False)
         np, agr = self.base(cls)
-        p = (
-            (P_SUBJECT_MODIFIER if role == "subj" else P_NP_MODIFIER)
-            * self.richness
-            * NP_DECAY**depth
-        )
+        if cls == "time" or (np[-1].label() in ("NNP", "NNPS") and cls != "person"):
+            return np, agr  # "last week", "Chicago", "Acme Corp." take no modifiers here
+        # Long sentences get their length from objects and clauses, not from heavy subjects.
+        p = P_SUBJECT_MODIFIER if role == "subj" else P_NP_MODIFIER * self.richness
+        p *= NP_DECAY**depth
         if depth < MAX_NP_DEPTH and self.rng.random() < p:
             np, agr = self.modified(np, agr, cls, depth, role)
         return np, agr
 
     def modified(self, np: Tree, agr: str, cls: str, depth: int, role: str) -> tuple[Tree, str]:
         kind = pick_key(self.rng, NP_MODIFIERS)
+        if np[-1].label() == "NNP" and kind not in ("appositive", "relative"):
+            return np, agr  # a person's name: "Mr. Smith, the chairman," or "Smith, who ..."
         if kind == "pp":
-            prep = self.rng.choice(NOUN_PREPS[cls])
-            return Tree("NP", [np, self.pp(depth + 1, PP_OBJECT.get(prep, "any"), prep=prep)]), agr
+            prep = pick_key(self.rng, NOUN_PREPS[cls])
+            return Tree("NP", [np, self.pp(depth + 1, "any", prep=prep)]), agr
         if kind == "relative":
             return Tree("NP", [np, self.clause(cls, agr, depth + 1)]), agr
         if kind == "reduced" and cls not in AGENTS:
@@ -176,12 +189,7 @@ class NounPhrases:
         return Tree("NP", kids), "pl" if plural else "3sg"
 
     def determiner(self, number: str) -> str:
-        r = self.rng.random()
-        if r < 0.55:
-            return "the"
-        if number == "sg" and r < 0.82:
-            return "a"
-        return self.rng.choice(self.dets[number])
+        return pick_key(self.rng, self.dets[number])
 
     def premodifiers(self, cls: str) -> list[Tree]:
         rng, out = self.rng, []
@@ -197,8 +205,10 @@ class NounPhrases:
 
     def possessor(self) -> Tree:
         if self.rng.random() < 0.6:
-            _, _, _, poss, _ = self.rng.choice(self.lex.function["pron"])
-            return leaf("PRP$", poss)
+            prons = self.lex.function["pron"]
+            if self.rng.random() < 0.9:
+                prons = [p for p in prons if p[3] in ("its", "their", "his", "her")]
+            return leaf("PRP$", self.rng.choice(prons)[3])
         owner = self.org_name() if self.rng.random() < 0.6 else self.person_name()
         return Tree("NP", [*owner, leaf("POS", "'s")])
 
@@ -304,7 +314,7 @@ class NounPhrases:
         else:
             noun = rng.choice(self.count_things + self.lex.nouns["person"][:40])
             head = [*amount, leaf("NNS", noun.pl or noun.sg)]
-        if rng.random() < 0.25:  # an approximation groups the number into a QP
+        if rng.random() < 0.45:  # an approximation groups the number into a QP
             approx = [leaf("RB", rng.choice(self.lex.adverbs["approx"]))]
             if rng.random() < 0.3:
                 approx = [leaf("JJR", "more"), leaf("IN", "than")]
@@ -338,7 +348,13 @@ class NounPhrases:
         """A prepositional phrase whose object is of kind `obj` (any, place, time, agent, ...)."""
         if prep is None:
             prep = self.rng.choice(self.preps.get(obj, self.preps["any"]))
-        np = self.time_object(depth) if obj == "time" else self.noun_phrase(obj, depth)[0]
+        if obj == "time":
+            np = self.time_object(depth)
+        else:
+            weights = PREP_OBJECTS.get(prep, DEFAULT_OBJECTS)
+            np = self.noun_phrase(
+                obj if obj in ("place", "agent") else pick_key(self.rng, weights), depth
+            )[0]
         return Tree("PP", [leaf("TO" if prep == "to" else "IN", prep), np])
 
     def adjp(
