@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from nltk import Tree
 
@@ -224,3 +226,39 @@ def test_round_trip_on_1000_generated_trees():
         assert to_unlabeled(back) == unlabeled
         assert to_unlabeled(tree_from_spans(words, unlabeled_spans(tree))) == unlabeled
         assert repair(unlabeled, words).changed is False
+
+
+def test_fast_scanner_agrees_with_careful_scanner_on_damaged_text():
+    """scan_brackets takes a fast path; the careful path (used for error offsets) must read
+    every string, well-formed or not, the same way."""
+    import json
+    import random
+
+    from mckd.tasks.brackets import TreeSyntaxError, _scan_checked, _scan_fast
+
+    data = Path(__file__).parent / "data"
+    lines = (data / "evalb" / "gold.txt").read_text().splitlines()[:100]
+    pairs = (data / "paper_metric" / "pairs.jsonl").read_text().splitlines()[:100]
+    lines += [json.loads(x)["prediction"] for x in pairs]
+    lines += ["( ( w ) )", "(NN x)", "( (S (NP a b) (VP (V c))) )", "( ( The cat ) ( sat ) )"]
+    lines += ["( w )", "w", "", "()", "(S (NP a) ( ))", "(S a) b", "(S a))", "((S (NP a b)))"]
+    rng = random.Random(0)
+    for text in list(lines):
+        for _ in range(4):
+            chars = list(text)
+            k = rng.randrange(len(chars) + 1)
+            if chars and rng.random() < 0.4:
+                del chars[min(k, len(chars) - 1)]
+            else:
+                chars.insert(k, rng.choice("() x"))
+            lines.append("".join(chars))
+
+    def read(scan, text, labels):
+        try:
+            return scan(text, labels)
+        except TreeSyntaxError:
+            return "malformed"
+
+    for text in lines:
+        for labels in (True, False):
+            assert read(_scan_fast, text, labels) == read(_scan_checked, text, labels), text

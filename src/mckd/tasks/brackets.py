@@ -94,69 +94,58 @@ def _scan_fast(text: str, labels: bool) -> Scan:
     words: list[str] = []
     tags: list[str] = []
     spans: list[tuple[int, int, str]] = []
-    starts: list[int] = []  # per open bracket: first word, label, children, bare words
-    names: list[str] = []
-    kids: list[int] = []
-    bares: list[list[int] | None] = []
+    stack: list[tuple[int, str]] = []  # open brackets: (first word, label)
+    bare: dict[int, list[int]] = {}  # depth -> words directly inside that bracket (rare)
     i, n = 0, len(toks)
     try:
         while i < n:
             tok = toks[i]
             if tok == "(":
                 nxt = toks[i + 1]
-                if nxt != "(" and nxt != ")":
-                    after = toks[i + 2]
-                    if after == ")":  # ( w )
-                        words.append(nxt)
-                        tags.append("")
-                        i += 3
-                    elif labels and after != "(" and toks[i + 3] == ")":  # (TAG word)
-                        words.append(after)
-                        tags.append(nxt)
-                        i += 4
-                    else:
-                        starts.append(len(words))
-                        names.append(nxt if labels else "")
-                        kids.append(0)
-                        bares.append(None)
-                        i += 2 if labels else 1
-                        continue
-                    if kids:
-                        kids[-1] += 1
-                    elif i < n:
-                        raise TreeSyntaxError("text after the end of the tree")
+                if nxt == "(" or nxt == ")":
+                    stack.append((len(words), ""))
+                    i += 1
                     continue
-                starts.append(len(words))
-                names.append("")
-                kids.append(0)
-                bares.append(None)
-            elif tok == ")":
-                start, label, k, bare = starts.pop(), names.pop(), kids.pop(), bares.pop()
-                if k == 0:
-                    raise TreeSyntaxError("empty brackets")
-                if bare:
-                    for j in bare:
-                        tags[j] = label
-                if k > 1 or not bare:
-                    spans.append((start, len(words), label))
-                if kids:
-                    kids[-1] += 1
-                elif i + 1 < n:
+                after = toks[i + 2]
+                if after == ")":  # ( w )
+                    words.append(nxt)
+                    tags.append("")
+                    i += 3
+                elif labels and after != "(" and toks[i + 3] == ")":  # (TAG word)
+                    words.append(after)
+                    tags.append(nxt)
+                    i += 4
+                else:
+                    stack.append((len(words), nxt if labels else ""))
+                    i += 2 if labels else 1
+                    continue
+                if not stack and i < n:
                     raise TreeSyntaxError("text after the end of the tree")
+            elif tok == ")":
+                start, label = stack.pop()
+                size = len(words) - start
+                if size == 0:
+                    raise TreeSyntaxError("empty brackets")
+                mine = bare.pop(len(stack) + 1, None)
+                if mine:
+                    for j in mine:
+                        tags[j] = label
+                if size > 1 or not mine:
+                    spans.append((start, len(words), label))
+                if not stack and i + 1 < n:
+                    raise TreeSyntaxError("text after the end of the tree")
+                i += 1
             else:
-                if not kids:
+                if not stack:
                     raise TreeSyntaxError("word outside any brackets")
-                if bares[-1] is None:
-                    bares[-1] = []
-                bares[-1].append(len(words))  # type: ignore[union-attr]
-                kids[-1] += 1
+                bare.setdefault(len(stack), []).append(len(words))
                 words.append(tok)
                 tags.append("")
-            i += 1
+                i += 1
     except IndexError:
         raise TreeSyntaxError("unbalanced brackets") from None
-    if kids or not words:
-        raise TreeSyntaxError("unbalanced brackets" if kids else "no bracketed tree found")
+    if stack or not words:
+        raise TreeSyntaxError("unbalanced brackets" if stack else "no bracketed tree found")
     return words, tags, spans
 
 

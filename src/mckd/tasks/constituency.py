@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,13 +149,9 @@ class PaperGold:
             tags = ["NN"] * len(words)
         self.n = len(words)
         self.sentence = " ".join(words) if sentence is None else sentence
-        self.kept_before = [0] * (self.n + 1)
-        kept = 0
-        for i, tag in enumerate(tags):
-            self.kept_before[i] = kept
-            kept += tag in WORD_TAGS
-        self.kept_before[self.n] = kept
-        self.kept = kept
+        # word position -> number of kept (non-punctuation) words before it
+        self.kept_before = list(accumulate(map(WORD_TAGS.__contains__, tags), initial=0))
+        self.kept = self.kept_before[-1]
         self.spans = self._masked({(a, b) for a, b, _ in spans})
 
     def _masked(self, spans: set[tuple[int, int]] | list[tuple[int, int]]) -> set[tuple[int, int]]:

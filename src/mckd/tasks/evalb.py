@@ -178,22 +178,31 @@ class _Side:
 
     def __init__(self, scanned: Scanned, rules: _Rules) -> None:
         words, tags, spans = scanned
-        self.length = sum(t not in rules.for_length for t in tags)
-        keep = [t not in rules.delete for t in tags]
-        if all(keep):
+        self.length = len(tags) - sum(map(rules.for_length.__contains__, tags))
+        dropped = list(map(rules.delete.__contains__, tags))
+        if not any(dropped):
             self.words, self.tags = words, tags
             kept_before: list[int] | range = range(len(words) + 1)
         else:
-            self.words = [w for w, k in zip(words, keep, strict=True) if k]
-            self.tags = [t for t, k in zip(tags, keep, strict=True) if k]
-            kept_before = [0, *accumulate(keep)]  # word position -> index among kept words
-        self.brackets: list[tuple[int, int, str]] = []
-        for start, end, label in spans:
-            s, e = kept_before[start], kept_before[end]
-            if s != e:
-                lab = rules.bracket_label(label)
-                if lab is not None:
-                    self.brackets.append((s, e, lab))
+            self.words = [w for w, d in zip(words, dropped, strict=True) if not d]
+            self.tags = [t for t, d in zip(tags, dropped, strict=True) if not d]
+            # word position -> index among the kept words
+            kept_before = list(accumulate((not d for d in dropped), initial=0))
+        label = rules.bracket_label
+        self.brackets: list[tuple[int, int, str]] = [
+            (kept_before[i], kept_before[j], lab)
+            for i, j, lab in ((i, j, label(lab)) for i, j, lab in spans)
+            if lab is not None and kept_before[i] != kept_before[j]
+        ]
+
+
+def _matched(gold: list, test: list) -> int:
+    """Brackets matched one to one (EVALB pairs each gold bracket with an unused equal test
+    bracket, so repeated brackets match as often as both sides have them)."""
+    g, t = set(gold), set(test)
+    if len(g) == len(gold) and len(t) == len(test):
+        return len(g & t)  # no repeats: plain set intersection, the common case
+    return sum((Counter(gold) & Counter(test)).values())
 
 
 def _crossing(gold: list[tuple[int, int, str]], test: list[tuple[int, int, str]]) -> int:
@@ -225,10 +234,9 @@ def score_sentence(
         if gw != tw:
             return EvalbSentence(sid, g.length, ERROR, problem=f"words unmatch ({gw}|{tw})")
     if rules.params.labeled:
-        matched = sum((Counter(g.brackets) & Counter(t.brackets)).values())
+        matched = _matched(g.brackets, t.brackets)
     else:
-        gold_spans = Counter((s, e) for s, e, _ in g.brackets)
-        matched = sum((gold_spans & Counter((s, e) for s, e, _ in t.brackets)).values())
+        matched = _matched([b[:2] for b in g.brackets], [b[:2] for b in t.brackets])
     correct = sum(rules.same_tag(a, b) for a, b in zip(g.tags, t.tags, strict=True))
     return EvalbSentence(
         sid,
