@@ -196,3 +196,16 @@ def test_causal_loss_ignores_the_prompt() -> None:
     batch = collate([Encoded([3, 4, 5], [6, 1]), Encoded([3], [6, 6, 1])], sm, torch.device("cpu"))
     assert batch["labels"].tolist() == [[-100, -100, -100, 6, 1], [-100, 6, 6, 1, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_script_runs_on_cpu() -> None:
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_student.py"), "--tiny", "--device", "cpu"],
+                         capture_output=True, text=True, check=True, timeout=600)
+    res = json.loads(out.stdout)
+    assert res["steps"] == 12 and res["tokens_per_s"] > 0 and res["precision"] == "fp32"

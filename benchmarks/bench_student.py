@@ -1,0 +1,153 @@
+"""Student speed: our training loop and generation against the plain Hugging Face way, same run.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_student.py --n-train 640 --n-gen 320
+
+Training: `mckd.student.train.train` (length-bucketed batches, dynamic padding) against
+`Seq2SeqTrainer` on the same examples padded to the longest one, same model and initial
+weights, same batch size and learning rate, one epoch each. Generation: `generate` (sorted
+batches, KV cache) against `model.generate` one sentence at a time in input order, and against
+unsorted batches of the same size; the same trained model, greedy, same length limit, outputs
+compared. Data: trees from the built-in synthetic treebank, the paper's unlabeled target form.
+Results go to benchmarks/student_speed_results.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mckd.data.synth import synth_treebank
+from mckd.student.config import GenerateConfig, TrainConfig
+from mckd.student.generate import decode_text, generate
+from mckd.student.model import StudentModel, build_t5, train_tokenizer
+from mckd.student.train import Encoded, train
+from mckd.tasks.trees import to_unlabeled, tree_words
+
+
+def load_data(n: int, seed: int) -> list[tuple[str, str]]:
+    return [(" ".join(tree_words(t)), to_unlabeled(t)) for t in synth_treebank(n, seed)]
+
+
+def encode(sm: StudentModel, pairs: list[tuple[str, str]]) -> list[Encoded]:
+    tok = sm.tokenizer
+    return [Encoded(tok(s)["input_ids"], tok(t, add_special_tokens=False)["input_ids"] + [sm.eos_id])
+            for s, t in pairs]
+
+
+def time_ours(sm: StudentModel, data: list[Encoded], batch: int, out: Path) -> float:
+    cfg = TrainConfig(epochs=1, batch_size=batch, fidelity_sample=0, progress=False, device="cpu",
+                      save_every_steps=10**6, max_grad_norm=None)
+    start = time.perf_counter()
+    train(sm, data, cfg, out)
+    return time.perf_counter() - start
+
+
+def time_hf_trainer(sm: StudentModel, data: list[Encoded], batch: int, out: Path) -> float:
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    src_w = max(len(d.source) for d in data)
+    tgt_w = max(len(d.target) for d in data)
+    rows = [{"input_ids": torch.tensor(d.source + [sm.pad_id] * (src_w - len(d.source))),
+             "attention_mask": torch.tensor([1] * len(d.source) + [0] * (src_w - len(d.source))),
+             "labels": torch.tensor(d.target + [-100] * (tgt_w - len(d.target)))} for d in data]
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(out), per_device_train_batch_size=batch, num_train_epochs=1, learning_rate=3e-4,
+        lr_scheduler_type="linear", use_cpu=True, report_to="none", save_strategy="no",
+        logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0, max_grad_norm=0.0)
+    trainer = Seq2SeqTrainer(model=sm.model, args=args, train_dataset=rows)
+    start = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - start
+
+
+@torch.inference_mode()
+def hf_generate(sm: StudentModel, sources: list[str], batch: int, max_new: int) -> tuple[float, list[str]]:
+    """Plain `model.generate` in input order (no sorting), `batch` sentences at a time."""
+    sm.model.eval()
+    texts: list[str] = []
+    start = time.perf_counter()
+    for i in range(0, len(sources), batch):
+        enc = sm.tokenizer(sources[i:i + batch], return_tensors="pt", padding=True)
+        out = sm.model.generate(**enc, max_new_tokens=max_new, do_sample=False, num_beams=1,
+                                eos_token_id=sm.eos_id, pad_token_id=sm.pad_id,
+                                suppress_tokens=[sm.pad_id])  # as ours: pad is never an output
+        for row in out[:, 1:].tolist():
+            cut = row.index(sm.eos_id) + 1 if sm.eos_id in row else len(row)
+            texts.append(decode_text(sm, row[:cut]))
+    return time.perf_counter() - start, texts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-train", type=int, default=640)
+    ap.add_argument("--n-gen", type=int, default=320)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--gen-batch", type=int, default=64)
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--gen-epochs", type=int, default=8)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    pairs = load_data(args.n_train + args.n_gen, args.seed)
+    train_pairs, gen_sources = pairs[:args.n_train], [s for s, _ in pairs[args.n_train:]]
+    tok = train_tokenizer([t for p in train_pairs for t in p], "word")
+    sm = build_t5("t5-tiny", tok, seed=args.seed, d_model=args.d_model, d_ff=4 * args.d_model,
+                  num_layers=2, num_heads=4)
+    data = encode(sm, train_pairs)
+    tokens = sum(len(d.source) + len(d.target) for d in data)
+    res: dict = {"model_params": sum(p.numel() for p in sm.model.parameters()), "threads": args.threads,
+                 "n_train": len(data), "n_gen": len(gen_sources), "cpu": platform.processor() or platform.machine()}
+    with tempfile.TemporaryDirectory() as tmp:
+        # Alternate the two, twice each, from the same initial weights; keep each one's best
+        # time (the machine is shared, so the minimum is the least disturbed run).
+        hf_times, our_times, init = [], [], copy.deepcopy(sm.model.state_dict())
+        for rep in range(args.repeats):
+            hf_model = StudentModel(copy.deepcopy(sm.model), sm.tokenizer, "seq2seq", dict(sm.meta))
+            hf_times.append(time_hf_trainer(hf_model, data, args.batch, Path(tmp) / f"hf{rep}"))
+            sm.model.load_state_dict(init)
+            our_times.append(time_ours(sm, data, args.batch, Path(tmp) / f"ours{rep}"))
+        res["train_hf_s"], res["train_ours_s"] = min(hf_times), min(our_times)
+        res["train_hf_all_s"], res["train_ours_all_s"] = hf_times, our_times
+        # More epochs (untimed) so the generation model stops at EOS like a trained student.
+        train(sm, data, TrainConfig(epochs=args.gen_epochs, batch_size=args.batch, fidelity_sample=0,
+                                    progress=False, device="cpu", save_every_steps=10**6),
+              Path(tmp) / "gen-model")
+    res["train_examples"] = len(data)
+    res["train_tokens"] = tokens
+    res["train_speedup"] = res["train_hf_s"] / res["train_ours_s"]
+    # Generation with the trained model; a fixed length limit from the training targets.
+    max_new = int(1.25 * max(len(d.target) for d in data)) + 8
+    cfg = GenerateConfig(batch_size=args.gen_batch)
+    start = time.perf_counter()
+    ours = generate(sm, gen_sources, cfg, default_max_new_tokens=max_new)
+    res["gen_ours_s"] = time.perf_counter() - start
+    res["gen_hf_single_s"], single = hf_generate(sm, gen_sources, 1, max_new)
+    res["gen_hf_unsorted_batch_s"], unsorted = hf_generate(sm, gen_sources, args.gen_batch, max_new)
+    res["gen_mean_len_ours"] = sum(len(p.text.split()) for p in ours) / len(ours)
+    res["gen_same_as_single"] = sum(p.text == s for p, s in zip(ours, single, strict=True)) / len(single)
+    res["gen_same_as_unsorted"] = sum(p.text == s for p, s in zip(ours, unsorted, strict=True)) / len(single)
+    start = time.perf_counter()
+    generate(sm, gen_sources, cfg.model_copy(update={"constrained": True}))
+    res["gen_ours_constrained_s"] = time.perf_counter() - start
+    for key in ("gen_ours_s", "gen_hf_single_s", "gen_hf_unsorted_batch_s", "gen_ours_constrained_s"):
+        res[key[:-2] + "_sent_per_s"] = len(gen_sources) / res[key]
+    res["train_ours_ex_per_s"] = len(data) / res["train_ours_s"]
+    res["train_hf_ex_per_s"] = len(data) / res["train_hf_s"]
+    res["gen_speedup_vs_single"] = res["gen_hf_single_s"] / res["gen_ours_s"]
+    res["gen_speedup_vs_unsorted_batch"] = res["gen_hf_unsorted_batch_s"] / res["gen_ours_s"]
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
