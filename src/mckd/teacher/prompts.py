@@ -274,18 +274,23 @@ class PromptBuilder:
         body = "".join(f"Input: {self.labeled[i].source}\nOutput: {self.outputs[i]}\n\n" for i in demos)
         return f"{head}{body}Input: {source}\nOutput:", None
 
+    def tokens(self, text: str) -> int:
+        """The backend's count, but never under one token per 2 characters: backends without
+        the model's tokenizer guess ~4 characters a token, and bracketed trees take ~2.2."""
+        return max(self.count_tokens(text), len(text) // 2)
+
     def _prompt_tokens(self, prompt: str | None, messages: tuple | None) -> int:
         if prompt is not None:
-            return self.count_tokens(prompt)
+            return self.tokens(prompt)
         # chat templates add a few tokens per message
-        return sum(self.count_tokens(c) + 8 for _, c in messages or ())
+        return sum(self.tokens(c) + 8 for _, c in messages or ())
 
     def answer_budget(self, source: str) -> int:
         if self.config.max_tokens:
             return self.config.max_tokens
         words = len(source.split())
         per_word = 8 if self.config.form == "labeled" else 6
-        return self.count_tokens(source) + per_word * words + 16
+        return self.tokens(source) + per_word * words + 16
 
     # -- the request
     def build_request(self, example: Example, sample_index: int = 0) -> TeacherRequest:
@@ -328,12 +333,16 @@ class PromptBuilder:
         while demos and used > budget:
             i = demos.pop(0)
             if i not in self._demo_tokens:
-                self._demo_tokens[i] = self.count_tokens(
+                self._demo_tokens[i] = self.tokens(
                     f"Input: {self.labeled[i].source}\nOutput: {self.outputs[i]}\n\n") + 2
             used -= self._demo_tokens[i]
         self.shrunk += 1
-        log.warning("prompt for a %d-word input shrunk from %d to %d demonstrations to fit a "
-                    "%d-token context", len(source.split()), k0, len(demos), self.context_size)
+        # once as a warning, then quietly: a shared demonstration set shrinks the same way for
+        # every input, and `shrunk` carries the count to the run's summary
+        log.log(logging.WARNING if self.shrunk == 1 else logging.DEBUG,
+                "prompt for a %d-word input shrunk from %d to %d demonstrations to fit a "
+                "%d-token context (raise context_size or lower k)", len(source.split()), k0,
+                len(demos), self.context_size)
         return demos
 
     def to_target(self, text: str, example: Example) -> str:
