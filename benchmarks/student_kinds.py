@@ -27,7 +27,7 @@ from mckd.tasks import trees
 
 log = logging.getLogger("student_kinds")
 
-EPOCHS = {50: 40, 200: 25, 2000: 8}  # fewer trees need more passes; short for a shared CPU
+EPOCHS = {50: 30, 200: 15, 2000: 4}  # fewer trees need more passes; short for a shared CPU
 
 
 def gold_examples(tree_list: list[Any], prefix: str) -> list[Example]:
