@@ -91,6 +91,10 @@ class FakeStudent:
     def __init__(self, cfg: Any = None, task: Any = None) -> None:
         self.memory: dict[str, str] = {}
         self.loaded_from: str | None = None
+        saved = Path(getattr(cfg, "model", "")) / "memory.json"
+        if saved.exists():  # like a pretrained model directory: start from what it knows
+            self.memory = json.loads(saved.read_text())
+            self.loaded_from = str(saved.parent)
 
     def fit(self, train: list[Example], out_dir: Path) -> TrainReport:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +109,8 @@ class FakeStudent:
                 on_epoch(out_dir, epoch)
         self.memory.update({ex.source: ex.target for ex in train if ex.target is not None})
         return TrainReport(epochs=self.EPOCHS, steps=self.EPOCHS * len(train), seconds=0.01,
-                           final_loss=0.5, fidelity=[100.0] * self.EPOCHS)
+                           final_loss=0.5, fidelity=[100.0] * self.EPOCHS,
+                           extra={"loaded_from": self.loaded_from})
 
     def predict(self, sources: list[str]) -> list[Prediction]:
         out = []
@@ -117,14 +122,6 @@ class FakeStudent:
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         (path / "memory.json").write_text(json.dumps(self.memory))
-
-    @classmethod
-    def load(cls, path: Path, task: Any = None) -> FakeStudent:
-        """A saved student; `fit` then adds to what it already knows (init_from_sft)."""
-        student = cls(None, task)
-        student.memory = json.loads((path / "memory.json").read_text())
-        student.loaded_from = str(path)
-        return student
 
 
 def fake_build_student(cfg: Any, task: Any) -> FakeStudent:

@@ -138,11 +138,14 @@ def test_add_gold_and_init_from_sft(tmp_path: Path) -> None:
     run(tmp_path, add_gold=True, init_from_sft=True, methods=["sft", "vanilla_kd", "mckd"], stages=[2])
     root = tmp_path / "run"
     gold = {ex.id for ex in read_examples(root / "data" / "labeled.jsonl")}
-    for step in ("vanilla_kd", "stage1_part0", "mckd_2stage"):
+    sft_model = str((root / "sft" / "model").resolve())
+    for step in ("vanilla_kd", "stage1_part0", "stage1_part1", "mckd_2stage"):
         train = set(json.loads((root / step / "inputs.json").read_text())["train_ids"])
         assert gold <= train, step
-    sft_train = set(json.loads((root / "sft" / "inputs.json").read_text())["train_ids"])
-    assert sft_train == gold
+        assert json.loads((root / step / "train.json").read_text())["extra"]["loaded_from"] == sft_model
+    sft = root / "sft"
+    assert set(json.loads((sft / "inputs.json").read_text())["train_ids"]) == gold
+    assert json.loads((sft / "train.json").read_text())["extra"]["loaded_from"] is None
 
 
 def test_self_distill_keeps_most_confident_half(tmp_path: Path) -> None:

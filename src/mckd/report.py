@@ -162,12 +162,13 @@ def teacher_table(results: dict[str, Any]) -> Table:
         if not isinstance(usage, dict):
             continue
         rows.append([
-            part, fmt(usage.get("inputs")), fmt(usage.get("valid")), fmt(usage.get("calls")),
+            part, fmt(usage.get("inputs")), fmt(usage.get("valid")), fmt(usage.get("rejected")),
+            fmt(usage.get("calls")),
             fmt(usage.get("cache_hits")), fmt(usage.get("prompt_tokens")),
             fmt(usage.get("completion_tokens")), fmt(usage.get("seconds")),
             fmt(usage.get("wall_seconds")), fmt(usage.get("cost"), digits=4),
         ])
-    header = ["inputs of", "inputs", "valid", "LLM calls", "cache hits", "prompt tokens",
+    header = ["inputs of", "inputs", "valid", "rejected", "LLM calls", "cache hits", "prompt tokens",
               "completion tokens", "LLM seconds", "wall seconds", "cost"]
     return header, rows
 

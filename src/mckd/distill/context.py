@@ -10,7 +10,6 @@ from typing import Any
 
 from mckd.config import RunConfig
 from mckd.distill.rundir import RunDir, write_json
-from mckd.errors import ConfigError
 from mckd.examples import Example, write_examples
 
 log = logging.getLogger(__name__)
@@ -60,15 +59,18 @@ class RunContext:
         return cfg
 
     def new_student(self, init_from: Path | None = None) -> Any:
-        """A fresh student from the pretrained model, or a copy of a saved one (init_from_sft)."""
-        from mckd.student import build_student
+        """A fresh student from the pretrained model, or one starting from a saved student
+        (init_from_sft)."""
+        from mckd.student import build_student, load_trained_student
 
-        student = build_student(self.student_config(), self.task)
+        cfg = self.student_config()
         if init_from is None:
-            return student
-        if not hasattr(type(student), "load"):
-            raise ConfigError(f"init_from_sft: {type(student).__name__} cannot load a saved student")
-        return type(student).load(init_from, self.task)
+            return build_student(cfg, self.task)
+        if "model" in type(cfg).model_fields:
+            # Generating students build their model from `model`, which may be any saved
+            # model directory: a saved student is one.
+            return build_student(cfg.model_copy(update={"model": str(init_from.resolve())}), self.task)
+        return load_trained_student(init_from, self.task)  # fit() continues from its weights
 
     def train_student(
         self,
@@ -113,4 +115,5 @@ def _report_dict(report: Any) -> dict[str, Any]:
     fidelity = d.get("fidelity") or []
     return {"epochs": d.get("epochs"), "steps": d.get("steps"), "seconds": round(d.get("seconds") or 0.0, 3),
             "final_loss": d.get("final_loss"), "fidelity": fidelity[-1] if fidelity else None,
-            "fidelity_by_epoch": fidelity, "stopped_early": d.get("stopped_early")}
+            "fidelity_by_epoch": fidelity, "stopped_early": d.get("stopped_early"),
+            "extra": d.get("extra") or {}}

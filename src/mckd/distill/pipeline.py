@@ -125,7 +125,12 @@ def _check_teacher(cfg: RunConfig) -> None:
     if not any(m in cfg.methods for m in ("teacher", "vanilla_kd", "kd_self_distill", "mckd")):
         return
     if cfg.teacher.backend == "llamacpp":
+        import importlib.util
+
         from mckd.teacher.backends.llamacpp import resolve_model_path
+
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise ConfigError("teacher.backend llamacpp needs xllamacpp: pip install 'mckd[local]'")
 
         try:
             resolve_model_path(cfg.teacher.model)

@@ -122,20 +122,20 @@ class RunDir:
         forced = expand_force(steps, force or [])
         hashes: dict[str, str] = {}
         outcomes = []
-        for s in steps:
+        for i, s in enumerate(steps, start=1):
             hashes[s.name] = step_hash(s.key, [hashes[d] for d in s.deps])
             if s.name not in forced and self.is_done(s.name, hashes[s.name]):
-                log.info("step %s: done already, skipped", s.name)
+                log.info("step %d/%d %s: done already, skipped", i, len(steps), s.name)
                 outcomes.append(StepOutcome(s.name, True, 0.0, self.metrics(s.name)))
                 continue
             if s.name in forced:
                 self.invalidate(s.name)
+            log.info("step %d/%d %s: %s", i, len(steps), s.name, s.description or "running")
             outcomes.append(self._run_one(s, hashes[s.name]))
         return outcomes
 
     def _run_one(self, s: Step, hash_: str) -> StepOutcome:
         folder = self._prepare(s.name, hash_)
-        log.info("step %s: running%s", s.name, f" ({s.description})" if s.description else "")
         start = time.perf_counter()
         with _step_log(folder / "log.txt"):
             metrics = s.run(folder)
