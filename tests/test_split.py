@@ -7,6 +7,7 @@ import pytest
 
 from mckd import cli
 from mckd.data import SplitConfig, load_treebank, split_treebank, synth_treebank, write_trees
+from mckd.data.stats import format_stats, treebank_stats
 from mckd.errors import InputError
 from mckd.examples import read_examples
 from mckd.tasks.trees import parse_tree, to_unlabeled
@@ -150,6 +151,18 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         split_treebank(tmp_path / "nothing", tmp_path / "o", cfg)
 
 
+def test_stats_of_a_small_treebank(tmp_path):
+    (tmp_path / "a.mrg").write_text(MRG_A + MRG_B)
+    stats = treebank_stats(load_treebank(tmp_path / "a.mrg").trees)
+    assert stats["sentences"] == 3 and stats["tokens"] == 12 + 7 + 5
+    assert stats["length"]["min"] == 5 and stats["length"]["max"] == 12
+    assert set(stats["labels"]) == {"S", "NP", "VP", "PP", "SBAR"}
+    # "Acme Corp. makes tools ." without punctuation: gold spans {0-4, 0-2, 2-4};
+    # right-branching {0-4, 1-4, 2-4} matches 2 of 3
+    assert 0 < stats["baselines"]["right_f1"] < 100
+    assert "right-branching F1" in format_stats(stats)
+
+
 def _mckd(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["mckd", *args])
     with pytest.raises(SystemExit) as e:
@@ -191,3 +204,5 @@ def test_cli_synth_and_split(tmp_path, monkeypatch, capsys):
     assert code == 2 and err.count("\n") == 1 and "needs more than 205, but only 60" in err
     code, _, err = _mckd(monkeypatch, capsys, *args[:-1], "0")
     assert code == 2 and "n_test" in err
+    code, out, _ = _mckd(monkeypatch, capsys, "data", "stats", "--trees", str(trees), "--json")
+    assert code == 0 and json.loads(out)["sentences"] == 60
