@@ -188,3 +188,19 @@ def test_console_script_end_to_end(tmp_path):
     got = json.loads(done.stdout)
     assert got["metric"] == "mckd" and got["valid"] == 2
     assert got["f1"] == pytest.approx((100.0 + 200 / 3) / 2, abs=1e-4)  # P=1, R=1/2 -> F1=2/3
+
+
+def test_mrg_gold_with_traces(monkeypatch, capsys, tmp_path):
+    gold = tmp_path / "gold.mrg"
+    gold.write_text(
+        "( (S \n    (NP-SBJ-1 (DT The) (NN cat) )\n    (VP (VBD sat) \n"
+        "      (NP (-NONE- *T*-1) ))\n    (. .) ))\n"
+    )
+    pred = tmp_path / "pred.txt"
+    pred.write_text("( ( ( The ) ( cat ) ) ( sat ) ( . ) )\n")
+    code, out, _ = evaluate(monkeypatch, capsys, gold, pred, "mckd", "--json")
+    assert code == 0 and json.loads(out)["f1"] == 100.0
+    labeled = tmp_path / "pred_labeled.txt"
+    labeled.write_text("(S (NP (DT The) (NN cat)) (VP (VBD sat)) (. .))\n")
+    code, out, _ = evaluate(monkeypatch, capsys, gold, labeled, "evalb", "--json")
+    assert code == 0 and json.loads(out)["f1"] == 100.0  # EVALB drops traces and TOP itself

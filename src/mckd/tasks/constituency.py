@@ -297,7 +297,11 @@ def _read_lines(path: str | Path) -> list[str]:
     if path.is_dir() or path.suffix == ".mrg":
         from mckd.tasks.trees import read_trees, to_labeled
 
-        return [to_labeled(t) for t in read_trees(path)]
+        trees = read_trees(path)
+        for tree in trees:  # the .mrg outer "( ... )" is what EVALB files call TOP
+            if tree.label() == "":
+                tree.set_label("TOP")
+        return [to_labeled(t) for t in trees]
     lines = read_text_lines(path)
     while lines and not lines[-1].strip():
         lines.pop()
@@ -336,6 +340,22 @@ def _check_pred(path: str | Path, lines: list[str], *, labeled: bool) -> list[Sc
             )
         scanned.append(s)
     return scanned
+
+
+def _without_traces(gold: Scanned) -> Scanned:
+    """Drop `-NONE-` words (raw .mrg gold) and the spans they alone made: predictions never
+    contain traces, and the paper's metric compares positions."""
+    words, tags, spans = gold
+    if "-NONE-" not in tags:
+        return gold
+    keep = [t != "-NONE-" for t in tags]
+    before = list(accumulate(keep, initial=0))
+    kept_spans = [(before[i], before[j], lab) for i, j, lab in spans if before[i] != before[j]]
+    return (
+        [w for w, k in zip(words, keep, strict=True) if k],
+        [t for t, k in zip(tags, keep, strict=True) if k],
+        kept_spans,
+    )
 
 
 def _evalb_block(totals: EvalbTotals, tags: bool) -> dict[str, float | int | None]:
@@ -378,6 +398,7 @@ def evaluate_files(
         )
     golds = _check_gold(gold, gold_lines, need_tags=metric == "mckd")
     if metric == "mckd":
+        golds = [_without_traces(g) for g in golds]
         result = PaperResult()
         for g, line in zip(golds, pred_lines, strict=True):
             result.sentences.append(score_prediction(PaperGold(g), line))
