@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ def load(data: Path, n: int) -> tuple[list[Example], list[Example]]:
 
 
 def run_condition(name: str, data: Path, out: Path, *, n: int, model: str, threads: int,
-                  context: int) -> None:
+                  context: int, start: int = 0) -> None:
     from mckd.teacher.backends.llamacpp import LlamaCppBackend
     from mckd.teacher.config import TeacherConfig
 
@@ -61,7 +62,8 @@ def run_condition(name: str, data: Path, out: Path, *, n: int, model: str, threa
     cfg = PromptConfig(**{**BASE, **overrides})
     path = out / f"{name}.jsonl"
     done = {json.loads(line)["id"] for line in path.open()} if path.exists() else set()
-    todo = [ex for ex in test if ex.id not in done]
+    # several processes may label disjoint ranges of one condition; lines are appended whole
+    todo = [ex for ex in test[start:] if ex.id not in done]
     if not todo:
         return
     backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model=model, context_size=context,
@@ -115,23 +117,34 @@ def prepare(data: Path, *, seed: int, labeled: int, test: int) -> None:
     write_examples(data / "test.jsonl", exs[labeled:])
 
 
-def report(data: Path, out: Path, n: int) -> str:
+def _records(path: Path, by_id: dict[str, Example]) -> list[dict[str, Any]]:
+    """The condition's records for the selected sentences, one per sentence, in test order."""
+    if not path.exists():
+        return []
+    first: dict[str, dict[str, Any]] = {}
+    for line in path.open():
+        rec = json.loads(line)
+        if rec["id"] in by_id:
+            first.setdefault(rec["id"], rec)
+    return [first[i] for i in by_id if i in first]
+
+
+def report(data: Path, out: Path, n: int, *, common: bool = False) -> str:
     from mckd.tasks.trees import parse_bracketed, right_branching, unlabeled_spans
 
     _, test = load(data, n)
     by_id = {ex.id: ex for ex in test}
     rows = ["| condition | sentences | F1 (paper) | right-branching, same sentences | valid | "
-            "spans / sentence | calls / sentence | s / sentence | load avg |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for name in CONDITIONS:
-        path = out / f"{name}.jsonl"
-        if not path.exists():
-            continue
-        recs = [json.loads(line) for line in path.open()]
-        recs = [r for r in recs if r["id"] in by_id]
-        if not recs:
-            continue
-        overrides, samples, _, desc = CONDITIONS[name]
+            "spans / valid tree | calls / sentence | uncached prompt tokens / sentence | "
+            "generated tokens / sentence | s / sentence (median) | load avg |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    runs = {name: _records(out / f"{name}.jsonl", by_id) for name in CONDITIONS}
+    runs = {name: recs for name, recs in runs.items() if recs}
+    if common and runs:  # compare conditions on the sentences every one of them has labelled
+        shared = set.intersection(*({r["id"] for r in recs} for recs in runs.values()))
+        runs = {name: [r for r in recs if r["id"] in shared] for name, recs in runs.items()}
+    for name, recs in runs.items():
+        overrides, samples, _, _ = CONDITIONS[name]
         cfg = PromptConfig(**{**BASE, **overrides})
         golds = [by_id[r["id"]] for r in recs]
         rb = _f1(golds, [right_branching(g.source.split()) for g in golds])
@@ -152,11 +165,15 @@ def report(data: Path, out: Path, n: int) -> str:
                 valid += ok
                 preds.append(target)  # the metric applies the paper's own repair
             f1 = _f1(golds, preds)
-            secs = sum(r["seconds"] for r in recs) / len(recs)
+            secs = statistics.median(r["seconds"] for r in recs)
+            fresh = sum(r["prompt_tokens"] - r["cached_tokens"] for r in recs) / len(recs)
+            gen = sum(r["completion_tokens"] for r in recs) / len(recs)
             avg_load = sum(r["load"] for r in recs) / len(recs)
-            rows.append(f"| {name}{suffix} ({desc}) | {len(recs)} | {f1:.1f} | {rb:.1f} | "
-                        f"{valid}/{len(recs)} | {spans / max(valid, 1):.1f} | {samples} | {secs:.1f} | {avg_load:.1f} |")
-    return "\n".join(rows)
+            rows.append(f"| {name}{suffix} | {len(recs)} | {f1:.1f} | {rb:.1f} | "
+                        f"{valid}/{len(recs)} | {spans / max(valid, 1):.1f} | {samples} | "
+                        f"{fresh:.0f} | {gen:.0f} | {secs:.0f} | {avg_load:.1f} |")
+    legend = [f"- `{name}`: {CONDITIONS[name][3]}" for name in runs]
+    return "\n".join([*rows, "", *legend])
 
 
 def main() -> None:
@@ -167,6 +184,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/.teacher_levers"))
     ap.add_argument("--condition", action="append", choices=sorted(CONDITIONS), default=[])
     ap.add_argument("-n", type=int, default=40, help="first N test sentences")
+    ap.add_argument("--common", action="store_true", help="report: only sentences every condition has")
+    ap.add_argument("--start", type=int, default=0, help="run: begin at this test sentence")
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--context", type=int, default=4096)
@@ -178,10 +197,10 @@ def main() -> None:
         for name in args.condition or list(CONDITIONS):
             t = time.time()
             run_condition(name, args.data, args.out, n=args.n, model=args.model,
-                          threads=args.threads, context=args.context)
+                          threads=args.threads, context=args.context, start=args.start)
             print(f"== {name} done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
     else:
-        print(report(args.data, args.out, args.n))
+        print(report(args.data, args.out, args.n, common=args.common))
 
 
 if __name__ == "__main__":

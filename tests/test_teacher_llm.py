@@ -39,7 +39,7 @@ def _examples(n: int, seed: int) -> list[Example]:
             for i, t in enumerate(trees)]
 
 
-@pytest.mark.parametrize("form", ["labeled", "unlabeled"])
+@pytest.mark.parametrize("form", ["labeled", pytest.param("unlabeled", marks=pytest.mark.slow)])
 def test_grammar_gives_ten_of_ten_valid_trees(form: str) -> None:
     pytest.importorskip("xllamacpp")
     from mckd.teacher.backends.llamacpp import LlamaCppBackend
