@@ -103,6 +103,26 @@ def test_mrg_directory_is_normalized(tmp_path):
     assert sum(len(v) for v in _read(out).values()) == 3
 
 
+def test_separate_test_treebank(treebank, tmp_path):
+    """The standard PTB setting: train from sections 02-21, test on all of section 23."""
+    test_path = tmp_path / "sec23.txt"
+    overlap = treebank.read_text().splitlines()[:3]  # three test sentences also in training
+    write_trees(test_path, synth_treebank(20, seed=99))
+    test_path.write_text(test_path.read_text() + "\n".join(overlap) + "\n")
+    out = tmp_path / "std"
+    sizes = split_treebank(treebank, out, SplitConfig(n_labeled=10, seed=0), test_trees=test_path)
+    assert sizes == {"labeled": 10, "unlabeled": 120 - 3 - 10, "test": 23}
+    splits = _read(out)
+    assert all(ex.meta["origin"].startswith(str(test_path)) for ex in splits["test"])
+    info = json.loads((out / "split.json").read_text())
+    assert info["dropped"] == {"also in the test trees": 3}
+    cfg = SplitConfig(n_labeled=10, n_test=30)
+    with pytest.raises(
+        InputError, match=r"sec23.txt: asked for 30 test sentences, needs 30, but only 23"
+    ):
+        split_treebank(treebank, tmp_path / "x", cfg, test_trees=test_path)
+
+
 def test_max_len_and_repeats_are_dropped_and_counted(tmp_path):
     path = tmp_path / "t.txt"
     lines = [

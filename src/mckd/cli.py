@@ -61,7 +61,8 @@ def data_split(
     trees: Annotated[str, typer.Option("--trees", help="PTB .mrg file, one-tree-per-line file, or a directory.")],
     out: Annotated[str, typer.Option("--out", help="Output directory for labeled/unlabeled/test.jsonl.")],
     labeled: Annotated[int, typer.Option("--labeled", help="Gold pairs (demonstrations).")] = 50,
-    test: Annotated[int, typer.Option("--test", help="Test sentences.")] = 500,
+    test: Annotated[int | None, typer.Option("--test", help="Test sentences [default: 500, or all of --test-trees].")] = None,
+    test_trees: Annotated[str | None, typer.Option("--test-trees", help="Separate test treebank (e.g. WSJ section 23).")] = None,
     unlabeled: Annotated[int | None, typer.Option("--unlabeled", help="Pool size; default all the rest.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffle.")] = 0,
     max_len: Annotated[int | None, typer.Option("--max-len", help="Drop sentences longer than this (tokens).")] = None,
@@ -72,7 +73,7 @@ def data_split(
     cfg = validated(
         SplitConfig, "data split", n_labeled=labeled, n_test=test, n_unlabeled=unlabeled, seed=seed, max_len=max_len
     )
-    sizes = split_treebank(trees, out, cfg)
+    sizes = split_treebank(trees, out, cfg, test_trees=test_trees)
     typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")
 
 

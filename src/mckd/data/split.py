@@ -45,7 +45,12 @@ class SplitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_labeled: int = Field(50, ge=1, description="Gold pairs: the prompt demonstrations.")
-    n_test: int = Field(500, ge=1, description="Held-out sentences, scored against gold.")
+    n_test: int | None = Field(
+        None,
+        ge=1,
+        description="Held-out sentences scored against gold; None: 500 drawn from the treebank, "
+        "or every tree of a separate test treebank when one is given.",
+    )
     n_unlabeled: int | None = Field(
         None, ge=0, description="Size of the pool the teacher labels; None takes all the rest."
     )
@@ -55,38 +60,77 @@ class SplitConfig(BaseModel):
     )
 
 
+DEFAULT_TEST = 500
+
+
+def _shuffled(n: int, rng: random.Random) -> list[int]:
+    order = list(range(n))
+    rng.shuffle(order)
+    return order
+
+
+def _too_few(where: str | Path, bank: Treebank, asked: str, need: str, have: int) -> InputError:
+    dropped = f" (dropped: {_describe(bank.dropped)})" if bank.dropped else ""
+    return InputError(
+        where, None, f"asked for {asked}, needs {need}, but only {have} usable sentences{dropped}"
+    )
+
+
 def split_examples(
-    bank: Treebank, cfg: SplitConfig, *, where: str | Path
+    bank: Treebank,
+    cfg: SplitConfig,
+    *,
+    where: str | Path,
+    test_bank: Treebank | None = None,
+    test_where: str | Path | None = None,
 ) -> dict[str, list[Example]]:
     """Shuffle once with the seed, then take test, labeled, and unlabeled in that order (so
-    the test set for a seed does not change when the pool grows)."""
-    wanted = cfg.n_test + cfg.n_labeled + (cfg.n_unlabeled or 0)
-    have = len(bank.trees)
-    if wanted > have or (cfg.n_unlabeled is None and have == wanted):
-        pool = "" if cfg.n_unlabeled is None else f" + {cfg.n_unlabeled} unlabeled"
-        dropped = f" (dropped: {_describe(bank.dropped)})" if bank.dropped else ""
-        need = "more than " if cfg.n_unlabeled is None else ""
-        raise InputError(
-            where,
-            None,
-            f"asked for {cfg.n_labeled} labeled + {cfg.n_test} test{pool} sentences, needs "
-            f"{need}{wanted}, but only {have} usable sentences{dropped}",
-        )
-    order = list(range(have))
-    random.Random(cfg.seed).shuffle(order)
-    n_pool = have - cfg.n_test - cfg.n_labeled if cfg.n_unlabeled is None else cfg.n_unlabeled
+    the test set for a seed does not change when the pool grows). With `test_bank` (e.g. WSJ
+    section 23) the test side comes from it, and its sentences are kept out of the others."""
+    rng = random.Random(cfg.seed)
+    if test_bank is None:
+        n_test = cfg.n_test or DEFAULT_TEST
+        order = _shuffled(len(bank.trees), rng)
+        test_side, rest, test_src = order[:n_test], order[n_test:], bank
+    else:
+        n_test = cfg.n_test or len(test_bank.trees)
+        if n_test > len(test_bank.trees):
+            raise _too_few(
+                test_where or where,
+                test_bank,
+                f"{n_test} test sentences",
+                str(n_test),
+                len(test_bank.trees),
+            )
+        test_side, test_src = _shuffled(len(test_bank.trees), rng)[:n_test], test_bank
+        held_out = {" ".join(test_bank.trees[i].leaves()) for i in test_side}
+        rest = []
+        for i in _shuffled(len(bank.trees), rng):
+            if " ".join(bank.trees[i].leaves()) in held_out:
+                bank.drop("also in the test trees")
+            else:
+                rest.append(i)
+    pool = len(rest) - cfg.n_labeled if cfg.n_unlabeled is None else cfg.n_unlabeled
+    if cfg.n_labeled + pool > len(rest) or pool < (1 if cfg.n_unlabeled is None else 0):
+        test = f"{n_test} test" if test_bank is None else f"{n_test} test (from {test_where})"
+        unl = "" if cfg.n_unlabeled is None else f" + {cfg.n_unlabeled} unlabeled"
+        wanted = cfg.n_labeled + (cfg.n_unlabeled or 0) + (n_test if test_bank is None else 0)
+        need = f"{'more than ' if cfg.n_unlabeled is None else ''}{wanted}"
+        have = len(bank.trees) if test_bank is None else len(rest)
+        raise _too_few(where, bank, f"{cfg.n_labeled} labeled + {test}{unl} sentences", need, have)
     cuts = {
-        "test": order[: cfg.n_test],
-        "labeled": order[cfg.n_test : cfg.n_test + cfg.n_labeled],
-        "unlabeled": order[cfg.n_test + cfg.n_labeled : cfg.n_test + cfg.n_labeled + n_pool],
+        "test": test_side,
+        "labeled": rest[: cfg.n_labeled],
+        "unlabeled": rest[cfg.n_labeled : cfg.n_labeled + pool],
     }
     task = ConstituencyTask()
     out: dict[str, list[Example]] = {}
     for name in SPLITS:
+        src = test_src if name == "test" else bank
         exs = []
         for i in sorted(cuts[name]):  # file order within a split: easier to inspect
-            ex = task.example(f"{name}-{i:06d}", bank.trees[i], labeled=name != "unlabeled")
-            exs.append(ex.with_target(ex.target, origin=bank.origins[i]))
+            ex = task.example(f"{name}-{i:06d}", src.trees[i], labeled=name != "unlabeled")
+            exs.append(ex.with_target(ex.target, origin=src.origins[i]))
         out[name] = exs
     _check_disjoint(out)
     return out
@@ -118,11 +162,25 @@ def write_split(
     return sizes
 
 
-def split_treebank(trees: str | Path, out_dir: str | Path, cfg: SplitConfig) -> dict[str, int]:
-    """Read a treebank (file or directory), split it, and write labeled/unlabeled/test.jsonl."""
+def split_treebank(
+    trees: str | Path,
+    out_dir: str | Path,
+    cfg: SplitConfig,
+    *,
+    test_trees: str | Path | None = None,
+) -> dict[str, int]:
+    """Read a treebank (file or directory), split it, and write labeled/unlabeled/test.jsonl.
+    `test_trees` (optional) is a separate treebank for the test side, such as WSJ section 23."""
     bank = load_treebank(trees, max_len=cfg.max_len)
-    splits = split_examples(bank, cfg, where=trees)
-    info = {"trees": str(trees), "config": cfg.model_dump(), "dropped": bank.dropped}
+    test_bank = None if test_trees is None else load_treebank(test_trees, max_len=cfg.max_len)
+    splits = split_examples(bank, cfg, where=trees, test_bank=test_bank, test_where=test_trees)
+    info = {
+        "trees": str(trees),
+        "test_trees": None if test_trees is None else str(test_trees),
+        "config": cfg.model_dump(),
+        "dropped": bank.dropped,
+        "test_dropped": None if test_bank is None else test_bank.dropped,
+    }
     sizes = write_split(splits, out_dir, info)
     log.info("wrote %s to %s", sizes, out_dir)
     return sizes
