@@ -153,7 +153,7 @@ def load_checkpoint(out_dir: Path, sm: StudentModel, opt: torch.optim.Optimizer,
         path = out_dir / name
         if (path / "trainer_state.pt").exists():
             load_model(sm.model, str(path / "model.safetensors"))
-            state = torch.load(path / "trainer_state.pt", weights_only=False)
+            state = torch.load(path / "trainer_state.pt", weights_only=True)
             opt.load_state_dict(state.pop("optimizer"))
             sched.load_state_dict(state.pop("scheduler"))
             _set_rng_state(state.pop("rng"))
