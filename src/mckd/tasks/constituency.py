@@ -290,14 +290,17 @@ class ConstituencyTask:
 METRICS = ("mckd", "evalb", "evalb-unlabeled")
 
 
-def _read_lines(path: str | Path) -> list[str]:
-    """One tree per line (trailing blank lines ignored); a .mrg file or a directory of them
-    is read as trees and written one per line."""
+def _read_lines(path: str | Path, *, normalize: bool = False) -> list[str]:
+    """One tree per line (trailing blank lines ignored). A .mrg file or a directory of them is
+    read as trees: normalized (no traces or function tags) for the paper's metric, which
+    compares word positions, as they are for EVALB, which deletes traces itself."""
     path = Path(path)
     if path.is_dir() or path.suffix == ".mrg":
-        from mckd.tasks.trees import read_trees, to_labeled
+        from mckd.tasks.trees import normalize_tree, read_trees, to_labeled
 
         trees = read_trees(path)
+        if normalize:
+            trees = [normalize_tree(t) for t in trees]
         for tree in trees:  # the .mrg outer "( ... )" is what EVALB files call TOP
             if tree.label() == "":
                 tree.set_label("TOP")
@@ -342,22 +345,6 @@ def _check_pred(path: str | Path, lines: list[str], *, labeled: bool) -> list[Sc
     return scanned
 
 
-def _without_traces(gold: Scanned) -> Scanned:
-    """Drop `-NONE-` words (raw .mrg gold) and the spans they alone made: predictions never
-    contain traces, and the paper's metric compares positions."""
-    words, tags, spans = gold
-    if "-NONE-" not in tags:
-        return gold
-    keep = [t != "-NONE-" for t in tags]
-    before = list(accumulate(keep, initial=0))
-    kept_spans = [(before[i], before[j], lab) for i, j, lab in spans if before[i] != before[j]]
-    return (
-        [w for w, k in zip(words, keep, strict=True) if k],
-        [t for t, k in zip(tags, keep, strict=True) if k],
-        kept_spans,
-    )
-
-
 def _evalb_block(totals: EvalbTotals, tags: bool) -> dict[str, float | int | None]:
     f = {k: float(f"{v:.2f}") for k, v in totals.figures().items()}  # as EVALB prints them
     return {
@@ -383,7 +370,8 @@ def evaluate_files(
     figures `mckd evaluate --json` prints; any bad input is an `InputError` with file:line."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
-    gold_lines, pred_lines = _read_lines(gold), _read_lines(pred)
+    gold_lines = _read_lines(gold, normalize=metric == "mckd")
+    pred_lines = _read_lines(pred, normalize=metric == "mckd")
     if len(gold_lines) != len(pred_lines):
         short, n = (
             (pred, len(pred_lines))
@@ -398,7 +386,6 @@ def evaluate_files(
         )
     golds = _check_gold(gold, gold_lines, need_tags=metric == "mckd")
     if metric == "mckd":
-        golds = [_without_traces(g) for g in golds]
         result = PaperResult()
         for g, line in zip(golds, pred_lines, strict=True):
             result.sentences.append(score_prediction(PaperGold(g), line))
