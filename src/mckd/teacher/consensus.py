@@ -10,29 +10,16 @@ prefix the prompt is processed once). Two ways to combine them, both over unlabe
   of trees), so they always form one tree.
 
 Samples whose words do not match the input after repair are left out of the consensus; when
-none is valid, the first sample goes on to the usual repair path.
+none is valid, the first sample goes on to the usual repair path. The method is chosen by
+`PromptConfig.consensus` (teacher.prompt.consensus).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 Span = tuple[int, int]
-
-
-class ConsensusConfig(BaseModel):
-    """How several sampled outputs per input are combined."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: Literal["mbr", "vote"] = Field(
-        "mbr", description="'mbr': the sample with the highest expected span F1 against the "
-        "others; 'vote': the spans in more than half of the samples."
-    )
 
 
 def span_f1(a: set[Span], b: set[Span]) -> float:

@@ -89,6 +89,12 @@ class PromptConfig(BaseModel):
     max_tokens: int | None = Field(
         None, ge=1, description="Answer token limit; None estimates it from the input length."
     )
+    consensus: Literal["mbr", "vote"] = Field(
+        "mbr",
+        description="With several samples per input (teacher.samples > 1): 'mbr' keeps the "
+        "sample with the highest mean span F1 against the others; 'vote' keeps the spans "
+        "found in more than half of the samples.",
+    )
 
 
 # --------------------------------------------------------------------------- demonstrations
