@@ -277,18 +277,24 @@ class NounPhrases:
         return self.noun_phrase("time", depth)[0]
 
     # -- numbers ------------------------------------------------------------------------------------
-    def cardinal(self, words: bool = True) -> str:
+    def cardinal(self) -> str:
+        """An amount of money: `73`, `3.5`, `12,500`."""
         rng, r = self.rng, self.rng.random()
-        if r < 0.35:
+        if r < 0.45:
             return str(rng.randint(2, 99))
-        if r < 0.6:
+        if r < 0.75:
             return f"{rng.randint(1, 99)}.{rng.randint(1, 9)}"
-        if r < 0.8:
-            return f"{rng.randint(1, 99)},{rng.randint(0, 999):03d}"
-        if not words:
-            return str(rng.randint(2, 20))
+        return f"{rng.randint(1, 99)},{rng.randint(0, 999):03d}"
+
+    def count(self) -> str:
+        """How many of something: `300`, `12,000`, `three`."""
+        rng, r = self.rng, self.rng.random()
+        if r < 0.45:
+            return str(rng.randint(2, 999))
+        if r < 0.7:
+            return f"{rng.randint(1, 99)},{rng.randint(0, 9)}00"
         return rng.choice(
-            ["two", "three", "four", "five", "six", "seven", "eight", "ten", "several"]
+            ["two", "three", "four", "five", "six", "seven", "eight", "ten", "nine"]
         )
 
     def percent(self) -> str:
@@ -297,7 +303,7 @@ class NounPhrases:
         return f"{self.rng.randint(0, 30)}.{self.rng.randint(1, 9)}"
 
     def money(self) -> list[Tree]:
-        amount = self.cardinal(words=False)
+        amount = self.cardinal()
         kids = [leaf("$", "$"), leaf("CD", amount)]
         if "," not in amount and self.rng.random() < 0.6:
             kids.append(leaf("CD", self.rng.choice(["million", "billion"])))
@@ -306,7 +312,7 @@ class NounPhrases:
     def quantity(self) -> Tree:
         """`(NP (CD 300) (NNS workers))`, `(NP ($ $) (CD 3.5) (CD billion))`, `(NP (CD 5) (NN %))`."""
         rng, r = self.rng, self.rng.random()
-        amount = [leaf("CD", self.cardinal())]
+        amount = [leaf("CD", self.count())]
         if r < 0.4:
             head = self.money()
         elif r < 0.65:
@@ -346,8 +352,8 @@ class NounPhrases:
     # -- other phrases --------------------------------------------------------------------------------
     def pp(self, depth: int, obj: str, prep: str | None = None) -> Tree:
         """A prepositional phrase whose object is of kind `obj` (any, place, time, agent, ...)."""
-        if prep is None:
-            prep = self.rng.choice(self.preps.get(obj, self.preps["any"]))
+        if prep is None:  # a PP after a verb or fronted: "of" only ever follows a noun
+            prep = self.rng.choice([p for p in self.preps.get(obj, self.preps["any"]) if p != "of"])
         if obj == "time":
             np = self.time_object(depth)
         else:
