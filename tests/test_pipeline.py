@@ -23,6 +23,7 @@ from mckd.teacher.backends.fake import FakeBackend
 sys.path.insert(0, str(Path(__file__).parent))
 import pipeline_fakes as pf
 
+REAL_BUILD_STUDENT = mckd.student.build_student
 ALL_METHODS = ["teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd_2stage", "mckd_3stage"]
 
 
@@ -234,3 +235,17 @@ def test_cli_prints_one_line_and_exit_code(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "mckd: error: bad.yaml: partitions = 1: Input should be greater than or equal to 2"]
+
+
+@pytest.mark.slow
+def test_real_chart_student_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same run with the real span-chart student (one epoch) instead of the fake."""
+    monkeypatch.setattr(mckd.student, "build_student", REAL_BUILD_STUDENT)
+    student = {"kind": "chart", "epochs": 1, "min_epochs": 1, "batch_size": 8}
+    summary = run(tmp_path, student=student, stages=[2], init_from_sft=True)
+    assert list(summary.results["methods"]) == ["teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd_2stage"]
+    root = tmp_path / "run"
+    for step in ("sft", "vanilla_kd", "kd_self_distill", "mckd_2stage"):
+        assert (root / step / "model" / "chart_config.json").exists(), step
+    kept = read_examples(root / "kd_self_distill" / "kept.jsonl")
+    assert len(kept) == 8 and all(isinstance(ex.meta["mean_logprob"], float) for ex in kept)

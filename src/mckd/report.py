@@ -210,9 +210,6 @@ def _student_order(name: str) -> tuple[Any, ...]:
 
 def make_plots(results: dict[str, Any]) -> dict[str, bytes]:
     """PNG bytes by name: methods side by side, and F1 by stage. Empty when there is no data."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     plots = {}
     methods_png = _plot_methods(results)
     if methods_png:
@@ -223,26 +220,28 @@ def make_plots(results: dict[str, Any]) -> dict[str, bytes]:
     return plots
 
 
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
+def _figure(width: float, height: float) -> tuple[Any, Any]:
+    # A bare Figure renders with Agg and needs neither pyplot nor a display.
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(width, height), layout="tight")
+    return fig, fig.add_subplot()
+
+
+def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
 
 
 def _plot_methods(results: dict[str, Any]) -> bytes | None:
-    import matplotlib.pyplot as plt
-
     methods = results.get("methods", {})
     names = [n for n in ordered_methods(methods) if "f1" in methods[n].get("test", {})]
     if not names:
         return None
     values = [methods[n]["test"]["f1"] for n in names]
     errs = [methods[n].get("test_std", {}).get("f1", 0.0) for n in names]
-    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(names) + 2), 3.6))
+    fig, ax = _figure(max(5, 1.1 * len(names) + 2), 3.6)
     ax.bar(names, values, yerr=errs if any(errs) else None, color="#4c72b0", capsize=3)
     for name, style in zip(sorted(results.get("baselines", {})), ("--", ":", "-."), strict=False):
         f1 = results["baselines"][name].get("test", {}).get("f1")
@@ -260,8 +259,6 @@ def _plot_methods(results: dict[str, Any]) -> bytes | None:
 
 
 def _plot_stages(results: dict[str, Any]) -> bytes | None:
-    import matplotlib.pyplot as plt
-
     labels = results.get("pseudolabels", {})
     staged = sorted((v["stage"], v["gold"]["f1"]) for v in labels.values()
                     if "f1" in v.get("gold", {}) and isinstance(v.get("stage"), int))
@@ -270,7 +267,7 @@ def _plot_stages(results: dict[str, Any]) -> bytes | None:
                     if n.startswith("mckd_") and "f1" in m.get("test", {}))
     if not staged and not finals:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = _figure(6.5, 3.8)
     if staged:
         ax.plot(*zip(*staged, strict=True), marker="o", label="pool pseudolabels vs gold")
     if finals:

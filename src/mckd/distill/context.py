@@ -43,7 +43,8 @@ class RunContext:
         out: dict[str, Any] = {"inputs": len(labels),
                                "labeled": sum(ex.target is not None for ex in labels)}
         if with_gold:
-            out["gold"] = self.score(with_gold, [ex.target for ex in with_gold])
+            golds = [Example(ex.id, ex.source, None, ex.meta) for ex in with_gold]  # gold = meta.tree
+            out["gold"] = self.score(golds, [ex.target for ex in with_gold])
             out["gold_inputs"] = len(with_gold)
         return out
 
