@@ -115,12 +115,14 @@ def test_fidelity_early_stopping(tmp_path: Path) -> None:
 
 def test_fidelity_uses_the_tasks_metric(tmp_path: Path) -> None:
     class Task:
+        name = "constituency"
+
         def fidelity(self, targets: list[str], preds: list[str], sources: list[str]) -> float:
             return 100.0 * sum(tree_words(parse_tree(p)) == s.split() for p, s in zip(preds, sources, strict=True)) / len(preds)
 
-    cfg = Seq2SeqConfig.model_validate({**config(epochs=1, fidelity_sample=5).model_dump(),
-                                        "generate": {"constrained": True}})
-    report = build_student(cfg, Task()).fit(examples(16), tmp_path)
+    student = build_student(config(epochs=1, fidelity_sample=5), Task())
+    report = student.fit(examples(16), tmp_path)
+    assert student.cfg.generate.constrained  # the default for constituency: always valid trees
     assert report.fidelity == [100.0]  # constrained decodes always have the input's words
 
 

@@ -135,7 +135,7 @@ def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int
         processors.append(SuppressTokensLogitsProcessor([sm.pad_id], device=device))
     constraints = None
     max_new = cfg.max_new_tokens or default_max_new
-    if cfg.constrained:
+    if cfg.constrained:  # None (not yet resolved by a task) counts as off
         constraints = [TreeConstraint(w, sm.tokenizer, placeholder=placeholder, space_first=causal)
                        for w in words]
         processors.append(TreeLogitsProcessor(constraints, sm.eos_id, num_beams=cfg.num_beams))

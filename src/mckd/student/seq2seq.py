@@ -59,6 +59,8 @@ class Seq2SeqStudent:
     def fit(self, train_examples: list[Example], out_dir: Path, *,
             on_step: Callable[[int], None] | None = None) -> TrainReport:
         out_dir = Path(out_dir)
+        if self.cfg.generate.constrained is None:  # fixed now, so a saved student decodes the same way
+            self.cfg.generate.constrained = getattr(self.task, "name", None) == "constituency"
         done = out_dir / "DONE"
         if done.exists():  # finished earlier: load, don't retrain
             self.sm = load_student(out_dir / "model")
