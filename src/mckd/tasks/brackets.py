@@ -51,7 +51,8 @@ WORD_TAGS = frozenset(
         "WRB",
     ]
 )
-_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+# One token of a bracketed tree: a bracket or a run of anything else but whitespace.
+TOKEN = re.compile(r"\(|\)|[^\s()]+")
 _LABELED = re.compile(r"\([^\s()]")
 
 
@@ -157,7 +158,7 @@ def _scan_checked(text: str, labels: bool) -> Scan:
     # frame: [label | None, first word index, children, bare-word indices, offset of "("]
     stack: list[list] = []
     done = False
-    for m in _TOKEN.finditer(text):
+    for m in TOKEN.finditer(text):
         tok = m.group()
         if done:
             if tok == ")":

@@ -17,7 +17,7 @@ from nltk import Tree
 from mckd.errors import InputError
 from mckd.io import read_text_lines
 from mckd.tasks.brackets import (
-    _TOKEN,
+    TOKEN,
     WORD_TAGS,
     Scan,
     TreeSyntaxError,
@@ -80,7 +80,7 @@ def parse_bracketed(text: str, *, labels: bool | None = None) -> Tree:
         labels = looks_labeled(text)
     stack: list[list] = []  # frames: [label | None, children, offset of "("]
     root: Tree | None = None
-    for m in _TOKEN.finditer(text):
+    for m in TOKEN.finditer(text):
         tok, pos = m.group(), m.start()
         if root is not None:
             if tok == ")":
@@ -456,7 +456,7 @@ def repair(text: str, words: list[str]) -> Repair:
     words). Never raises; `problems` lists what was done."""
     problems: list[str] = []
     labels = looks_labeled(text)
-    items = _forest(_TOKEN.findall(text), labels, problems)
+    items = _forest(TOKEN.findall(text), labels, problems)
     if not items:
         return Repair(None, None, True, False, [*problems, "no words in the output"])
     if len(items) == 1 and isinstance(items[0], Tree):
