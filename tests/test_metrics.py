@@ -188,3 +188,10 @@ def test_task_score_and_fidelity():
     assert task.fidelity([ex.target], [right], [ex.source]) < 100.0
     untagged = Example("2", ex.source, ex.target)
     assert task.score([untagged], [ex.target])["f1"] == 100.0
+
+
+def test_fidelity_skips_missing_and_broken_targets():
+    task = TASKS["constituency"]
+    target = "( ( ( The ) ( cat ) ) ( sat ) )"
+    assert task.fidelity([target, "", "( ( The ) ("], [target] * 3, ["The cat sat"] * 3) == 100.0
+    assert task.fidelity([], [], []) == 0.0

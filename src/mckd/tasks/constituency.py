@@ -273,10 +273,12 @@ class ConstituencyTask:
 
     def fidelity(self, targets: list[str], preds: list[str], sources: list[str]) -> float:
         """Mean per-sentence unlabeled span F1 (0-100) of predictions against pseudolabel
-        targets, every token counted (no gold POS tags to find punctuation by); targets that
-        are not well-formed trees are left out."""
+        targets, every token counted (no gold POS tags to find punctuation by); missing
+        targets and targets that are not well-formed trees are left out."""
         scores = []
         for target, pred, source in zip(targets, preds, sources, strict=True):
+            if not target:
+                continue
             try:
                 gold = PaperGold(target, source, drop_punctuation=False)
             except ValueError:
