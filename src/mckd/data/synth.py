@@ -37,11 +37,12 @@ MAX_RICHNESS = 4.0
 # Sentence shapes and their probabilities. Each decision point below names its probabilities
 # here so that the corpus can be re-tuned in one place.
 SENTENCE_SHAPES = {
-    "plain": 0.62,
+    "plain": 0.60,
     "coord": 0.06,
     "said_after": 0.06,
     "sinv": 0.02,
     "said_that": 0.24,
+    "there": 0.02,
 }
 FRONTED = {"none": 0.75, "pp": 0.08, "advp": 0.07, "sbar": 0.05, "tmp": 0.05}
 # The verb group: what the innermost VP is, which auxiliaries stack above it (each drawn on its
@@ -131,6 +132,8 @@ class Grammar:
                 self.reported(inverted=shape == "sinv"),
                 "SINV" if shape == "sinv" else "S",
             )
+        elif shape == "there":
+            kids, label = self.existential(), "S"
         elif shape == "said_that":
             subj, agr = self.np.subject(self.rng.choice(["person", "org"]), 0)
             verb = self.rng.choice(self.clause_verbs)
@@ -141,6 +144,12 @@ class Grammar:
         if self.rng.random() < P_FINAL_PERIOD:
             kids.append(leaf(".", "."))
         return Tree(label, kids)
+
+    def existential(self) -> list[Tree]:
+        """`There were concerns about the plan`: EX subject, the verb agrees with the NP after."""
+        np, agr = self.np.noun_phrase(self.rng.choice(["thing", "abstract"]), 1)
+        kids = [_be(agr, self.rng.random() < P_PAST), np, *self.adjuncts(1)]
+        return [Tree("NP", [leaf("EX", "There")]), Tree("VP", kids)]
 
     def reported(self, inverted: bool) -> list[Tree]:
         """`"The plan will work," he said` and the inverted `said Mr. Smith` (SINV)."""

@@ -26,6 +26,8 @@ P_PRONOUN_SUBJECT = 0.22
 P_PRONOUN_OBJECT = 0.04
 P_ADJECTIVE = 0.22
 P_SECOND_ADJECTIVE = 0.08
+P_COMPARATIVE = 0.08  # "higher prices", when the adjective has a comparative
+P_SUPERLATIVE = 0.04  # "the biggest plant", after "the"
 P_DEGREE_ADJP = 0.05
 P_NOUN_COMPOUND = 0.07
 P_PLURAL = 0.42
@@ -94,6 +96,7 @@ class NounPhrases:
         self.attributive = [a for a in lex.adjectives if a.complement is None]
         self.with_complement = [a for a in lex.adjectives if a.complement is not None]
         self.count_things = [n for n in lex.nouns["thing"] if n.pl]
+        self.superlatives = [a.jjs for a in lex.adjectives if a.jjs]
         self.dets: dict[str, dict[str, float]] = {"sg": {}, "pl": {}, "mass": {"some": 3, "no": 1}}
         for _, word, feature, weight in lex.function["det"]:
             for key in ("sg", "pl", "mass") if feature == "any" else (feature,):
@@ -184,6 +187,8 @@ class NounPhrases:
             kids.append(self.possessor())
         elif not ((number == "pl" and r < P_BARE_PLURAL) or (number == "mass" and r < 0.45)):
             kids.append(leaf("DT", self.determiner(number)))
+        if kids and kids[0][0] == "the" and rng.random() < P_SUPERLATIVE:
+            kids.append(leaf("JJS", rng.choice(self.superlatives)))
         kids += self.premodifiers(cls)
         kids.append(leaf("NNS", noun.pl) if plural else leaf("NN", noun.sg))
         return Tree("NP", kids), "pl" if plural else "3sg"
@@ -196,7 +201,9 @@ class NounPhrases:
         if rng.random() < P_DEGREE_ADJP:
             out.append(self.adjp(0, predicative=False))
         elif rng.random() < P_ADJECTIVE:
-            out.append(leaf("JJ", rng.choice(self.attributive).jj))
+            adj = rng.choice(self.attributive)
+            use_jjr = adj.jjr and rng.random() < P_COMPARATIVE
+            out.append(leaf("JJR", adj.jjr) if use_jjr else leaf("JJ", adj.jj))
             if rng.random() < P_SECOND_ADJECTIVE:
                 out.append(leaf("JJ", rng.choice(self.attributive).jj))
         if cls in ("thing", "abstract") and rng.random() < P_NOUN_COMPOUND:
@@ -293,9 +300,7 @@ class NounPhrases:
             return str(rng.randint(2, 999))
         if r < 0.7:
             return f"{rng.randint(1, 99)},{rng.randint(0, 9)}00"
-        return rng.choice(
-            ["two", "three", "four", "five", "six", "seven", "eight", "ten", "nine"]
-        )
+        return rng.choice(["two", "three", "four", "five", "six", "seven", "eight", "ten", "nine"])
 
     def percent(self) -> str:
         if self.rng.random() < 0.5:
