@@ -19,6 +19,7 @@ from mckd.tasks.trees import (
     tree_from_spans,
     tree_tags,
     tree_words,
+    unlabeled_from_spans,
     unlabeled_spans,
 )
 
@@ -225,6 +226,7 @@ def test_round_trip_on_1000_generated_trees():
         assert tree_words(back) == words and unlabeled_spans(back) == unlabeled_spans(tree)
         assert to_unlabeled(back) == unlabeled
         assert to_unlabeled(tree_from_spans(words, unlabeled_spans(tree))) == unlabeled
+        assert unlabeled_from_spans(words, unlabeled_spans(tree)) == unlabeled
         assert repair(unlabeled, words).changed is False
 
 

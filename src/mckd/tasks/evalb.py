@@ -15,10 +15,10 @@ from itertools import accumulate
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mckd.tasks.brackets import TreeSyntaxError, scan_brackets
+from mckd.tasks.brackets import Scan, TreeSyntaxError, scan_brackets
 
 # One sentence as scan_brackets reads it: words, tags, constituents (start, end, label).
-Scanned = tuple[list[str], list[str], list[tuple[int, int, str]]]
+Scanned = Scan
 
 
 class EvalbParams(BaseModel):
