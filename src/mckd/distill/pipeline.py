@@ -69,6 +69,9 @@ def _finish(cfg: RunConfig, root: Path, results: dict[str, Any], outcomes: list[
     write_json(root / "results.json", results, sort_keys=False)  # methods in run order
     paths = write_report(root)
     ran = sum(not o.skipped for o in outcomes)
+    scores = [f"{name} {m['test']['f1']:.1f}" for name, m in results["methods"].items() if "f1" in m["test"]]
+    if scores:
+        log.info("test F1: %s", ", ".join(scores))
     log.info("%d steps run, %d already done; report: %s", ran, len(outcomes) - ran, paths["html"])
     return RunSummary(root, results, paths["html"], outcomes)
 
