@@ -204,3 +204,24 @@ def test_mrg_gold_with_traces(monkeypatch, capsys, tmp_path):
     labeled.write_text("(S (NP (DT The) (NN cat)) (VP (VBD sat)) (. .))\n")
     code, out, _ = evaluate(monkeypatch, capsys, gold, labeled, "evalb", "--json")
     assert code == 0 and json.loads(out)["f1"] == 100.0  # EVALB drops traces and TOP itself
+
+
+def test_per_sentence_rows(monkeypatch, capsys, paper_files):
+    code, out, _ = evaluate(
+        monkeypatch,
+        capsys,
+        DATA / "evalb" / "gold.txt",
+        DATA / "evalb" / "test.txt",
+        "evalb",
+        "--json",
+        "--sentences",
+    )
+    assert code == 0
+    rows = json.loads(out)["per_sentence"]
+    want = json.loads((DATA / "evalb" / "expected_labeled.json").read_text())["sentences"]
+    assert [{k: v for k, v in r.items() if k != "problem"} for r in rows] == want
+    assert all((r["problem"] is None) == (r["status"] == 0) for r in rows)
+    code, out, _ = evaluate(monkeypatch, capsys, *paper_files, "mckd", "--json", "--sentences")
+    rows = json.loads(out)["per_sentence"]
+    want = json.loads((DATA / "paper_metric" / "expected.json").read_text())["per_sentence"]
+    assert [(r["f1"], r["success"]) for r in rows] == [(w["f1"], w["success"]) for w in want]

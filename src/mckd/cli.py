@@ -194,6 +194,7 @@ def evaluate(
     task: Annotated[str, typer.Option("--task", help="Task: constituency.")] = "constituency",
     metric: Annotated[str, typer.Option("--metric", help="mckd (the paper's metric) | evalb | evalb-unlabeled (COLLINS.prm).")] = "mckd",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    sentences: Annotated[bool, typer.Option("--sentences", help="With --json: add per-sentence rows (EVALB's table).")] = False,
 ) -> None:
     """Score predicted trees against gold trees."""
     import json
@@ -205,7 +206,7 @@ def evaluate(
         raise ConfigError(f"--task must be constituency, got {task!r}")
     if metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    scores = evaluate_files(gold, pred, metric)
+    scores = evaluate_files(gold, pred, metric, per_sentence=sentences and as_json)
     if as_json:
         typer.echo(json.dumps(scores))
     else:

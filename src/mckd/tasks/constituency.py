@@ -13,7 +13,7 @@ Words are never compared, only positions. A sentence with one remaining word sco
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +32,7 @@ from mckd.tasks.brackets import (
     scan_brackets,
     unlabeled_from_spans,
 )
-from mckd.tasks.evalb import COLLINS, EvalbParams, EvalbTotals, Scanned, evalb
+from mckd.tasks.evalb import COLLINS, EvalbParams, EvalbResult, EvalbTotals, Scanned, evalb
 
 # nltk takes seconds to import and scoring never needs it, so the nltk-based tree helpers
 # are imported where the task uses them.
@@ -365,11 +365,59 @@ def _evalb_block(totals: EvalbTotals, tags: bool) -> dict[str, float | int | Non
     }
 
 
+def _paper_summary(result: PaperResult, rows: bool) -> dict:
+    n = len(result.sentences)
+    out: dict = {
+        "metric": "mckd",
+        "f1": round(result.mean_f1, 4),
+        "precision": round(_mean([s.precision for s in result.sentences]), 4),
+        "recall": round(_mean([s.recall for s in result.sentences]), 4),
+        "sentences": n,
+        "valid": n - result.failed,
+        "errors": result.failed,
+        "skipped": 0,
+        "complete_match": round(100.0 * sum(s.f1 == 100.0 for s in result.sentences) / n, 4),
+        "tag_accuracy": None,
+    }
+    if rows:
+        out["per_sentence"] = [
+            {
+                "id": i,
+                **{k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(s).items()},
+            }
+            for i, s in enumerate(result.sentences, start=1)
+        ]
+    return out
+
+
+def _evalb_rows(result: EvalbResult) -> list[dict]:
+    """EVALB's per-sentence table (status 0 ok, 1 error, 2 skip), with the reason for 1 and 2."""
+    return [
+        {
+            "id": r.id,
+            "len": r.length,
+            "status": r.status,
+            "recall": round(r.recall, 2),
+            "precision": round(r.precision, 2),
+            "matched": r.matched,
+            "gold": r.gold,
+            "test": r.test,
+            "crossing": r.crossing,
+            "words": r.words,
+            "correct_tags": r.correct_tags,
+            "tag_accuracy": round(r.tag_accuracy, 2),
+            "problem": r.problem,
+        }
+        for r in result.sentences
+    ]
+
+
 def evaluate_files(
-    gold: str | Path, pred: str | Path, metric: str = "mckd"
-) -> dict[str, float | int | dict | None]:
+    gold: str | Path, pred: str | Path, metric: str = "mckd", *, per_sentence: bool = False
+) -> dict:
     """Score a prediction file against a gold file (one tree per line each). Returns the
-    figures `mckd evaluate --json` prints; any bad input is an `InputError` with file:line."""
+    figures `mckd evaluate --json` prints (with `per_sentence` rows if asked); any bad input
+    is an `InputError` with file:line."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
     gold_lines = _read_lines(gold, normalize=metric == "mckd")
@@ -391,40 +439,31 @@ def evaluate_files(
         result = PaperResult()
         for g, line in zip(golds, pred_lines, strict=True):
             result.sentences.append(score_prediction(PaperGold(g), line))
-        n = len(result.sentences)
-        return {
-            "metric": metric,
-            "f1": round(result.mean_f1, 4),
-            "precision": round(_mean([s.precision for s in result.sentences]), 4),
-            "recall": round(_mean([s.recall for s in result.sentences]), 4),
-            "sentences": n,
-            "valid": n - result.failed,
-            "errors": result.failed,
-            "skipped": 0,
-            "complete_match": round(100.0 * sum(s.f1 == 100.0 for s in result.sentences) / n, 4),
-            "tag_accuracy": None,
-        }
+        return _paper_summary(result, per_sentence)
     params = COLLINS if metric == "evalb" else EvalbParams(labeled=False)
     preds = _check_pred(pred, pred_lines, labeled=metric == "evalb")
     res = evalb(golds, preds, params)
     tags = res.borrowed_tags == 0
-    return {
+    out = {
         "metric": metric,
         **_evalb_block(res.all, tags),
         f"len<={params.cutoff_len}": _evalb_block(res.short, tags),
     }
+    if per_sentence:
+        out["per_sentence"] = _evalb_rows(res)
+    return out
 
 
 def scores_table(scores: dict) -> Table:
     """A readable table of `evaluate_files` output (one column per block for EVALB)."""
     blocks = {"all": scores}
-    blocks.update({k: v for k, v in scores.items() if isinstance(v, dict)})
+    blocks.update({k: v for k, v in scores.items() if isinstance(v, dict)})  # len<=40
     table = Table(title=f"constituency, metric {scores['metric']}")
     table.add_column("")
     for name in blocks:
         table.add_column(name, justify="right")
     for key, value in scores.items():
-        if key == "metric" or isinstance(value, dict):
+        if key == "metric" or isinstance(value, dict | list):
             continue
         cells = [blocks[b].get(key) for b in blocks]
         table.add_row(
