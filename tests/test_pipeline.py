@@ -249,3 +249,21 @@ def test_real_chart_student_end_to_end(tmp_path: Path, monkeypatch: pytest.Monke
         assert (root / step / "model" / "chart_config.json").exists(), step
     kept = read_examples(root / "kd_self_distill" / "kept.jsonl")
     assert len(kept) == 8 and all(isinstance(ex.meta["mean_logprob"], float) for ex in kept)
+
+
+@pytest.mark.parametrize(
+    ("methods", "stages", "expected", "absent"),
+    [
+        (["teacher"], [2], ["teacher"], ["teacher", "sft", "partitions"]),
+        (["kd_self_distill"], [2], ["kd_self_distill"], ["teacher_test", "sft", "partitions"]),
+        (["mckd"], [4], ["mckd_4stage"], ["teacher_test", "vanilla_kd", "mckd_2stage"]),
+    ],
+)
+def test_method_subsets_run_only_what_they_need(tmp_path: Path, methods: list[str], stages: list[int],
+                                                expected: list[str], absent: list[str]) -> None:
+    summary = run(tmp_path, methods=methods, stages=stages)
+    assert list(summary.results["methods"]) == expected
+    for step in absent:
+        assert not (tmp_path / "run" / step).exists(), step
+    if methods == ["mckd"]:
+        assert [summary.results["pseudolabels"][f"stage{i}"]["stage"] for i in (1, 2, 3)] == [1, 2, 3]
