@@ -143,8 +143,8 @@ class NounPhrases:
         if kind == "reduced" and cls not in AGENTS:
             return Tree("NP", [np, self.vp(depth + 1)]), agr
         if kind == "appositive" and cls == "person":
-            title = self.noun_phrase("person", depth + 2)[0]
-            kids = [self.person_name(), leaf(",", ","), title]
+            name = np if np[-1].label() == "NNP" else self.person_name()
+            kids = [name, leaf(",", ","), self.title()]
             return Tree("NP", [*kids, leaf(",", ",")] if role == "subj" else kids), "3sg"
         if kind == "coord":
             other = self.noun_phrase(cls, depth + 2)[0]
@@ -229,6 +229,14 @@ class NounPhrases:
             initial = leaf("NNP", self.rng.choice("ABCDEFGHJKLMNPRSTW") + ".")
             return Tree("NP", [first, initial, leaf("NNP", last)])
         return Tree("NP", [first, leaf("NNP", last)])
+
+    def title(self) -> Tree:
+        """What an appositive says a person is: `the chairman of Acme Corp.`, `a spokesman`."""
+        noun = leaf("NN", self.rng.choice(self.lex.nouns["person"][:60]).sg)
+        if self.rng.random() < 0.5:
+            return Tree("NP", [leaf("DT", "a"), noun])
+        head = Tree("NP", [leaf("DT", "the"), noun])
+        return Tree("NP", [head, Tree("PP", [leaf("IN", "of"), self.org_name()])])
 
     def org_name(self) -> Tree:
         names, r = self.lex.names, self.rng.random()
