@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -74,7 +75,7 @@ def make_pool(n: int) -> tuple[list[Example], list[Example]]:
     return [Example(f"u{i}", sent(1000 + i)) for i in range(n)], demos
 
 
-async def direct(backend: Backend, requests: list[TeacherRequest], concurrency: int) -> float:
+async def direct(backend: Backend, requests: list[TeacherRequest], concurrency: int) -> None:
     queue: asyncio.Queue[TeacherRequest] = asyncio.Queue()
     for r in requests:
         queue.put_nowait(r)
@@ -83,33 +84,31 @@ async def direct(backend: Backend, requests: list[TeacherRequest], concurrency: 
         while not queue.empty():
             await backend.acomplete(queue.get_nowait())
 
-    start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     await backend.aclose()
-    return time.perf_counter() - start
 
 
 def pipeline(
-    backend: Backend,
-    pool: list[Example],
-    demos: list[Example],
-    cfg: TeacherConfig,
-    tmp: Path,
-    tag: str,
-) -> tuple[float, dict]:
-    cache = TeacherCache(tmp / f"cache-{tag}.sqlite")
-    start = time.perf_counter()
+    backend: Backend, pool: list[Example], demos: list[Example], cfg: TeacherConfig, out: Path
+) -> dict:
     res = label_pool(
         pool,
         backend,
-        tmp / f"out-{tag}",
+        out / "run",
         build_request=few_shot_requests(demos, cfg),
         postprocess=repair_outputs(ConstituencyTask()),
-        cache=cache,
+        cache=TeacherCache(out / "cache.sqlite"),
         cfg=cfg,
         progress=True,
     )
-    return time.perf_counter() - start, res.usage
+    return res.usage
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """Wall seconds, CPU seconds of this process, and the result."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
@@ -162,7 +161,8 @@ def main() -> None:
             max_tokens=48,
         )
     backend = build_backend(cfg)
-    times: dict[str, list[float]] = {"direct": [], "pipeline": []}
+    wall: dict[str, list[float]] = {"direct": [], "pipeline": []}
+    cpu: dict[str, list[float]] = {"direct": [], "pipeline": []}
     usage: dict = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -170,36 +170,45 @@ def main() -> None:
                 # each round has its own inputs so that no engine-side prefix cache favours an arm
                 pool, demos = make_pool(args.n * (2 * r + 2))
                 a, b = pool[args.n * 2 * r : args.n * (2 * r + 1)], pool[args.n * (2 * r + 1) :]
-                build = few_shot_requests(demos, cfg)
-                first_direct = r % 2 == 0  # alternate which arm goes first
-                for arm in ["direct", "pipeline"] if first_direct else ["pipeline", "direct"]:
-                    if arm == "direct":
-                        times[arm].append(
-                            asyncio.run(direct(backend, [build(e, 0) for e in a], cfg.concurrency))
-                        )
-                    else:
-                        t, usage = pipeline(backend, b, demos, cfg, Path(tmp), f"r{r}")
-                        times[arm].append(t)
+                requests = [few_shot_requests(demos, cfg)(e, 0) for e in a]
+                arms = {
+                    "direct": lambda: asyncio.run(direct(backend, requests, cfg.concurrency)),  # noqa: B023
+                    "pipeline": lambda: pipeline(backend, b, demos, cfg, Path(tmp, f"r{r}")),  # noqa: B023
+                }
+                order = ["direct", "pipeline"] if r % 2 == 0 else ["pipeline", "direct"]
+                for arm in order:  # alternate which arm goes first
+                    w, c, result = timed(arms[arm])
+                    wall[arm].append(w)
+                    cpu[arm].append(c)
+                    if arm == "pipeline":
+                        usage = result  # type: ignore[assignment]
                 print(
-                    f"round {r}: direct {times['direct'][-1]:.3f}s  pipeline {times['pipeline'][-1]:.3f}s",
+                    f"round {r}: direct {wall['direct'][-1]:.3f}s (cpu {cpu['direct'][-1]:.3f}s)  "
+                    f"pipeline {wall['pipeline'][-1]:.3f}s (cpu {cpu['pipeline'][-1]:.3f}s)",
                     file=sys.stderr,
                 )
     finally:
         backend.close()
         if server is not None:
             server.terminate()
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    cpu_extra_ms = statistics.median(
+        1000 * (p - d) / args.n for p, d in zip(cpu["pipeline"], cpu["direct"], strict=True)
+    )
     report = {
         "backend": args.backend,
         "n": args.n,
         "latency_s": args.latency if args.backend == "http" else None,
         "concurrency": cfg.concurrency if args.backend == "http" else 1,
         "rounds": args.rounds,
-        "direct_s": [round(t, 3) for t in times["direct"]],
-        "pipeline_s": [round(t, 3) for t in times["pipeline"]],
+        "direct_wall_s": [round(t, 3) for t in wall["direct"]],
+        "pipeline_wall_s": [round(t, 3) for t in wall["pipeline"]],
+        "direct_cpu_s": [round(t, 3) for t in cpu["direct"]],
+        "pipeline_cpu_s": [round(t, 3) for t in cpu["pipeline"]],
         "direct_median_s": round(med["direct"], 3),
         "pipeline_median_s": round(med["pipeline"], 3),
         "overhead_pct": round(100 * (med["pipeline"] / med["direct"] - 1), 2),
+        "extra_cpu_ms_per_input": round(cpu_extra_ms, 2),
         "last_pipeline_usage": {
             k: usage.get(k)
             for k in ("calls", "labels", "valid", "rejected", "prompt_tokens", "completion_tokens")
