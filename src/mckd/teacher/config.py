@@ -57,7 +57,8 @@ class TeacherConfig(BaseModel):
         "grammar",
         description="How a GBNF grammar reaches an HTTP server: 'grammar' (llama.cpp server), "
         "'guided_grammar' (older vLLM), 'structured_outputs' (vLLM >= 0.10, sent as "
-        "{'grammar': ...}), or 'none' (the server gets no grammar).",
+        "{'grammar': ...}), or 'none' (the server gets no grammar; use it for the OpenAI API "
+        "and other servers that reject unknown fields).",
     )
     # --- engine sizing
     context_size: int = Field(
