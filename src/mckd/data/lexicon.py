@@ -45,6 +45,14 @@ class Adjective:
     jjr: str | None
     jjs: str | None
     complement: str | None  # "V" (to-infinitive) or a preposition; such adjectives are predicative
+    use: str = "any"  # which nouns it modifies: any, person, or concrete (things and places)
+
+    def fits(self, noun_class: str) -> bool:
+        if self.use == "person":
+            return noun_class == "person"
+        if self.use == "concrete":
+            return noun_class in ("thing", "place")
+        return True
 
 
 @dataclass
@@ -114,8 +122,8 @@ def _read_verbs() -> list[Verb]:
 
 def _read_adjectives() -> list[Adjective]:
     return [
-        Adjective(jj, _none(jjr), _none(jjs), _none(comp))
-        for _, (jj, jjr, jjs, comp, *_) in _entries("adjectives.txt", 4)
+        Adjective(jj, _none(jjr), _none(jjs), _none(comp), use)
+        for _, (jj, jjr, jjs, comp, use, *_) in _entries("adjectives.txt", 5)
     ]
 
 

@@ -273,7 +273,7 @@ class Grammar:
         if kind == "passive":
             inner = self.passive(depth)
         elif kind == "copula":
-            inner = self.predicate(depth)
+            inner = self.predicate(depth, agent)
         else:
             verb = rng.choice(self.agent_verbs if agent else self.nonagent_verbs)
             inner = self.verb_phrase(verb, self.inflect(verb, form, agr, past), depth, agent)
@@ -310,15 +310,15 @@ class Grammar:
             kids.append(self.np.pp(depth + 1, "agent", prep="by"))
         return Tree("VP", kids + self.adjuncts(depth, scale=0.8))
 
-    def predicate(self, depth: int) -> Tree:
-        """After a copula: an adjective phrase or a noun phrase."""
+    def predicate(self, depth: int, agent: bool) -> Tree:
+        """After a copula: an adjective phrase or a noun phrase that suits the subject."""
         r = self.rng.random()
         if r < 0.55:
-            return self.np.adjp(depth, predicative=True, clause=self.infinitive)
+            cls = "person" if agent else "any"
+            return self.np.adjp(depth, predicative=True, clause=self.infinitive, cls=cls)
         if r < 0.85:
-            return self.np.noun_phrase(self.rng.choice(["thing", "abstract", "person"]), depth + 1)[
-                0
-            ]
+            cls = "person" if agent else self.rng.choice(["thing", "abstract"])
+            return self.np.noun_phrase(cls, depth + 1)[0]
         return self.np.pp(depth + 1, "any")
 
     def verb_phrase(self, verb: Verb, head: Tree, depth: int, agent: bool) -> Tree:
@@ -355,7 +355,7 @@ class Grammar:
         if frame == "R":
             return self.np.change_in_value()
         if frame == "C":
-            return [self.predicate(d)]
+            return [self.predicate(d, agent)]
         return []  # intransitive
 
     def adjuncts(self, depth: int, scale: float = 1.0) -> list[Tree]:

@@ -93,7 +93,9 @@ class NounPhrases:
     ) -> None:
         self.rng, self.lex, self.clause, self.vp = rng, lex, clause, vp
         self.richness = 1.0  # scales how often noun phrases are modified; set by the Grammar
-        self.attributive = [a for a in lex.adjectives if a.complement is None]
+        plain = [a for a in lex.adjectives if a.complement is None]
+        classes = ("person", "org", "thing", "abstract", "place", "time", "any")
+        self.attributive = {c: [a for a in plain if a.fits(c)] for c in classes}
         self.with_complement = [a for a in lex.adjectives if a.complement is not None]
         self.count_things = [n for n in lex.nouns["thing"] if n.pl]
         self.superlatives = [a.jjs for a in lex.adjectives if a.jjs]
@@ -199,13 +201,13 @@ class NounPhrases:
     def premodifiers(self, cls: str) -> list[Tree]:
         rng, out = self.rng, []
         if rng.random() < P_DEGREE_ADJP:
-            out.append(self.adjp(0, predicative=False))
+            out.append(self.adjp(0, predicative=False, cls=cls))
         elif rng.random() < P_ADJECTIVE:
-            adj = rng.choice(self.attributive)
+            adj = rng.choice(self.attributive[cls])
             use_jjr = adj.jjr and rng.random() < P_COMPARATIVE
             out.append(leaf("JJR", adj.jjr) if use_jjr else leaf("JJ", adj.jj))
             if rng.random() < P_SECOND_ADJECTIVE:
-                out.append(leaf("JJ", rng.choice(self.attributive).jj))
+                out.append(leaf("JJ", rng.choice(self.attributive[cls]).jj))
         if cls in ("thing", "abstract") and rng.random() < P_NOUN_COMPOUND:
             out.append(leaf("NN", rng.choice(self.count_things).sg))
         return out
@@ -377,11 +379,16 @@ class NounPhrases:
         return Tree("PP", [leaf("TO" if prep == "to" else "IN", prep), np])
 
     def adjp(
-        self, depth: int, predicative: bool, clause: Callable[[int], Tree] | None = None
+        self,
+        depth: int,
+        predicative: bool,
+        clause: Callable[[int], Tree] | None = None,
+        cls: str = "any",
     ) -> Tree:
-        """`(ADJP (RB very) (JJ strong))`, and after a copula `able to pay`, `aware of the risk`."""
+        """`(ADJP (RB very) (JJ strong))`, and after a copula `able to pay`, `aware of the risk`.
+        `cls` is the class of the noun it describes (the subject, after a copula)."""
         rng = self.rng
-        if predicative and rng.random() < 0.3:
+        if predicative and cls in AGENTS and rng.random() < 0.3:
             adj = rng.choice(self.with_complement)
             if adj.complement == "V":
                 if clause is not None and depth < MAX_NP_DEPTH:
@@ -391,7 +398,7 @@ class NounPhrases:
                 return Tree(
                     "ADJP", [leaf("JJ", adj.jj), Tree("PP", [leaf("IN", adj.complement), obj])]
                 )
-        adj = rng.choice(self.attributive)
+        adj = rng.choice(self.attributive[cls])
         if predicative and adj.jjr and rng.random() < 0.15:
             return Tree("ADJP", [leaf("JJR", adj.jjr)])
         degree = leaf("RB", rng.choice(self.lex.adverbs["degree"]))
