@@ -8,7 +8,7 @@ import pytest
 
 from mckd.data import DemoCorpusConfig, build_demo_corpus, synth_treebank
 from mckd.data.lexicon import load_lexicon
-from mckd.errors import ConfigError
+from mckd.errors import ConfigError, InputError
 from mckd.examples import read_examples
 from mckd.tasks.constituency import ConstituencyTask
 from mckd.tasks.trees import (
@@ -192,3 +192,17 @@ def test_demo_corpus_rejects_bad_config(tmp_path):
         build_demo_corpus(tmp_path, n_test=0)
     with pytest.raises(ConfigError, match="n_sentences"):
         build_demo_corpus(tmp_path, n_sentences=3)
+
+
+def test_a_bad_lexicon_line_names_file_and_line(tmp_path, monkeypatch):
+    import mckd.data.lexicon as lexicon
+
+    (tmp_path / "lexicon").mkdir()
+    (tmp_path / "lexicon" / "verbs.txt").write_text(
+        "# comment\nbuy bought buys buying bought T\nsell sold sells selling sold T,X\n"
+    )
+    monkeypatch.setattr(lexicon.resources, "files", lambda _pkg: tmp_path)
+    with pytest.raises(
+        InputError, match=rf"{tmp_path}/lexicon/verbs.txt:3: unknown frame in 'T,X'"
+    ):
+        lexicon._read_verbs()

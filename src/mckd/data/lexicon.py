@@ -82,9 +82,13 @@ class Lexicon:
         return out
 
 
+def _path(name: str) -> Path:
+    return Path(str(resources.files("mckd.data") / "lexicon" / name))
+
+
 def _entries(name: str, min_fields: int) -> list[tuple[int, list[str]]]:
     """Lines of a lexicon file as (line number, fields); short lines are a file:line error."""
-    path = resources.files("mckd.data") / "lexicon" / name
+    path = _path(name)
     rows = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
@@ -92,7 +96,7 @@ def _entries(name: str, min_fields: int) -> list[tuple[int, list[str]]]:
             continue
         fields = text.split()
         if len(fields) < min_fields:
-            raise InputError(Path(str(path)), lineno, f"expected {min_fields} fields, got {text!r}")
+            raise InputError(path, lineno, f"expected {min_fields} fields, got {text!r}")
         rows.append((lineno, fields))
     return rows
 
@@ -105,7 +109,7 @@ def _read_nouns() -> dict[str, list[Noun]]:
     nouns: dict[str, list[Noun]] = {c: [] for c in NOUN_CLASSES}
     for lineno, (cls, sg, pl, *_) in _entries("nouns.txt", 3):
         if cls not in nouns:
-            raise InputError("lexicon/nouns.txt", lineno, f"unknown noun class {cls!r}")
+            raise InputError(_path("nouns.txt"), lineno, f"unknown noun class {cls!r}")
         nouns[cls].append(Noun(cls, sg, _none(pl)))
     return nouns
 
@@ -115,7 +119,7 @@ def _read_verbs() -> list[Verb]:
     for lineno, (vb, vbd, vbz, vbg, vbn, frames, *rest) in _entries("verbs.txt", 6):
         codes = frozenset(frames.split(","))
         if not codes <= VERB_FRAMES:
-            raise InputError("lexicon/verbs.txt", lineno, f"unknown frame in {frames!r}")
+            raise InputError(_path("verbs.txt"), lineno, f"unknown frame in {frames!r}")
         verbs.append(Verb(vb, vbd, vbz, vbg, vbn, codes, rest[0] if rest else None))
     return verbs
 

@@ -247,7 +247,7 @@ class NounPhrases:
             det = [] if inst in ("Congress", "Parliament") else [leaf("DT", "the")]
             return Tree("NP", det + _words("NNP", inst))
         words = _words("NNP", self.rng.choice(names["company"]))
-        if r < 0.85:
+        if r < 0.95:
             suffix = self.rng.choice(names["corpsuffix"])
             words.append(
                 leaf("NNPS" if suffix.endswith("s") and suffix != "Inc." else "NNP", suffix)
