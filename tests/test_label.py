@@ -563,3 +563,27 @@ def test_label_cli_with_smollm2_constituency(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "out")
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert json.loads(again.stdout)["cache_hits"] == 2 and json.loads(again.stdout)["calls"] == 0
+
+
+def test_config_file_and_dotted_overrides(tmp_path: Path) -> None:
+    from mckd.errors import ConfigError
+    from mckd.teacher.config import load_teacher_config, parse_overrides
+
+    (tmp_path / "t.yaml").write_text(
+        "teacher:\n  backend: openai\n  k_demos: 5\n  prompt:\n    form: unlabeled\n"
+    )
+    cfg = load_teacher_config(
+        tmp_path / "t.yaml", parse_overrides(["prompt.grammar=false", "concurrency=4"])
+    )
+    assert (cfg.backend, cfg.k_demos, cfg.concurrency, cfg.prompt.form, cfg.prompt.grammar) == (
+        "openai",
+        5,
+        4,
+        "unlabeled",
+        False,
+    )
+    with pytest.raises(ConfigError, match="timeout_s"):
+        load_teacher_config(None, {"timeout_s": -1})
+    (tmp_path / "bad.yaml").write_text("teacher: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: invalid YAML"):
+        load_teacher_config(tmp_path / "bad.yaml")

@@ -204,19 +204,41 @@ def load_teacher_config(
         data = loaded.get("teacher", loaded) if "teacher" in loaded else loaded
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: 'teacher' must be a mapping")
-    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     return teacher_config_from(data, source=str(path) if path else "teacher config")
 
 
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`, recursing into mappings both have (so `prompt.grammar` keeps the
+    other `prompt` settings of the file)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`KEY=VALUE` strings to a mapping; values are read as YAML (`2`, `true`, `[a, b]`)."""
+    """`KEY=VALUE` strings to a mapping; values are read as YAML (`2`, `true`, `[a, b]`) and a
+    dotted key sets a nested field (`prompt.grammar=false`)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            parsed = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError:
-            out[key.strip()] = value
+            parsed = value
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(
+                    f"--set {item!r}: {part!r} is set to a value and used as a section"
+                )
+        node[leaf] = parsed
     return out
