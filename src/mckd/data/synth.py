@@ -22,7 +22,7 @@ from collections import defaultdict, deque
 from nltk import Tree
 
 from mckd.data.lexicon import Lexicon, Verb, load_lexicon
-from mckd.data.synth_np import AGENTS, NounPhrases, leaf
+from mckd.data.synth_np import AGENTS, NounPhrases, leaf, pick
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,6 @@ OBJECT_T = {"thing": 0.6, "abstract": 0.4}
 OBJECT_H = {"person": 0.5, "org": 0.5}
 
 
-def pick(rng: random.Random, weights: dict[str, float]) -> str:
-    """One key of `weights`, drawn in proportion to its value."""
-    r = rng.random() * sum(weights.values())
-    for key, w in weights.items():
-        r -= w
-        if r < 0:
-            return key
-    return key
-
-
 def _be(agr: str, past: bool) -> Tree:
     if past:
         return leaf("VBD", "were" if agr == "pl" else "was")
@@ -110,6 +100,7 @@ class Grammar:
         self.nonagent_verbs = lex.verbs_with("N")
         self.passive_verbs = [v for v in lex.verbs if v.frames & {"T", "H", "D"}]
         self.clause_verbs = lex.verbs_with("S")
+        self.transitive_verbs = [v for v in self.agent_verbs if "T" in v.frames]
         self.richness = 1.0
 
     def aim_at(self, length: int) -> None:
@@ -218,17 +209,16 @@ class Grammar:
     def relative_clause(self, head_cls: str, agr: str, depth: int) -> Tree:
         """`that sold the plant` (subject gap) or `that the company sold` (object gap)."""
         agent = head_cls in AGENTS
-        if agent:
-            wh = Tree("WHNP", [leaf("WP", "who")]) if head_cls == "person" else None
+        if head_cls == "person":
+            wh = Tree("WHNP", [leaf("WP", "who")])
         else:
-            wh = None
-        if wh is None:
-            word = self.rng.choice(["that", "that", "which"])
-            wh = Tree("WHNP", [leaf("WDT", word)])
-        if self.rng.random() < 0.65 or agent:
+            wh = Tree("WHNP", [leaf("WDT", self.rng.choice(["that", "that", "which"]))])
+        if (
+            self.rng.random() < 0.65 or agent
+        ):  # object gaps only after things: "the plan that X sold"
             return Tree("SBAR", [wh, Tree("S", [self.finite_vp(agr, agent, depth)])])
         subj, sagr = self.np.subject(self.rng.choice(["person", "org"]), depth + 1)
-        verb = self.rng.choice([v for v in self.agent_verbs if "T" in v.frames])
+        verb = self.rng.choice(self.transitive_verbs)
         vp = Tree("VP", [self.finite_head(verb, sagr), *self.adjuncts(depth + 1, scale=0.4)])
         return Tree("SBAR", [wh, Tree("S", [subj, vp])])
 

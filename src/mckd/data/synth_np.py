@@ -134,11 +134,11 @@ class NounPhrases:
         return np, agr
 
     def modified(self, np: Tree, agr: str, cls: str, depth: int, role: str) -> tuple[Tree, str]:
-        kind = pick_key(self.rng, NP_MODIFIERS)
+        kind = pick(self.rng, NP_MODIFIERS)
         if np[-1].label() == "NNP" and kind not in ("appositive", "relative"):
             return np, agr  # a person's name: "Mr. Smith, the chairman," or "Smith, who ..."
         if kind == "pp":
-            prep = pick_key(self.rng, NOUN_PREPS[cls])
+            prep = pick(self.rng, NOUN_PREPS[cls])
             return Tree("NP", [np, self.pp(depth + 1, "any", prep=prep)]), agr
         if kind == "relative":
             return Tree("NP", [np, self.clause(cls, agr, depth + 1)]), agr
@@ -196,7 +196,7 @@ class NounPhrases:
         return Tree("NP", kids), "pl" if plural else "3sg"
 
     def determiner(self, number: str) -> str:
-        return pick_key(self.rng, self.dets[number])
+        return pick(self.rng, self.dets[number])
 
     def premodifiers(self, cls: str) -> list[Tree]:
         rng, out = self.rng, []
@@ -374,7 +374,7 @@ class NounPhrases:
         else:
             weights = PREP_OBJECTS.get(prep, DEFAULT_OBJECTS)
             np = self.noun_phrase(
-                obj if obj in ("place", "agent") else pick_key(self.rng, weights), depth
+                obj if obj in ("place", "agent") else pick(self.rng, weights), depth
             )[0]
         return Tree("PP", [leaf("TO" if prep == "to" else "IN", prep), np])
 
@@ -407,7 +407,8 @@ class NounPhrases:
         return Tree("ADJP", [leaf("JJ", adj.jj)])
 
 
-def pick_key(rng: random.Random, weights: dict[str, float]) -> str:
+def pick(rng: random.Random, weights: dict[str, float]) -> str:
+    """One key of `weights`, drawn in proportion to its value."""
     r = rng.random() * sum(weights.values())
     for key, w in weights.items():
         r -= w
