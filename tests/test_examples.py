@@ -50,3 +50,13 @@ def test_require_target(tmp_path):
     write_examples(path, [Example("a", "x", None)])
     with pytest.raises(InputError, match=r"x.jsonl:1: missing field 'target'"):
         read_examples(path, require_target=True)
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    import os
+
+    path = tmp_path / "x.jsonl"
+    write_examples(path, [Example("a", "x", None)])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
