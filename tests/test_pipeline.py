@@ -267,3 +267,15 @@ def test_method_subsets_run_only_what_they_need(tmp_path: Path, methods: list[st
         assert not (tmp_path / "run" / step).exists(), step
     if methods == ["mckd"]:
         assert [summary.results["pseudolabels"][f"stage{i}"]["stage"] for i in (1, 2, 3)] == [1, 2, 3]
+
+
+def test_one_run_per_run_directory(tmp_path: Path) -> None:
+    import fcntl
+
+    (tmp_path / "run").mkdir()
+    with open(tmp_path / "run" / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `mckd run` holds it
+        with pytest.raises(MckdError, match="another mckd run is using this run directory"):
+            run(tmp_path)
+    assert not (tmp_path / "run" / "data").exists()
+    assert "mckd_3stage" in run(tmp_path).results["methods"]  # free again once released

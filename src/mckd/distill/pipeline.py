@@ -7,7 +7,10 @@ the run seed, so later seeds find every teacher request in the cache.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,13 +47,31 @@ def run_pipeline(cfg: RunConfig, *, force: list[str] | None = None, run_dir: str
     cfg = cfg.model_copy(update=updates)
     root = Path(cfg.run_dir)
     preflight(cfg, force or [])
-    if cfg.seeds == 1:
-        return _run_one(cfg, root, force or [])
+    with _exclusive(root):
+        if cfg.seeds == 1:
+            return _run_one(cfg, root, force or [])
+        return _run_seeds(cfg, root, force or [])
+
+
+@contextlib.contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """One `mckd run` per run directory at a time. The lock dies with its process, so a run
+    killed with -9 never leaves a stale lock behind."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MckdError(f"{root}: another mckd run is using this run directory") from None
+        yield
+
+
+def _run_seeds(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
     summaries = []
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         sub = cfg.model_copy(update={"seed": seed, "seeds": 1, "run_dir": str(root / f"seed-{seed}")})
         log.info("seed %d of %d: %s", seed - cfg.seed + 1, cfg.seeds, sub.run_dir)
-        summaries.append(_run_one(sub, root / f"seed-{seed}", force or []))
+        summaries.append(_run_one(sub, root / f"seed-{seed}", force))
     return _finish(cfg, root, aggregate_seeds([s.results for s in summaries]),
                    [o for s in summaries for o in s.outcomes])
 
