@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.errors import ConfigError
-from mckd.examples import Example, read_examples, write_examples
+from mckd.examples import Example, read_examples
 from mckd.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,6 @@ class RunDir:
 
     def read(self, step: str, name: str) -> list[Example]:
         return read_examples(self.folder(step) / name)
-
-    def write(self, step: str, name: str, examples: list[Example]) -> None:
-        write_examples(self.folder(step) / name, examples)
 
     def invalidate(self, step: str) -> None:
         """Remove a step's DONE marker so the next run redoes it (its folder is wiped then)."""
