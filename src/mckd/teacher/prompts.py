@@ -59,7 +59,7 @@ class PromptConfig(BaseModel):
     )
     k: int = Field(30, ge=0, description="Demonstrations per prompt (fewer if the context is short).")
     demos: Literal["random", "shared", "nearest"] = Field(
-        "random",
+        "shared",
         description="'random': k drawn uniformly afresh per input (the paper); 'shared': one "
         "draw per block of inputs, so a local server reuses its prefix cache; 'nearest': the "
         "k labeled examples most similar to the input under a sentence encoder.",
@@ -79,7 +79,7 @@ class PromptConfig(BaseModel):
     )
     max_depth: int = Field(30, ge=1, le=200, description="Grammar: most brackets open at once.")
     nest_flat: bool = Field(
-        True,
+        False,
         description="Nest the children of every constituent with more than two children "
         "right-branching (a structural prior for English; off for other languages).",
     )
