@@ -32,7 +32,7 @@ from mckd.tasks import trees
 
 log = logging.getLogger("seq2seq_kinds")
 EPOCHS = {"scratch": {50: 30, 200: 10, 2000: 2}, "placeholder": {50: 30, 200: 10, 2000: 2},
-          "minilm": {50: 20, 200: 6, 2000: 1}}
+          "minilm": {50: 5, 200: 2, 2000: 1}}
 
 
 def student_config(variant: str, size: int) -> Seq2SeqConfig:

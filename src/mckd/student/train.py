@@ -94,8 +94,8 @@ def collate(items: list[Encoded], sm: StudentModel, device: torch.device) -> dic
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
-def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over target tokens, and their count (normalised per optimizer step)."""
+def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Summed cross-entropy over target tokens (normalised per optimizer step by the caller)."""
     labels = batch["labels"]
     if sm.kind == "causal":
         logits = sm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -104,9 +104,8 @@ def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor]) -> tuple[to
         dec_in = sm.model.prepare_decoder_input_ids_from_labels(labels=labels)
         logits = sm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                           decoder_input_ids=dec_in).logits
-    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                              labels.reshape(-1), ignore_index=-100, reduction="sum")
-    return loss, int((labels != -100).sum())
 
 
 def fidelity_converged(history: list[float], patience: int, delta: float) -> bool:
@@ -236,18 +235,20 @@ def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path
 def _optimizer_step(sm: StudentModel, group: list[list[Encoded]], cfg: TrainConfig,
                     opt: torch.optim.Optimizer, device: torch.device,
                     dtype: torch.dtype | None) -> tuple[int, float]:
-    """One optimizer step over `grad_accum` micro-batches; loss normalised by target tokens."""
-    batches = [collate(items, sm, device) for items in group]
-    n_target = sum(int((b["labels"] != -100).sum()) for b in batches)
-    total, tokens = 0.0, 0
-    for batch in batches:
+    """One optimizer step over `grad_accum` micro-batches; loss normalised by target tokens.
+    Token counts come from the host-side lists, and the loss is read back once per step: each
+    read of a device value makes the host wait for the GPU."""
+    n_target = sum(len(it.target) for items in group for it in items)
+    tokens = n_target + sum(len(it.source) for items in group for it in items)
+    total = torch.zeros((), device=device)
+    for items in group:
+        batch = collate(items, sm, device)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss_sum, _ = token_loss_sum(sm, batch)
+            loss_sum = token_loss_sum(sm, batch)
         (loss_sum / n_target).backward()
-        total += float(loss_sum.detach())
-        tokens += int(batch["attention_mask"].sum()) + int((batch["labels"] != -100).sum())
+        total += loss_sum.detach()
     if cfg.max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(sm.model.parameters(), cfg.max_grad_norm)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return tokens, total / max(1, n_target)
+    return tokens, float(total) / max(1, n_target)
