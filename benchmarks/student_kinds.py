@@ -27,7 +27,7 @@ from mckd.tasks import trees
 
 log = logging.getLogger("student_kinds")
 
-EPOCHS = {50: 30, 200: 15, 2000: 4}  # fewer trees need more passes; short for a shared CPU
+EPOCHS = {50: 30, 200: 15, 2000: 3}  # fewer trees need more passes; short for a shared CPU
 
 
 def gold_examples(tree_list: list[Any], prefix: str) -> list[Example]:
@@ -99,8 +99,26 @@ def run_kind(kind: str, args: argparse.Namespace, corpus: tuple, rows: list[dict
         }
         log.info("%s", row)
         rows.append(row)
+        for threshold in args.thresholds if kind == "chart" else []:
+            rows.append(rescore_threshold(student, test, row, threshold))
         if args.relabel and size == max(args.sizes):
             rows.append(time_relabel(kind, student, relabel))
+
+
+def rescore_threshold(student: Any, test: list[Example], row: dict, threshold: float) -> dict:
+    """The same chart model decoded with another span threshold (information only: picking
+    it by these numbers would tune on the test set)."""
+    default = student.cfg.span_threshold
+    student.cfg.span_threshold = threshold
+    preds = student.predict([ex.source for ex in test])
+    student.cfg.span_threshold = default
+    scores = score(test, [p.text for p in preds])
+    return {
+        "kind": row["kind"],
+        "train_trees": row["train_trees"],
+        "span_threshold": threshold,
+        **scores,
+    }
 
 
 def time_relabel(kind: str, student: Any, relabel: list[str]) -> dict:
@@ -115,17 +133,93 @@ def time_relabel(kind: str, student: Any, relabel: list[str]) -> dict:
     }
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The results file's tables, from the rows of one or more results.json files."""
+    lines = [
+        "| student | gold training trees | epochs | train s | s / epoch | test F1 (paper) "
+        "| EVALB unlabeled F1 | valid |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    seen = set()
+    for r in rows:
+        if (
+            "relabel_inputs" in r
+            or "span_threshold" in r
+            or (r["kind"], r.get("train_trees")) in seen
+        ):
+            continue
+        seen.add((r["kind"], r.get("train_trees")))
+        cells = [
+            r["kind"],
+            r.get("train_trees", "–"),
+            r.get("epochs", "–"),
+            r.get("train_s", "–"),
+            _round(r.get("s_per_epoch")),
+            r.get("f1"),
+            r.get("evalb_unlabeled_f1", "–"),
+            r.get("valid", "–"),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += [
+        "",
+        "| student | gold training trees | span threshold | test F1 (paper) | precision "
+        "| recall | EVALB unlabeled F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "span_threshold" in r:
+            cells = [
+                r["kind"],
+                r["train_trees"],
+                r["span_threshold"],
+                r["f1"],
+                r["precision"],
+                r["recall"],
+                r["evalb_unlabeled_f1"],
+            ]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += ["", "| student | inputs relabelled | seconds | sentences / s |", "|---|---|---|---|"]
+    for r in rows:
+        if "relabel_inputs" in r:
+            cells = [r["kind"], r["relabel_inputs"], r["relabel_s"], r["sentences_per_s"]]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _round(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="working directory (resumable)")
+    parser.add_argument("--out", type=Path, help="working directory (resumable)")
+    parser.add_argument(
+        "--table",
+        type=Path,
+        nargs="+",
+        help="print the markdown tables of these --out directories' results.json, then exit",
+    )
     parser.add_argument("--kinds", nargs="+", default=["chart"], choices=sorted(KINDS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[50, 200, 2000])
     parser.add_argument("--corpus", help="directory from `mckd data split` (its test.jsonl)")
     parser.add_argument("--test", type=int, default=500, help="test trees drawn without --corpus")
     parser.add_argument("--relabel", type=int, default=1000, help="inputs to relabel and time")
+    parser.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="*",
+        default=[-1.0, -2.0, -1e9],
+        help="extra span thresholds to score the chart models with",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.table:
+        rows = [r for d in args.table for r in json.loads((d / "results.json").read_text())]
+        print(markdown_table(rows))
+        return
+    if args.out is None:
+        parser.error("--out is required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     corpus = load_corpus(args)

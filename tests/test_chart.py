@@ -103,6 +103,8 @@ def test_decoded_spans_nest_and_keep_the_whole_sentence() -> None:
         if n >= 2:
             assert (0, n) in spans
         assert all(scores[s] > 0 for s in spans if s != (0, n))
+        assert set(spans) <= set(decode_spans(scores, n, threshold=-1.0))
+        assert len(decode_spans(scores, n, threshold=-1e9)) == max(0, n - 1)
         for (a, b), (c, d) in itertools.combinations(spans, 2):
             assert b <= c or d <= a or (a <= c and d <= b) or (c <= a and b <= d)
 

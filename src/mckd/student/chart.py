@@ -67,6 +67,11 @@ class ChartConfig(BaseModel):
         0.05, ge=0, lt=1, description="Share of steps with linear warm-up; then linear decay to 0."
     )
     grad_clip: float = Field(1.0, gt=0, description="Gradient norm clip.")
+    span_threshold: float = Field(
+        0.0,
+        description="Log-odds at or below which a span of the CKY tree is dropped (0: the model "
+        "rejects it); lower keeps more spans, -1e9 keeps the whole binary tree.",
+    )
     max_subwords: int = Field(
         512, ge=8, description="Longest encoder input; longer sentences keep one subword per word."
     )
@@ -261,7 +266,7 @@ class ChartStudent:
                 scores = np.zeros((n + 1, n + 1))
                 scores[starts, ends] = logits[offset : offset + len(starts)]
                 offset += len(starts)
-                spans[k] = decode_spans(scores, n)
+                spans[k] = decode_spans(scores, n, self.cfg.span_threshold)
                 confidence[k] = self._confidence(scores, spans[k], n)
         self.model.train(was_training)
         return spans, confidence

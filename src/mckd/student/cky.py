@@ -48,10 +48,11 @@ def cky_best_spans(scores: np.ndarray, n: int) -> list[Span]:
     return spans
 
 
-def decode_spans(scores: np.ndarray, n: int) -> list[Span]:
+def decode_spans(scores: np.ndarray, n: int, threshold: float = 0.0) -> list[Span]:
     """The tree a chart student outputs: the CKY-best binary tree, minus the spans the model
-    rejects (log-odds <= 0); the whole sentence is always kept. Sorted by (start, -end)."""
-    kept = [(i, j) for i, j in cky_best_spans(scores, n) if scores[i, j] > 0 or (i, j) == (0, n)]
+    rejects (log-odds <= threshold); the whole sentence is always kept. Sorted by (start, -end)."""
+    best = cky_best_spans(scores, n)
+    kept = [(i, j) for i, j in best if scores[i, j] > threshold or (i, j) == (0, n)]
     return sorted(kept, key=lambda s: (s[0], -s[1]))
 
 
