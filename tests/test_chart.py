@@ -147,7 +147,7 @@ def test_too_long_sentence_falls_back_to_right_branching(tiny_encoder: str) -> N
         "seven",
     ]
     assert pred.meta["fallback"]
-    assert pred.mean_logprob is None
+    assert pred.mean_logprob == float("-inf")
 
 
 def test_confidence_over_all_spans_is_a_log_probability(tiny_encoder: str) -> None:

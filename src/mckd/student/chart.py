@@ -236,11 +236,13 @@ class ChartStudent:
         spans, confidence = self._predict_spans(words)
         out = []
         for w, sp, conf in zip(words, spans, confidence, strict=True):
-            meta = (
-                {} if sp is not None else {"fallback": "too long for the encoder: right-branching"}
-            )
-            sp = sp if sp is not None else [(i, len(w)) for i in range(len(w) - 1)]
-            out.append(Prediction(render_tree(w, sp), conf, meta))
+            if sp is None:  # more words than encoder positions: no model output at all
+                right = [(i, len(w)) for i in range(len(w) - 1)]
+                meta = {"fallback": "too long for the encoder: right-branching"}
+                # -inf, not None: the self-distillation filter ranks it last instead of failing
+                out.append(Prediction(render_tree(w, right), float("-inf"), meta))
+            else:
+                out.append(Prediction(render_tree(w, sp), conf))
         return out
 
     @torch.inference_mode()
