@@ -1,12 +1,14 @@
 """Student speed: our training loop and generation against the plain Hugging Face way, same run.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_student.py --n-train 640 --n-gen 320
+    OMP_NUM_THREADS=1 python benchmarks/bench_student.py --n-train 160 --n-gen 192
 
 Training: `mckd.student.train.train` (length-bucketed batches, dynamic padding) against
 `Seq2SeqTrainer` on the same examples padded to the longest one, same model and initial
-weights, same batch size and learning rate, one epoch each. Generation: `generate` (sorted
-batches, KV cache) against `model.generate` one sentence at a time in input order, and against
-unsorted batches of the same size; the same trained model, greedy, same length limit, outputs
+weights, same batch size and learning rate, one epoch each, alternated --repeats times (best
+time of each kept). Generation: `generate` (length-sorted batches, KV cache) against plain
+`model.generate` on unsorted batches of the same size (alternated likewise) and one sentence at
+a time in input order (first --n-single sentences); the same model, greedy, all three with the
+same tree constraint (so outputs end where the tree ends, as a trained model's would), outputs
 compared. Data: trees from the built-in synthetic treebank, the paper's unlabeled target form.
 Results go to benchmarks/student_speed_results.md by hand.
 """
@@ -23,10 +25,12 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import LogitsProcessorList
 
 from mckd.data.synth import synth_treebank
 from mckd.student.config import GenerateConfig, TrainConfig
-from mckd.student.generate import decode_text, generate
+from mckd.student.constrained import TreeConstraint, TreeLogitsProcessor, max_tree_tokens
+from mckd.student.generate import generate
 from mckd.student.model import StudentModel, build_t5, train_tokenizer
 from mckd.student.train import Encoded, train
 from mckd.tasks.trees import to_unlabeled, tree_words
@@ -70,19 +74,26 @@ def time_hf_trainer(sm: StudentModel, data: list[Encoded], batch: int, out: Path
 
 @torch.inference_mode()
 def hf_generate(sm: StudentModel, sources: list[str], batch: int, max_new: int) -> tuple[float, list[str]]:
-    """Plain `model.generate` in input order (no sorting), `batch` sentences at a time."""
+    """Plain `model.generate` in input order (no sorting), `batch` sentences at a time, with the
+    same tree constraint as ours so both do the same decoding work."""
     sm.model.eval()
     texts: list[str] = []
     start = time.perf_counter()
     for i in range(0, len(sources), batch):
-        enc = sm.tokenizer(sources[i:i + batch], return_tensors="pt", padding=True)
-        out = sm.model.generate(**enc, max_new_tokens=max_new, do_sample=False, num_beams=1,
-                                eos_token_id=sm.eos_id, pad_token_id=sm.pad_id,
-                                suppress_tokens=[sm.pad_id])  # as ours: pad is never an output
-        for row in out[:, 1:].tolist():
-            cut = row.index(sm.eos_id) + 1 if sm.eos_id in row else len(row)
-            texts.append(decode_text(sm, row[:cut]))
+        chunk = sources[i:i + batch]
+        constraints = [TreeConstraint(s.split(), sm.tokenizer) for s in chunk]
+        enc = sm.tokenizer(chunk, return_tensors="pt", padding=True)
+        out = sm.model.generate(**enc, max_new_tokens=max(max_tree_tokens(c) for c in constraints),
+                                do_sample=False, num_beams=1, eos_token_id=sm.eos_id, pad_token_id=sm.pad_id,
+                                logits_processor=LogitsProcessorList([TreeLogitsProcessor(constraints, sm.eos_id)]))
+        texts.extend(c.decode(row, sm.eos_id)[0] for c, row in zip(constraints, out[:, 1:].tolist(), strict=True))
     return time.perf_counter() - start, texts
+
+
+def time_ours_generate(sm: StudentModel, sources: list[str], batch: int) -> tuple[float, list[str]]:
+    start = time.perf_counter()
+    preds = generate(sm, sources, GenerateConfig(batch_size=batch, constrained=True))
+    return time.perf_counter() - start, [p.text for p in preds]
 
 
 def main() -> None:
@@ -95,7 +106,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--gen-epochs", type=int, default=8)
+    ap.add_argument("--gen-epochs", type=int, default=2)
+    ap.add_argument("--n-single", type=int, default=32, help="sentences decoded one at a time")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -119,33 +131,36 @@ def main() -> None:
             our_times.append(time_ours(sm, data, args.batch, Path(tmp) / f"ours{rep}"))
         res["train_hf_s"], res["train_ours_s"] = min(hf_times), min(our_times)
         res["train_hf_all_s"], res["train_ours_all_s"] = hf_times, our_times
-        # More epochs (untimed) so the generation model stops at EOS like a trained student.
+        print(json.dumps({"phase": "train", **res}), flush=True)
+        # A few more epochs (untimed) for the generation model.
         train(sm, data, TrainConfig(epochs=args.gen_epochs, batch_size=args.batch, fidelity_sample=0,
                                     progress=False, device="cpu", save_every_steps=10**6),
               Path(tmp) / "gen-model")
     res["train_examples"] = len(data)
     res["train_tokens"] = tokens
     res["train_speedup"] = res["train_hf_s"] / res["train_ours_s"]
-    # Generation with the trained model; a fixed length limit from the training targets.
-    max_new = int(1.25 * max(len(d.target) for d in data)) + 8
-    cfg = GenerateConfig(batch_size=args.gen_batch)
-    start = time.perf_counter()
-    ours = generate(sm, gen_sources, cfg, default_max_new_tokens=max_new)
-    res["gen_ours_s"] = time.perf_counter() - start
-    res["gen_hf_single_s"], single = hf_generate(sm, gen_sources, 1, max_new)
-    res["gen_hf_unsorted_batch_s"], unsorted = hf_generate(sm, gen_sources, args.gen_batch, max_new)
-    res["gen_mean_len_ours"] = sum(len(p.text.split()) for p in ours) / len(ours)
-    res["gen_same_as_single"] = sum(p.text == s for p, s in zip(ours, single, strict=True)) / len(single)
-    res["gen_same_as_unsorted"] = sum(p.text == s for p, s in zip(ours, unsorted, strict=True)) / len(single)
-    start = time.perf_counter()
-    generate(sm, gen_sources, cfg.model_copy(update={"constrained": True}))
-    res["gen_ours_constrained_s"] = time.perf_counter() - start
-    for key in ("gen_ours_s", "gen_hf_single_s", "gen_hf_unsorted_batch_s", "gen_ours_constrained_s"):
-        res[key[:-2] + "_sent_per_s"] = len(gen_sources) / res[key]
+    # Generation, constrained for every method so outputs end where the tree ends (an
+    # under-trained free-running model would run every sentence to the length limit).
+    # Ours and the unsorted batches alternate; one-by-one runs on the first --n-single only.
+    ours_t, unsorted_t = [], []
+    for _ in range(args.repeats):
+        t, ours = time_ours_generate(sm, gen_sources, args.gen_batch)
+        ours_t.append(t)
+        t, unsorted = hf_generate(sm, gen_sources, args.gen_batch, 0)
+        unsorted_t.append(t)
+    single_s, single = hf_generate(sm, gen_sources[:args.n_single], 1, 0)
+    res.update(gen_ours_s=min(ours_t), gen_hf_unsorted_batch_s=min(unsorted_t), gen_ours_all_s=ours_t,
+               gen_hf_unsorted_batch_all_s=unsorted_t, gen_n_single=args.n_single,
+               gen_same_as_unsorted=sum(a == b for a, b in zip(ours, unsorted, strict=True)) / len(ours),
+               gen_same_as_single=sum(a == b for a, b in zip(ours, single, strict=False)) / len(single),
+               gen_mean_words=sum(len(s.split()) for s in gen_sources) / len(gen_sources))
+    res["gen_ours_sent_per_s"] = len(gen_sources) / res["gen_ours_s"]
+    res["gen_hf_unsorted_batch_sent_per_s"] = len(gen_sources) / res["gen_hf_unsorted_batch_s"]
+    res["gen_hf_single_sent_per_s"] = args.n_single / single_s
     res["train_ours_ex_per_s"] = len(data) / res["train_ours_s"]
     res["train_hf_ex_per_s"] = len(data) / res["train_hf_s"]
-    res["gen_speedup_vs_single"] = res["gen_hf_single_s"] / res["gen_ours_s"]
-    res["gen_speedup_vs_unsorted_batch"] = res["gen_hf_unsorted_batch_s"] / res["gen_ours_s"]
+    res["gen_speedup_vs_single"] = res["gen_ours_sent_per_s"] / res["gen_hf_single_sent_per_s"]
+    res["gen_speedup_vs_unsorted_batch"] = res["gen_ours_sent_per_s"] / res["gen_hf_unsorted_batch_sent_per_s"]
     print(json.dumps(res, indent=1))
 
 

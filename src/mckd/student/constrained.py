@@ -156,24 +156,41 @@ class TreeLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.start is None:
             self.start = input_ids.shape[1]
-        rows = input_ids[:, self.start:].tolist()
-        new_states: dict[tuple[int, tuple[int, ...]], TreeState | None] = {}
+        states = self._greedy_states(input_ids) if self.num_beams == 1 else self._beam_states(input_ids)
         mask = torch.full_like(scores, float("-inf"))
         row_idx: list[int] = []
         tok_idx: list[int] = []
-        for r, prefix in enumerate(rows):
-            b = r // self.num_beams
-            key = (b, tuple(prefix))
-            state = new_states.get(key) or self._state(b, prefix)
-            new_states[key] = state
-            allowed = self.constraints[b].next_tokens(state) if state is not None else set()
+        for r, state in enumerate(states):
+            allowed = self.constraints[r // self.num_beams].next_tokens(state) if state is not None else set()
             if not allowed:  # complete tree, finished beam or (never expected) a dead end
                 allowed = {self.eos_id}
             row_idx.extend([r] * len(allowed))
             tok_idx.extend(allowed)
         mask[row_idx, tok_idx] = 0.0
-        self.states = new_states
         return scores + mask
+
+    def _greedy_states(self, input_ids: torch.LongTensor) -> list[TreeState | None]:
+        """Greedy rows never reorder: advance each row's state by its last token, O(1) a step."""
+        if input_ids.shape[1] == self.start:
+            self.rows: list[TreeState | None] = [TreeState() for _ in range(input_ids.shape[0])]
+            return self.rows
+        last = input_ids[:, -1].tolist()
+        self.rows = [None if s is None or tok == self.eos_id else self.constraints[r].step(s, tok)
+                     for r, (s, tok) in enumerate(zip(self.rows, last, strict=True))]
+        return self.rows
+
+    def _beam_states(self, input_ids: torch.LongTensor) -> list[TreeState | None]:
+        """Beams are reordered between steps: find each row's parent by its prefix."""
+        new_states: dict[tuple[int, tuple[int, ...]], TreeState | None] = {}
+        out = []
+        for r, prefix in enumerate(input_ids[:, self.start:].tolist()):
+            b = r // self.num_beams
+            key = (b, tuple(prefix))
+            if key not in new_states:
+                new_states[key] = self._state(b, prefix)
+            out.append(new_states[key])
+        self.states = new_states
+        return out
 
     def _state(self, b: int, prefix: list[int]) -> TreeState | None:
         if not prefix:
