@@ -212,3 +212,27 @@ def test_gpu_benchmark_script_runs_on_cpu() -> None:
                          capture_output=True, text=True, check=True, timeout=600)
     res = json.loads(out.stdout)
     assert res["steps"] == 12 and res["tokens_per_s"] > 0 and res["precision"] == "fp32"
+
+
+def test_cli_train_and_predict(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from mckd.cli import app
+    from mckd.examples import write_examples
+
+    write_examples(tmp_path / "train.jsonl", examples(12))
+    sets = ["train.epochs=1", "train.batch_size=8", "train.fidelity_sample=0", "train.progress=false",
+            "t5_shape={d_model: 32, d_ff: 64, num_layers: 1, num_heads: 2}"]
+    args = ["train", "--train", str(tmp_path / "train.jsonl"), "--out", str(tmp_path / "run"), "--model", "t5-tiny"]
+    result = CliRunner().invoke(app, [*args, *[x for s in sets for x in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    report = result.output[result.output.index('{"epochs"'):].splitlines()[0]  # after any progress bar
+    assert json.loads(report)["steps"] == 2
+    result = CliRunner().invoke(app, ["predict", "--model", str(tmp_path / "run"), "--input",
+                                      str(tmp_path / "train.jsonl"), "--out", str(tmp_path / "pred.jsonl")])
+    assert result.exit_code == 0, result.output
+    preds = read_examples(tmp_path / "pred.jsonl")
+    assert len(preds) == 12 and all(tree_words(parse_tree(p.target)) == p.source.split() for p in preds)
+    assert all(p.meta["mean_logprob"] < 0 for p in preds)
