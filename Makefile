@@ -18,13 +18,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/mckd models fetch qwen2.5-coder-1.5b
 	$(BIN)/mckd run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Everything but GPU tests: slow ones, and real-LLM ones (fetches the small GGUF teachers).
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -m "slow or llm or not slow"
+	$(BIN)/mckd models fetch smollm2-135m
+	$(BIN)/mckd models fetch qwen2.5-coder-0.5b
+	$(BIN)/python -m pytest -m "not gpu"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
