@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from mckd.examples import Example
 from mckd.tasks.trees import parse_bracketed, tree_from_spans, tree_words, unlabeled_spans
 from mckd.teacher.consensus import combine, majority_spans, mbr_index, span_f1
 
@@ -66,3 +67,22 @@ def test_combine_skips_invalid_samples() -> None:
     assert first == broken and info["usable"] == 0
     with pytest.raises(ValueError, match="unknown consensus"):
         combine(WORDS, [A], "best")
+
+
+def test_labelling_postprocess_uses_the_configured_consensus():
+    from mckd.tasks import TASKS
+    from mckd.teacher.label import tree_postprocess
+
+    words = ["a", "b", "c", "d"]
+    ex = Example("x", " ".join(words))
+    samples = [
+        "( ( ( a ) ( b ) ) ( c ) ( d ) )",
+        "( ( a ) ( b ) ( ( c ) ( d ) ) )",
+        "( ( ( a ) ( b ) ( c ) ) ( d ) )",
+    ]
+    task = TASKS["constituency"]
+    mbr = tree_postprocess(task, lambda raw, _: raw, "mbr")(ex, samples)
+    vote = tree_postprocess(task, lambda raw, _: raw, "vote")(ex, samples)
+    assert mbr.meta["consensus"]["picked"] in (0, 1, 2)
+    assert "picked" not in vote.meta["consensus"]
+    assert vote.valid and mbr.valid

@@ -559,12 +559,14 @@ def task_prompting(
         samples=cfg.samples,
         temperature=cfg.temperature,
     )
-    return builder.build_request, tree_postprocess(task_obj, builder.to_target)
+    return builder.build_request, tree_postprocess(task_obj, builder.to_target, prompt_cfg.consensus)
 
 
-def tree_postprocess(task: Any, to_target: Callable[[str, Example], str]) -> PostProcess:
+def tree_postprocess(
+    task: Any, to_target: Callable[[str, Example], str], consensus: str = "mbr"
+) -> PostProcess:
     """Each sample read back to the target form and repaired; several samples are combined by
-    consensus (minimum Bayes risk over unlabeled spans)."""
+    `consensus`: "mbr" (the sample that agrees best with the others) or "vote" (majority spans)."""
     from mckd.teacher.consensus import combine
 
     def post(example: Example, raws: list[str]) -> Pseudolabel:
@@ -576,7 +578,7 @@ def tree_postprocess(task: Any, to_target: Callable[[str, Example], str]) -> Pos
             if not ok:
                 rep, info = reps[0], {"samples": len(reps), "usable": 0}
             else:
-                chosen, info = combine(example.source.split(), ok, "mbr")
+                chosen, info = combine(example.source.split(), ok, consensus)
                 rep = task.repair(chosen, example.source)
         valid = rep.text is not None and bool(getattr(rep, "yield_ok", True))
         return Pseudolabel(
