@@ -39,6 +39,8 @@ def _examples(n: int, seed: int) -> list[Example]:
             for i, t in enumerate(trees)]
 
 
+# Ten real LLM calls: minutes on a busy 2-core machine, so a longer limit than the suite's.
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("form", ["labeled", pytest.param("unlabeled", marks=pytest.mark.slow)])
 def test_grammar_gives_ten_of_ten_valid_trees(form: str) -> None:
     pytest.importorskip("xllamacpp")
