@@ -10,6 +10,7 @@ from mckd.data import DemoCorpusConfig, build_demo_corpus, synth_treebank
 from mckd.data.lexicon import load_lexicon
 from mckd.errors import ConfigError, InputError
 from mckd.examples import read_examples
+from mckd.tasks.brackets import WORD_TAGS
 from mckd.tasks.constituency import ConstituencyTask
 from mckd.tasks.trees import (
     normalize_tree,
@@ -21,55 +22,8 @@ from mckd.tasks.trees import (
     unlabeled_spans,
 )
 
-PTB_TAGS = set(
-    [
-        "CC",
-        "CD",
-        "DT",
-        "EX",
-        "FW",
-        "IN",
-        "JJ",
-        "JJR",
-        "JJS",
-        "LS",
-        "MD",
-        "NN",
-        "NNS",
-        "NNP",
-        "NNPS",
-        "PDT",
-        "POS",
-        "PRP",
-        "PRP$",
-        "RB",
-        "RBR",
-        "RBS",
-        "RP",
-        "SYM",
-        "TO",
-        "UH",
-        "VB",
-        "VBD",
-        "VBG",
-        "VBN",
-        "VBP",
-        "VBZ",
-        "WDT",
-        "WP",
-        "WP$",
-        "WRB",
-        "$",
-        "#",
-        ",",
-        ".",
-        ":",
-        "``",
-        "''",
-        "-LRB-",
-        "-RRB-",
-    ]
-)
+# The 36 word tags plus the punctuation and symbol tags: the full PTB tag set.
+PTB_TAGS = WORD_TAGS | {"$", "#", ",", ".", ":", "``", "''", "-LRB-", "-RRB-"}
 PHRASES = set(
     [
         "S",
