@@ -27,8 +27,9 @@ def tiny_t5(tokenizer: str = "word"):
                     num_layers=1, num_heads=2)
 
 
-def save_tiny_llama(path: Path) -> Path:
-    tok = train_tokenizer([*TEXTS, "=>"], "word")
+def save_tiny_llama(path: Path, texts: list[str] = TEXTS) -> Path:
+    """A one-layer random Llama and a word tokenizer over `texts`, saved like a hub model."""
+    tok = train_tokenizer([*texts, "=>"], "word")
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)

@@ -16,6 +16,7 @@ from mckd.student import CausalConfig, Seq2SeqConfig, build_student, parse_stude
 from mckd.student.seq2seq import Seq2SeqStudent
 from mckd.student.train import Encoded, collate, fidelity_converged, token_loss_sum, train
 from mckd.tasks.trees import parse_tree, tree_words
+from test_student_model import save_tiny_llama
 
 SHAPE = {"d_model": 32, "d_ff": 64, "num_layers": 1, "num_heads": 2}
 VOCAB = ["the", "a", "cat", "dog", "sat", "ran", "on", "mat", "big", "small"]
@@ -150,21 +151,6 @@ def test_over_long_targets_are_truncated_and_reported(tmp_path: Path, caplog: py
         report = Seq2SeqStudent(config(epochs=1, max_target_len=10)).fit(data, tmp_path)
     assert report.extra["truncated_targets"] == long
     assert f"{long} of 12 training targets are longer than 10 tokens" in caplog.text
-
-
-def save_tiny_llama(path: Path, texts: list[str]) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from mckd.student.model import train_tokenizer
-
-    tok = train_tokenizer([*texts, "=>"], "word")
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 def test_decoder_only_student_trains_and_writes_trees(tmp_path: Path) -> None:
