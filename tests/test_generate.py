@@ -64,3 +64,27 @@ def test_restore_words_and_placeholder_targets() -> None:
 def test_generation_runs_without_grad(tiny) -> None:
     generate(tiny, SOURCES[:2], GenerateConfig(), default_max_new_tokens=4)
     assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_greedy_loop_matches_hf_generate(tiny, constrained: bool) -> None:
+    """The greedy loop that drops finished rows picks the tokens `model.generate` picks."""
+    from transformers import LogitsProcessorList
+
+    from mckd.student.constrained import TreeConstraint, TreeLogitsProcessor, max_tree_tokens
+    from mckd.student.generate import greedy_seq2seq
+
+    ids, mask = _pad(encode_prompts(tiny, SOURCES, 64, ""), tiny.pad_id, left=False)
+    constraints = [TreeConstraint(s.split(), tiny.tokenizer) for s in SOURCES] if constrained else None
+    max_new = max(max_tree_tokens(c) for c in constraints) if constraints else 12
+    processors = LogitsProcessorList()
+    if constraints:
+        processors.append(TreeLogitsProcessor(constraints, tiny.eos_id))
+    ref = tiny.model.generate(input_ids=ids, attention_mask=mask, do_sample=False, num_beams=1,
+                              max_new_tokens=max_new, logits_processor=processors,
+                              eos_token_id=tiny.eos_id, pad_token_id=tiny.pad_id,
+                              suppress_tokens=[tiny.pad_id] if tiny.pad_id != tiny.eos_id else None)
+    outs, scores = greedy_seq2seq(tiny, ids, mask, max_new, constraints)
+    for row, out in zip(ref[:, 1:].tolist(), outs, strict=True):
+        assert out == row[: len(out)] and all(t == tiny.pad_id for t in row[len(out):])
+    assert scores == pytest.approx(rescore(tiny, ids, mask, outs), abs=1e-4)

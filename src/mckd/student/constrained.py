@@ -157,17 +157,8 @@ class TreeLogitsProcessor(LogitsProcessor):
         if self.start is None:
             self.start = input_ids.shape[1]
         states = self._greedy_states(input_ids) if self.num_beams == 1 else self._beam_states(input_ids)
-        mask = torch.full_like(scores, float("-inf"))
-        row_idx: list[int] = []
-        tok_idx: list[int] = []
-        for r, state in enumerate(states):
-            allowed = self.constraints[r // self.num_beams].next_tokens(state) if state is not None else set()
-            if not allowed:  # complete tree, finished beam or (never expected) a dead end
-                allowed = {self.eos_id}
-            row_idx.extend([r] * len(allowed))
-            tok_idx.extend(allowed)
-        mask[row_idx, tok_idx] = 0.0
-        return scores + mask
+        rows = [self.constraints[r // self.num_beams] for r in range(len(states))]
+        return scores + tree_mask(scores, rows, states, self.eos_id)
 
     def _greedy_states(self, input_ids: torch.LongTensor) -> list[TreeState | None]:
         """Greedy rows never reorder: advance each row's state by its last token, O(1) a step."""
@@ -209,6 +200,22 @@ class TreeLogitsProcessor(LogitsProcessor):
                 return None
             s = self.constraints[b].step(s, tok)
         return s
+
+
+def tree_mask(scores: torch.Tensor, constraints: list[TreeConstraint], states: list[TreeState | None],
+               eos: int) -> torch.Tensor:
+    """0 where a row's next token keeps its tree completable, -inf elsewhere (EOS once complete)."""
+    mask = torch.full_like(scores, float("-inf"))
+    row_idx: list[int] = []
+    tok_idx: list[int] = []
+    for r, (c, s) in enumerate(zip(constraints, states, strict=True)):
+        allowed = c.next_tokens(s) if s is not None else set()
+        if not allowed:  # complete tree, finished beam or (never expected) a dead end
+            allowed = {eos}
+        row_idx.extend([r] * len(allowed))
+        tok_idx.extend(allowed)
+    mask[row_idx, tok_idx] = 0.0
+    return mask
 
 
 def max_tree_tokens(c: TreeConstraint) -> int:

@@ -11,7 +11,13 @@ from transformers import LogitsProcessor, LogitsProcessorList, SuppressTokensLog
 
 from mckd.student.base import Prediction
 from mckd.student.config import GenerateConfig
-from mckd.student.constrained import TreeConstraint, TreeLogitsProcessor, max_tree_tokens
+from mckd.student.constrained import (
+    TreeConstraint,
+    TreeLogitsProcessor,
+    TreeState,
+    max_tree_tokens,
+    tree_mask,
+)
 from mckd.student.model import StudentModel
 
 log = logging.getLogger(__name__)
@@ -140,6 +146,9 @@ def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int
                        for w in words]
         processors.append(TreeLogitsProcessor(constraints, sm.eos_id, num_beams=cfg.num_beams))
         max_new = max(max_tree_tokens(c) for c in constraints)  # never cut a tree short
+    if not causal and cfg.num_beams == 1:
+        outs, scores = greedy_seq2seq(sm, ids, mask, max_new, constraints)
+        return _predictions(sm, outs, scores, constraints, words, placeholder)
     out = sm.model.generate(
         input_ids=ids, attention_mask=mask, num_beams=cfg.num_beams, do_sample=False,
         max_new_tokens=max_new, logits_processor=processors, eos_token_id=sm.eos_id,
@@ -152,6 +161,12 @@ def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int
         scores = [float(lp[r, :len(o)].mean()) if o else float("nan") for r, o in enumerate(outs)]
     else:
         scores = rescore(sm, ids, mask, outs)
+    return _predictions(sm, outs, scores, constraints, words, placeholder)
+
+
+def _predictions(sm: StudentModel, outs: list[list[int]], scores: list[float],
+                 constraints: list[TreeConstraint] | None, words: list[list[str]],
+                 placeholder: str | None) -> list[Prediction]:
     preds = []
     for r, o in enumerate(outs):
         if constraints is not None:
@@ -164,6 +179,53 @@ def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int
             meta = {}
         preds.append(Prediction(text, scores[r], meta))
     return preds
+
+
+def greedy_seq2seq(sm: StudentModel, ids: torch.Tensor, mask: torch.Tensor, max_new: int,
+                   constraints: list[TreeConstraint] | None) -> tuple[list[list[int]], list[float]]:
+    """Greedy decoding of an encoder-decoder batch, the same tokens as `model.generate` picks,
+    but a row leaves the batch (and its KV cache) as soon as it writes EOS, so the batch does
+    not keep decoding padding for its finished rows. Returns each row's tokens (EOS included)
+    and their mean log-probability under the model, read before any constraint applies."""
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    model, eos, pad = sm.model, sm.eos_id, sm.pad_id
+    hidden = model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
+    n = ids.shape[0]
+    rows = list(range(n))  # the original row of each row still decoding
+    states: list[TreeState | None] = [TreeState() for _ in range(n)]
+    outs: list[list[int]] = [[] for _ in range(n)]
+    logps: list[list[float]] = [[] for _ in range(n)]
+    last = torch.full((n, 1), model.config.decoder_start_token_id, dtype=torch.long, device=ids.device)
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    for _ in range(max_new):
+        logits = model(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=last,
+                       past_key_values=cache, use_cache=True).logits[:, -1].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        if pad != eos:  # a generated pad could not be told from the fill after EOS
+            logits[:, pad] = float("-inf")
+        if constraints is not None:
+            logits = logits + tree_mask(logits, [constraints[r] for r in rows], [states[r] for r in rows], eos)
+        tok = logits.argmax(dim=-1)
+        picked = logp.gather(1, tok[:, None]).squeeze(1).tolist()
+        keep = []
+        for b, (r, t) in enumerate(zip(rows, tok.tolist(), strict=True)):
+            outs[r].append(t)
+            logps[r].append(picked[b])
+            if t == eos:
+                continue
+            if constraints is not None and states[r] is not None:
+                states[r] = constraints[r].step(states[r], t)
+            keep.append(b)
+        if not keep:
+            break
+        if len(keep) < len(rows):
+            idx = torch.tensor(keep, device=ids.device)
+            cache.batch_select_indices(idx)
+            hidden, mask, tok = hidden[idx], mask[idx], tok[idx]
+            rows = [rows[b] for b in keep]
+        last = tok[:, None]
+    return outs, [sum(lp) / len(lp) if lp else float("nan") for lp in logps]
 
 
 def decode_text(sm: StudentModel, tokens: list[int]) -> str:
