@@ -66,6 +66,7 @@ def test_student_kind_defaults_to_seq2seq_in_yaml(tmp_path: Path) -> None:
         ({}, ["data.n_labeled=10"], "data.n_labeled is only for data.source 'files'"),
         ({}, ["data.demo.n_test=0"], "data.demo.n_test = 0"),
         ({}, ["init_from_sft=true", "methods=[mckd]"], "init_from_sft needs the sft method"),
+        ({}, ["teacher.prompt.k=30"], "prompt.k is taken from the teacher's k_demos"),
     ],
 )
 def test_bad_configs_one_line(tmp_path: Path, data: dict, overrides: list[str], expected: str) -> None:
@@ -115,3 +116,10 @@ def test_demo_config_is_package_data_and_matches_repo_copy() -> None:
     assert cfg.data.source == "demo" and cfg.data.demo.n_labeled == 50
     assert cfg.teacher.backend == "llamacpp" and cfg.student.kind == "chart"
     assert cfg.stages == [2, 3]
+
+
+def test_saved_config_loads_again(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, {}), ["teacher.k_demos=7", "teacher.prompt.form=unlabeled"])
+    again = tmp_path / "again.yaml"
+    again.write_text(cfg.to_yaml())
+    assert load_config(again) == cfg

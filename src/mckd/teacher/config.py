@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 from mckd.errors import ConfigError
 from mckd.teacher.prompts import PromptConfig
@@ -154,8 +161,16 @@ class TeacherConfig(BaseModel):
         "~/.cache/mckd/teacher.sqlite (shared by every run on this machine).",
     )
 
+    @field_serializer("prompt")
+    def _prompt_without_shadowed(self, prompt: PromptConfig) -> dict[str, Any]:
+        # k and seed come from k_demos and seed: a dump (the run's config.yaml) must load again
+        return prompt.model_dump(mode="json", exclude={"k", "seed"})
+
     @model_validator(mode="after")
     def _check(self) -> TeacherConfig:
+        for key, use in (("k", "k_demos"), ("seed", "seed")):
+            if key in self.prompt.model_fields_set:
+                raise ValueError(f"prompt.{key} is taken from the teacher's {use}: set {use} instead")
         if self.backoff_max_s < self.backoff_s:
             raise ValueError(
                 f"backoff_max_s must be >= backoff_s ({self.backoff_s}), but received {self.backoff_max_s}"
