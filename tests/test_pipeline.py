@@ -241,7 +241,7 @@ def test_cli_prints_one_line_and_exit_code(tmp_path: Path) -> None:
 def test_real_chart_student_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same run with the real span-chart student (one epoch) instead of the fake."""
     monkeypatch.setattr(mckd.student, "build_student", REAL_BUILD_STUDENT)
-    student = {"kind": "chart", "epochs": 1, "min_epochs": 1, "batch_size": 8}
+    student = {"kind": "chart", "epochs": 1, "min_steps": 0, "min_epochs": 1, "batch_size": 8}
     summary = run(tmp_path, student=student, stages=[2], init_from_sft=True)
     assert list(summary.results["methods"]) == ["teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd_2stage"]
     root = tmp_path / "run"

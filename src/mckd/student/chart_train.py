@@ -83,7 +83,9 @@ def train_chart(student: ChartStudent, train: list[Example], out_dir: Path) -> T
         weight_decay=cfg.weight_decay,
         fused=student.device.type in ("cpu", "cuda"),  # one kernel per step: ~7x faster on CPU
     )
-    total = cfg.epochs * math.ceil(len(data.encoded) / cfg.batch_size)
+    per_epoch = math.ceil(len(data.encoded) / cfg.batch_size)
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
+    total = epochs * per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, linear_schedule(int(cfg.warmup_ratio * total), total)
     )
@@ -100,7 +102,7 @@ def train_chart(student: ChartStudent, train: list[Example], out_dir: Path) -> T
             state.step,
         )
     lengths = [len(ids) for ids, _ in data.encoded]
-    while state.epoch < cfg.epochs and not state.stopped_early:
+    while state.epoch < epochs and not state.stopped_early:
         started = clock = time.time()
         first = state.batch
         batches = bucketed_batches(lengths, cfg.batch_size, cfg.seed + state.epoch)
@@ -116,7 +118,7 @@ def train_chart(student: ChartStudent, train: list[Example], out_dir: Path) -> T
                 state.seconds += time.time() - started
                 started = time.time()
                 save_checkpoint(ckpt, student, opt, sched, state, data.fingerprint)
-        end_epoch(student, data, state)
+        end_epoch(student, data, state, epochs)
         state.seconds += time.time() - started
         save_checkpoint(ckpt, student, opt, sched, state, data.fingerprint)
     return finish(student, state, data, out_dir)
@@ -177,10 +179,10 @@ def train_step(
     return float(loss.item())
 
 
-def end_epoch(student: ChartStudent, data: TrainData, state: TrainState) -> None:
+def end_epoch(student: ChartStudent, data: TrainData, state: TrainState, epochs: int) -> None:
     cfg = student.cfg
     state.epoch_losses.append(state.loss_sum / max(1, state.loss_count))
-    message = f"epoch {state.epoch + 1}/{cfg.epochs}: loss {state.epoch_losses[-1]:.4f}"
+    message = f"epoch {state.epoch + 1}/{epochs}: loss {state.epoch_losses[-1]:.4f}"
     if cfg.early_stopping == "fidelity":
         state.fidelity.append(fidelity(student, data))
         message += f", fidelity {state.fidelity[-1]:.2f}"
@@ -190,7 +192,7 @@ def end_epoch(student: ChartStudent, data: TrainData, state: TrainState) -> None
             and max(window) - min(window) <= cfg.fidelity_tolerance
         )
         state.stopped_early = (
-            flat and state.epoch + 1 >= cfg.min_epochs and state.epoch + 1 < cfg.epochs
+            flat and state.epoch + 1 >= cfg.min_epochs and state.epoch + 1 < epochs
         )
     log.info(message)
     state.epoch += 1

@@ -181,6 +181,12 @@ class ChartConfig(BaseModel):
     )
     span_hidden: int = Field(256, ge=8, description="Width of the span MLP's hidden layer.")
     epochs: int = Field(20, ge=1, description="Training epochs (the maximum when stopping early).")
+    min_steps: int = Field(
+        240,
+        ge=0,
+        description="Small training sets get more epochs than `epochs`, up to at least this many "
+        "optimizer steps (50 trees at batch 16 take 4 steps an epoch); early stopping still applies.",
+    )
     early_stopping: Literal["none", "fidelity"] = Field(
         "fidelity",
         description="'fidelity': stop once F1 against the training labels changes by at most "
