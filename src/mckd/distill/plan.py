@@ -41,7 +41,8 @@ def build_steps(ctx: RunContext) -> list[Step]:
         steps.append(step("teacher_test", (DATA,), {"teacher": dump["teacher"]},
                           methods.run_teacher_test, "the LLM labels the test inputs"))
     if "sft" in cfg.methods:
-        steps.append(step("sft", (DATA,), student_key | {"init_from_sft": False}, methods.run_sft,
+        sft_key = {"student": dump["student"], "seed": cfg.seed}  # gold only: no add_gold, no init
+        steps.append(step("sft", (DATA,), sft_key, methods.run_sft,
                           "student on the gold pairs"))
     if uses_teacher:
         steps.append(step("teacher", (DATA,), {"teacher": dump["teacher"]},

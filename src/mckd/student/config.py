@@ -201,7 +201,7 @@ class ChartConfig(BaseModel):
     min_epochs: int = Field(3, ge=1, description="Never stop early before this many epochs.")
     batch_size: int = Field(16, ge=1, description="Training sentences per step.")
     predict_batch_size: int = Field(64, ge=1, description="Sentences per batch when predicting.")
-    lr_encoder: float = Field(3e-5, gt=0, description="AdamW learning rate of the encoder.")
+    lr_encoder: float = Field(1e-4, gt=0, description="AdamW learning rate of the encoder.")
     lr_head: float = Field(1e-3, gt=0, description="AdamW learning rate of the span MLP.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     warmup_ratio: float = Field(
