@@ -41,6 +41,11 @@ CONDITIONS: dict[str, tuple[dict[str, Any], int, float, str]] = {
     "labeled-single-random": ({"demos": "random"}, 1, 0.0, "labeled + grammar, 10 random demos per input"),
     "labeled-single-chat": ({"style": "chat"}, 1, 0.0, "labeled + grammar, chat messages"),
     "labeled-single-s5": ({}, 5, 0.7, "labeled + grammar, 5 samples at T=0.7, consensus"),
+    "labeled-single-k30-nearest": ({"k": 30, "demos": "nearest"}, 1, 0.0,
+                                   "labeled + grammar, 30 nearest demos (run with --context 8192)"),
+    "labeled-single-k30-nearest-s5": ({"k": 30, "demos": "nearest"}, 5, 0.7,
+                                      "labeled + grammar, 30 nearest demos, 5 samples at T=0.7, "
+                                      "consensus (run with --context 8192)"),
 }
 BASE = {"form": "labeled", "k": 10, "demos": "shared", "grammar": True, "root": "single",
         "nest_flat": False}

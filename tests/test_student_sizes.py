@@ -32,7 +32,16 @@ def gold_examples(n: int, seed: int) -> list[Example]:
     return [task.example(f"g{i}", t, labeled=True) for i, t in enumerate(synth_treebank(n, seed))]
 
 
-def test_chart_student_by_gold_size(tmp_path: Path) -> None:
+@pytest.fixture
+def torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)  # the students below use both cores
+
+
+def test_chart_student_by_gold_size(tmp_path: Path, torch_threads: None) -> None:
     from mckd.student.chart import ChartConfig, ChartStudent
 
     task = ConstituencyTask()
@@ -46,7 +55,7 @@ def test_chart_student_by_gold_size(tmp_path: Path) -> None:
     rows = [{"student": "right-branching", "f1": rb["f1"]}]
     scores = {}
     for size, epochs in SIZES.items():
-        student = ChartStudent(ChartConfig(epochs=epochs, seed=0))
+        student = ChartStudent(ChartConfig(epochs=epochs, seed=0, threads=2))
         report = student.fit(train[:size], tmp_path / f"chart-{size}")
         preds = student.predict([ex.source for ex in test])
         result = task.score(test, [p.text for p in preds])
