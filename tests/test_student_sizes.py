@@ -20,7 +20,7 @@ from mckd.tasks.brackets import scan_brackets
 from mckd.tasks.constituency import ConstituencyTask
 from mckd.tasks.trees import right_branching
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # ~10 minutes on 2 cores
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 SIZES = {50: 20, 200: 20, 2000: 3}  # gold trees -> most epochs (min_steps and fidelity decide)
