@@ -133,22 +133,23 @@ def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int
     ids, mask = _pad(prompts, sm.pad_id, left=causal)  # decoder-only models continue on the right
     ids, mask = ids.to(device), mask.to(device)
     words = [s.split() for s in sources]
+    constraints = None
+    max_new = cfg.max_new_tokens or default_max_new
+    if cfg.constrained:  # None (not yet resolved by a task) counts as off
+        constraints = [TreeConstraint(w, sm.tokenizer, placeholder=placeholder, space_first=causal)
+                       for w in words]
+        max_new = max(max_tree_tokens(c) for c in constraints)  # never cut a tree short
+    if not causal and cfg.num_beams == 1:
+        outs, scores = greedy_seq2seq(sm, ids, mask, max_new, constraints)
+        return _predictions(sm, outs, scores, constraints, words, placeholder)
     processors = LogitsProcessorList()
     recorder = LogprobRecorder() if cfg.num_beams == 1 else None
     if recorder is not None:
         processors.append(recorder)
     if sm.pad_id != sm.eos_id:  # a generated pad could not be told from the fill after EOS
         processors.append(SuppressTokensLogitsProcessor([sm.pad_id], device=device))
-    constraints = None
-    max_new = cfg.max_new_tokens or default_max_new
-    if cfg.constrained:  # None (not yet resolved by a task) counts as off
-        constraints = [TreeConstraint(w, sm.tokenizer, placeholder=placeholder, space_first=causal)
-                       for w in words]
+    if constraints is not None:
         processors.append(TreeLogitsProcessor(constraints, sm.eos_id, num_beams=cfg.num_beams))
-        max_new = max(max_tree_tokens(c) for c in constraints)  # never cut a tree short
-    if not causal and cfg.num_beams == 1:
-        outs, scores = greedy_seq2seq(sm, ids, mask, max_new, constraints)
-        return _predictions(sm, outs, scores, constraints, words, placeholder)
     out = sm.model.generate(
         input_ids=ids, attention_mask=mask, num_beams=cfg.num_beams, do_sample=False,
         max_new_tokens=max_new, logits_processor=processors, eos_token_id=sm.eos_id,
