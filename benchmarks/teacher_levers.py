@@ -6,10 +6,11 @@ pseudolabels with the paper's metric next to right-branching on the same sentenc
 outputs are appended to OUT/<condition>.jsonl as they arrive, so a killed run resumes, and
 post-processing variants (right-branching nesting on/off) are computed from the same outputs.
 
+    python benchmarks/teacher_levers.py prepare --demo --data DIR   # the demo's own split
     python benchmarks/teacher_levers.py run --data DIR --condition labeled-single ...
     python benchmarks/teacher_levers.py report --data DIR > table.md
 
-DIR holds labeled.jsonl and test.jsonl as written by `mckd data split`.
+DIR holds labeled.jsonl and test.jsonl as written by `mckd data split` (or by `prepare`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ CONDITIONS: dict[str, tuple[dict[str, Any], int, float, str]] = {
     "labeled-single-random": ({"demos": "random"}, 1, 0.0, "labeled + grammar, 10 random demos per input"),
     "labeled-single-chat": ({"style": "chat"}, 1, 0.0, "labeled + grammar, chat messages"),
     "labeled-single-s5": ({}, 5, 0.7, "labeled + grammar, 5 samples at T=0.7, consensus"),
+    "labeled-single-k30-s5": ({"k": 30}, 5, 0.7,
+                              "labeled + grammar, 30 shared demos, 5 samples at T=0.7, consensus "
+                              "(run with --context 8192)"),
     "labeled-single-k30-nearest": ({"k": 30, "demos": "nearest"}, 1, 0.0,
                                    "labeled + grammar, 30 nearest demos (run with --context 8192)"),
     "labeled-single-k30-nearest-s5": ({"k": 30, "demos": "nearest"}, 5, 0.7,
@@ -109,6 +113,15 @@ def _f1(golds: list[Example], preds: list[str]) -> float:
     return paper_metric([g.meta["tree"] for g in golds], preds, [g.source for g in golds]).mean_f1
 
 
+def prepare_demo(data: Path) -> None:
+    """The built-in demo's own split (its data.demo settings): labeled.jsonl and test.jsonl are
+    the demo's 50 gold trees and 50 test sentences."""
+    from mckd.config import load_config
+    from mckd.data import build_demo_corpus
+
+    build_demo_corpus(data, load_config().data.demo)
+
+
 def prepare(data: Path, *, seed: int, labeled: int, test: int) -> None:
     """A split of the built-in synthetic treebank: `labeled` demonstration trees, `test` trees."""
     from mckd.data.synth import synth_treebank
@@ -141,8 +154,8 @@ def report(data: Path, out: Path, n: int, *, common: bool = False) -> str:
     by_id = {ex.id: ex for ex in test}
     rows = ["| condition | sentences | F1 (paper) | right-branching, same sentences | valid | "
             "spans / valid tree | calls / sentence | uncached prompt tokens / sentence | "
-            "generated tokens / sentence | s / sentence (median) | load avg |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "generated tokens / sentence | s / sentence (median) | s / sentence (mean) | load avg |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     runs = {name: _records(out / f"{name}.jsonl", by_id) for name in CONDITIONS}
     runs = {name: recs for name, recs in runs.items() if recs}
     if common and runs:  # compare conditions on the sentences every one of them has labelled
@@ -171,12 +184,13 @@ def report(data: Path, out: Path, n: int, *, common: bool = False) -> str:
                 preds.append(target)  # the metric applies the paper's own repair
             f1 = _f1(golds, preds)
             secs = statistics.median(r["seconds"] for r in recs)
+            mean_secs = statistics.mean(r["seconds"] for r in recs)  # with the first call's prefix
             fresh = sum(r["prompt_tokens"] - r["cached_tokens"] for r in recs) / len(recs)
             gen = sum(r["completion_tokens"] for r in recs) / len(recs)
             avg_load = sum(r["load"] for r in recs) / len(recs)
             rows.append(f"| {name}{suffix} | {len(recs)} | {f1:.1f} | {rb:.1f} | "
                         f"{valid}/{len(recs)} | {spans / max(valid, 1):.1f} | {samples} | "
-                        f"{fresh:.0f} | {gen:.0f} | {secs:.0f} | {avg_load:.1f} |")
+                        f"{fresh:.0f} | {gen:.0f} | {secs:.1f} | {mean_secs:.1f} | {avg_load:.1f} |")
     legend = [f"- `{name}`: {CONDITIONS[name][3]}" for name in runs]
     return "\n".join([*rows, "", *legend])
 
@@ -185,6 +199,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("action", choices=["prepare", "run", "report"])
     ap.add_argument("--seed", type=int, default=0, help="prepare: treebank seed")
+    ap.add_argument("--demo", action="store_true", help="prepare: the built-in demo's split")
     ap.add_argument("--data", type=Path, required=True, help="directory with labeled.jsonl, test.jsonl")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/.teacher_levers"))
     ap.add_argument("--condition", action="append", choices=sorted(CONDITIONS), default=[])
@@ -196,7 +211,9 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=4096)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.action == "prepare":
+    if args.action == "prepare" and args.demo:
+        prepare_demo(args.data)
+    elif args.action == "prepare":
         prepare(args.data, seed=args.seed, labeled=50, test=args.n)
     elif args.action == "run":
         for name in args.condition or list(CONDITIONS):
