@@ -69,7 +69,8 @@ class TeacherConfig(BaseModel):
     )
     # --- engine sizing
     context_size: int = Field(
-        4096, ge=64, description="Context window in tokens (prompt + output)."
+        8192, ge=64, description="Context window in tokens (prompt + output); 30 labeled-tree "
+        "demonstrations take ~3,100 tokens."
     )
     n_threads: int = Field(1, ge=1, description="CPU threads for the in-process llama.cpp backend.")
     device: str = Field(
@@ -125,9 +126,9 @@ class TeacherConfig(BaseModel):
     )
     # --- prompting
     k_demos: int = Field(
-        10, ge=0, description="Labeled demonstrations per prompt (the paper used 30 drawn afresh "
-        "per input; the default is the measured local-teacher setting, 10 shared by all inputs "
-        "so the prompt prefix is processed once: docs/TEACHER.md)."
+        30, ge=0, description="Labeled demonstrations per prompt (the paper's 30; with the "
+        "default shared demonstrations a local server processes them once. 30 beat 10 by 4.7 F1 "
+        "for the 1.5B local teacher at 1.3x the time: docs/TEACHER.md)."
     )
     prompt: PromptConfig = Field(
         default_factory=PromptConfig,
