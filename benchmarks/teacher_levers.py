@@ -38,6 +38,9 @@ CONDITIONS: dict[str, tuple[dict[str, Any], int, float, str]] = {
     "labeled-nogrammar": ({"grammar": False}, 1, 0.0, "labeled form, no grammar"),
     "unlabeled-nogrammar": ({"form": "unlabeled", "grammar": False}, 1, 0.0, "unlabeled form, no grammar"),
     "labeled-single-k30": ({"k": 30}, 1, 0.0, "labeled + grammar, 30 shared demos (run with --context 8192)"),
+    "unlabeled-single-k30": ({"form": "unlabeled", "k": 30}, 1, 0.0,
+                             "paper's unlabeled form, single-root grammar, 30 shared demos "
+                             "(run with --context 8192)"),
     "labeled-single-nearest": ({"demos": "nearest"}, 1, 0.0, "labeled + grammar, 10 nearest demos"),
     "labeled-single-random": ({"demos": "random"}, 1, 0.0, "labeled + grammar, 10 random demos per input"),
     "labeled-single-chat": ({"style": "chat"}, 1, 0.0, "labeled + grammar, chat messages"),
