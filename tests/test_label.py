@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -483,10 +484,13 @@ def test_cli_bad_config_is_one_line(tmp_path: Path) -> None:
     ]
 
 
-def test_secrets_stay_out_of_cache_ledger_and_usage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_secrets_stay_out_of_cache_ledger_usage_logs_and_config_dumps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from mckd.config import config_from_dict
+
     monkeypatch.setenv("SECRET_KEY_VAR", "sk-very-secret-value")
+    caplog.set_level(logging.DEBUG)  # every logger, httpx's request lines included
     with FaultServer() as srv:
         cfg = fault_cfg(srv.url, tmp_path / "c.sqlite").model_copy(
             update={"api_key_env": "SECRET_KEY_VAR"}
@@ -496,6 +500,11 @@ def test_secrets_stay_out_of_cache_ledger_and_usage(
     for f in [*tmp_path.glob("c.sqlite*"), *(tmp_path / "o").iterdir()]:
         data = f.read_bytes()
         assert b"sk-very-secret" not in data and srv.url.encode() not in data, f
+    assert caplog.records and "sk-very-secret" not in caplog.text
+    # the run's saved config names the variable, never its value
+    run_cfg = config_from_dict({"teacher": cfg.model_dump(mode="json")})
+    dumps = [cfg.model_dump_json(), run_cfg.to_yaml()]
+    assert all("sk-very-secret" not in d and "SECRET_KEY_VAR" in d for d in dumps)
 
 
 # ---------------------------------------------------------------- a real local LLM, end to end
