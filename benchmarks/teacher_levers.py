@@ -37,22 +37,20 @@ CONDITIONS: dict[str, tuple[dict[str, Any], int, float, str]] = {
     "labeled-forest": ({"root": "forest"}, 1, 0.0, "labeled form, grammar without single root"),
     "labeled-nogrammar": ({"grammar": False}, 1, 0.0, "labeled form, no grammar"),
     "unlabeled-nogrammar": ({"form": "unlabeled", "grammar": False}, 1, 0.0, "unlabeled form, no grammar"),
-    "labeled-single-k30": ({"k": 30}, 1, 0.0, "labeled + grammar, 30 shared demos (run with --context 8192)"),
+    "labeled-single-k30": ({"k": 30}, 1, 0.0, "labeled + grammar, 30 shared demos"),
     "unlabeled-single-k30": ({"form": "unlabeled", "k": 30}, 1, 0.0,
-                             "paper's unlabeled form, single-root grammar, 30 shared demos "
-                             "(run with --context 8192)"),
+                             "paper's unlabeled form, single-root grammar, 30 shared demos"),
     "labeled-single-nearest": ({"demos": "nearest"}, 1, 0.0, "labeled + grammar, 10 nearest demos"),
     "labeled-single-random": ({"demos": "random"}, 1, 0.0, "labeled + grammar, 10 random demos per input"),
     "labeled-single-chat": ({"style": "chat"}, 1, 0.0, "labeled + grammar, chat messages"),
     "labeled-single-s5": ({}, 5, 0.7, "labeled + grammar, 5 samples at T=0.7, consensus"),
     "labeled-single-k30-s5": ({"k": 30}, 5, 0.7,
-                              "labeled + grammar, 30 shared demos, 5 samples at T=0.7, consensus "
-                              "(run with --context 8192)"),
+                              "labeled + grammar, 30 shared demos, 5 samples at T=0.7, consensus"),
     "labeled-single-k30-nearest": ({"k": 30, "demos": "nearest"}, 1, 0.0,
-                                   "labeled + grammar, 30 nearest demos (run with --context 8192)"),
+                                   "labeled + grammar, 30 nearest demos"),
     "labeled-single-k30-nearest-s5": ({"k": 30, "demos": "nearest"}, 5, 0.7,
                                       "labeled + grammar, 30 nearest demos, 5 samples at T=0.7, "
-                                      "consensus (run with --context 8192)"),
+                                      "consensus"),
 }
 BASE = {"form": "labeled", "k": 10, "demos": "shared", "grammar": True, "root": "single",
         "nest_flat": False}
@@ -65,13 +63,14 @@ def load(data: Path, n: int) -> tuple[list[Example], list[Example]]:
 
 
 def run_condition(name: str, data: Path, out: Path, *, n: int, model: str, threads: int,
-                  context: int, start: int = 0) -> None:
+                  context: int | None = None, start: int = 0) -> None:
     from mckd.teacher.backends.llamacpp import LlamaCppBackend
     from mckd.teacher.config import TeacherConfig
 
     overrides, samples, temperature, _ = CONDITIONS[name]
     labeled, test = load(data, n)
     cfg = PromptConfig(**{**BASE, **overrides})
+    context = context or (8192 if cfg.k > 10 else 4096)  # 30 labeled demos take ~3,100 tokens
     path = out / f"{name}.jsonl"
     done = {json.loads(line)["id"] for line in path.open()} if path.exists() else set()
     # several processes may label disjoint ranges of one condition; lines are appended whole
@@ -211,7 +210,8 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0, help="run: begin at this test sentence")
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--context", type=int, default=4096)
+    ap.add_argument("--context", type=int, default=None,
+                    help="context size (default: 4096, or 8192 with more than 10 demonstrations)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.action == "prepare" and args.demo:
