@@ -279,3 +279,26 @@ def test_one_run_per_run_directory(tmp_path: Path) -> None:
             run(tmp_path)
     assert not (tmp_path / "run" / "data").exists()
     assert "mckd_3stage" in run(tmp_path).results["methods"]  # free again once released
+
+
+def test_a_seq2seq_student_leaves_the_run_config_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """The student decides its decoding (constrained for trees) on its own copy of the config: the
+    run's config, its config.yaml and its step hashes stay as they were."""
+    monkeypatch.setattr(mckd.student, "build_student", REAL_BUILD_STUDENT)
+    student = {"kind": "seq2seq", "model": "t5-tiny",
+               "t5_shape": {"d_model": 32, "d_ff": 64, "num_layers": 1, "num_heads": 2},
+               "train": {"epochs": 1, "batch_size": 8, "fidelity_sample": 0, "progress": False}}
+    cfg = config_from_dict(pf.tiny_config(tmp_path, student=student, methods=["sft"], baselines=False))
+    before = cfg.model_dump()
+    run_pipeline(cfg)
+    assert cfg.model_dump() == before
+    saved = tmp_path / "run" / "config.yaml"
+    assert yaml.safe_load(saved.read_text()) == cfg.model_dump(mode="json")
+    model_dir = tmp_path / "run" / "sft" / "model"
+    assert json.loads((model_dir / "student_config.json").read_text())["generate"]["constrained"] is True
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        again = run_pipeline(load_config(saved))
+    assert all(o.skipped for o in again.outcomes)
+    assert "settings changed" not in caplog.text

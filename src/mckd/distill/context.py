@@ -50,13 +50,13 @@ class RunContext:
 
     # --- students
     def student_config(self) -> Any:
-        """The configured student with the run's seed added to its own seed."""
-        cfg = self.cfg.student
+        """A deep copy of the configured student with the run's seed added to its own seed: a
+        student may settle settings left open, and the run's own config must not change."""
+        cfg = self.cfg.student.model_copy(deep=True)
         if hasattr(cfg, "seed"):
-            cfg = cfg.model_copy(update={"seed": cfg.seed + self.cfg.seed})
+            cfg.seed += self.cfg.seed
         elif hasattr(getattr(cfg, "train", None), "seed"):
-            train = cfg.train.model_copy(update={"seed": cfg.train.seed + self.cfg.seed})
-            cfg = cfg.model_copy(update={"train": train})
+            cfg.train.seed += self.cfg.seed
         return cfg
 
     def new_student(self, init_from: Path | None = None) -> Any:

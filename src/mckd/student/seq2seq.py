@@ -50,7 +50,9 @@ class Seq2SeqStudent:
 
     def __init__(self, cfg: GenConfig | None = None, task: Any = None, *,
                  fidelity: FidelityFn | None = None) -> None:
-        self.cfg = cfg or Seq2SeqConfig()
+        # A copy: fit() settles what the config leaves open (constrained decoding), and that
+        # must not change the config a caller (a run, the next seed) shares.
+        self.cfg = (cfg or Seq2SeqConfig()).model_copy(deep=True)
         self.task = task
         self._fidelity = fidelity
         self.sm: StudentModel | None = None
