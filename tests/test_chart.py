@@ -191,6 +191,19 @@ def test_fidelity_early_stopping_records_fidelity(tiny_encoder: str, tmp_path: P
     assert len(report.fidelity) == 4 and all(0 <= f <= 100 for f in report.fidelity)
 
 
+def test_fidelity_stuck_at_zero_does_not_stop_training(
+    tiny_encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chart student stops by the same rule as the seq2seq student: a fidelity that never
+    left 0 is no convergence, however flat."""
+    monkeypatch.setattr(chart_train, "fidelity", lambda student, data: 0.0)
+    cfg = tiny_config(
+        tiny_encoder, epochs=5, early_stopping="fidelity", fidelity_tolerance=100.0, min_epochs=1
+    )
+    report = ChartStudent(cfg).fit(examples(), tmp_path / "run")
+    assert report.epochs == 5 and not report.stopped_early and report.fidelity == [0.0] * 5
+
+
 def test_save_and_load_give_identical_predictions(tiny_encoder: str, tmp_path: Path) -> None:
     student = ChartStudent(tiny_config(tiny_encoder, epochs=2))
     student.fit(examples(), tmp_path / "run")

@@ -222,3 +222,15 @@ def test_cli_train_and_predict(tmp_path: Path) -> None:
     preds = read_examples(tmp_path / "pred.jsonl")
     assert len(preds) == 12 and all(tree_words(parse_tree(p.target)) == p.source.split() for p in preds)
     assert all(p.meta["mean_logprob"] < 0 for p in preds)
+
+
+def test_early_stopping_waits_for_min_epochs_and_a_fidelity_above_zero(tmp_path: Path) -> None:
+    assert not fidelity_converged([0.0] * 6, 3, 0.1)  # never matched a label: not converged
+    assert not fidelity_converged([50.0] * 5, 3, 0.1, min_epochs=6)
+    assert fidelity_converged([50.0] * 6, 3, 0.1, min_epochs=6)
+    zero = Seq2SeqStudent(config(epochs=6, fidelity_sample=4), fidelity=lambda t, p, s: 0.0)
+    report = zero.fit(examples(16), tmp_path / "zero")
+    assert report.epochs == 6 and not report.stopped_early and report.fidelity == [0.0] * 6
+    late = Seq2SeqStudent(config(epochs=10, fidelity_sample=4, min_epochs=6), fidelity=lambda t, p, s: 50.0)
+    report = late.fit(examples(16), tmp_path / "late")
+    assert report.epochs == 6 and report.stopped_early

@@ -32,6 +32,18 @@ class TrainReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def fidelity_converged(history: list[float], patience: int, tolerance: float, min_epochs: int = 1) -> bool:
+    """The early-stopping rule of every student (METHOD.md): True once at least `min_epochs`
+    epochs are done and fidelity (one value per epoch) moved by at most `tolerance` points over
+    the last `patience` epochs. A fidelity that stayed at 0 over that window never counts: the
+    student has not matched its labels once yet (no valid output, or no exact match early in
+    training), which says nothing about convergence."""
+    if len(history) < max(min_epochs, patience + 1):
+        return False
+    window = history[-(patience + 1):]
+    return max(window) > 0 and max(window) - min(window) <= tolerance
+
+
 class Student(Protocol):
     def fit(self, train: list[Example], out_dir: Path) -> TrainReport:
         """Train from the student's initial weights; checkpoints and logs go in `out_dir`, and a

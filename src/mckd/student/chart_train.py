@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.io import atomic_write
-from mckd.student.base import TrainReport
+from mckd.student.base import TrainReport, fidelity_converged
 from mckd.student.chart import _replace_dir, target_spans
 from mckd.student.cky import candidate_spans, span_f1
 
@@ -186,14 +186,10 @@ def end_epoch(student: ChartStudent, data: TrainData, state: TrainState, epochs:
     if cfg.early_stopping == "fidelity":
         state.fidelity.append(fidelity(student, data))
         message += f", fidelity {state.fidelity[-1]:.2f}"
-        window = state.fidelity[-(cfg.fidelity_patience + 1) :]
-        flat = (
-            len(window) == cfg.fidelity_patience + 1
-            and max(window) - min(window) <= cfg.fidelity_tolerance
+        converged = fidelity_converged(
+            state.fidelity, cfg.fidelity_patience, cfg.fidelity_tolerance, cfg.min_epochs
         )
-        state.stopped_early = (
-            flat and state.epoch + 1 >= cfg.min_epochs and state.epoch + 1 < epochs
-        )
+        state.stopped_early = converged and state.epoch + 1 < epochs
     log.info(message)
     state.epoch += 1
     state.batch = 0

@@ -43,6 +43,8 @@ class TrainConfig(_Strict):
                                  "fidelity (F1 against their own pseudolabels); 0 disables early stopping.")
     fidelity_patience: int = Field(3, ge=1, description="Stop once fidelity moved at most fidelity_delta over this many epochs.")
     fidelity_delta: float = Field(0.1, ge=0, description="Largest fidelity change (points) that still counts as converged.")
+    min_epochs: int = Field(3, ge=1, description="Never stop early before this many epochs; a fidelity that stays at "
+                            "0 never counts as converged.")
     fidelity_metric: Literal["task", "exact"] = Field(
         "task", description="task: the task's fidelity F1; exact: exact-match accuracy (0-100), for tasks without one.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; null leaves torch's default.")
@@ -198,7 +200,10 @@ class ChartConfig(BaseModel):
     fidelity_patience: int = Field(
         3, ge=1, description="Epochs over which fidelity must stay flat."
     )
-    min_epochs: int = Field(3, ge=1, description="Never stop early before this many epochs.")
+    min_epochs: int = Field(
+        3, ge=1, description="Never stop early before this many epochs; a fidelity that stays "
+        "at 0 never counts as converged."
+    )
     batch_size: int = Field(16, ge=1, description="Training sentences per step.")
     predict_batch_size: int = Field(64, ge=1, description="Sentences per batch when predicting.")
     lr_encoder: float = Field(1e-4, gt=0, description="AdamW learning rate of the encoder.")

@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from tqdm import tqdm
 
-from mckd.student.base import TrainReport
+from mckd.student.base import TrainReport, fidelity_converged
 from mckd.student.config import TrainConfig
 from mckd.student.model import StudentModel
 
@@ -106,14 +106,6 @@ def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor]) -> torch.Te
                           decoder_input_ids=dec_in).logits
     return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                              labels.reshape(-1), ignore_index=-100, reduction="sum")
-
-
-def fidelity_converged(history: list[float], patience: int, delta: float) -> bool:
-    """True once the last `patience` epochs moved fidelity by at most `delta` points."""
-    if len(history) < patience + 1:
-        return False
-    window = history[-(patience + 1):]
-    return max(window) - min(window) <= delta
 
 
 def _rng_state() -> dict[str, Any]:
@@ -221,7 +213,8 @@ def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path
         if fidelity is not None:
             state["fidelity"].append(float(fidelity()))
             log.info("epoch %d: loss %.4f, fidelity %.2f", state["epoch"], state["loss"], state["fidelity"][-1])
-            state["stopped"] = fidelity_converged(state["fidelity"], cfg.fidelity_patience, cfg.fidelity_delta)
+            state["stopped"] = fidelity_converged(state["fidelity"], cfg.fidelity_patience, cfg.fidelity_delta,
+                                                  cfg.min_epochs)
         else:
             log.info("epoch %d: loss %.4f", state["epoch"], state["loss"])
         state["seconds"] = time.perf_counter() - started
