@@ -190,6 +190,23 @@ def test_task_score_and_fidelity():
     assert task.score([untagged], [ex.target])["f1"] == 100.0
 
 
+def test_score_refuses_gold_with_and_without_pos_tags():
+    """The paper's metric drops punctuation by the gold POS tags: a set where some gold trees
+    have tags and some do not cannot be scored as one metric, so it is an error, not a switch of
+    the whole set to counting punctuation."""
+    from mckd.errors import InputError
+    from mckd.tasks.trees import normalize_tree, parse_tree
+
+    task = TASKS["constituency"]
+    ex = task.example("1", normalize_tree(parse_tree(GOLD)))
+    untagged = Example("2", ex.source, ex.target)
+    with pytest.raises(InputError, match=r"1 of 3 gold examples .*meta\['tree'\] \(first: id '2'\)") as info:
+        task.score([ex, untagged, ex], [ex.target] * 3)
+    assert "\n" not in str(info.value)
+    assert task.score([ex, ex], [ex.target] * 2)["f1"] == 100.0
+    assert task.score([untagged, untagged], [ex.target] * 2)["f1"] == 100.0
+
+
 def test_fidelity_skips_missing_and_broken_targets():
     task = TASKS["constituency"]
     target = "( ( ( The ) ( cat ) ) ( sat ) )"

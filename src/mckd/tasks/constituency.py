@@ -212,6 +212,18 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def _all_or_none_tagged(golds: list[Example]) -> bool:
+    """Whether every gold example has its POS-tagged tree; an error when only some have one, as
+    one metric cannot both drop punctuation (by the tags) and count it."""
+    untagged = [ex.id for ex in golds if not ex.meta.get("tree")]
+    if untagged and len(untagged) < len(golds):
+        raise InputError(None, None, f"{len(untagged)} of {len(golds)} gold examples have no POS-tagged "
+                         f"tree in meta['tree'] (first: id {untagged[0]!r}) but the others do: the "
+                         "paper's metric removes punctuation by those tags, so give every gold example "
+                         "its tree, or none")
+    return not untagged
+
+
 class ConstituencyTask:
     """Constituency parsing as the pipeline sees it: the paper's unlabeled bracketing as the
     target, repair of generated trees, and scores (the paper's metric and EVALB)."""
@@ -242,13 +254,15 @@ class ConstituencyTask:
     def score(self, golds: list[Example], preds: list[str]) -> dict[str, float]:
         """`f1`/`precision`/`recall`: the paper's metric (mean per sentence, 0-100); `valid`:
         predictions it could score; `evalb_unlabeled_f1` always and `evalb_f1` when both gold
-        and predictions carry phrase labels (EVALB, COLLINS.prm, corpus-level)."""
+        and predictions carry phrase labels (EVALB, COLLINS.prm, corpus-level). Punctuation is
+        removed by the gold trees' POS tags (`meta["tree"]`); gold examples without them count
+        every token, and a set that mixes the two is refused."""
         if len(golds) != len(preds):
             raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
         trees = [ex.meta.get("tree") or ex.target for ex in golds]
         if any(t is None for t in trees):
             raise ValueError("a gold example has neither meta['tree'] nor a target")
-        tagged = all(ex.meta.get("tree") for ex in golds)
+        tagged = _all_or_none_tagged(golds)
         sources = [ex.source for ex in golds]
         paper = paper_metric(trees, preds, sources, drop_punctuation=tagged)
         out = {
