@@ -82,7 +82,8 @@ EPOCH_LOG: Path | None = None
 
 
 class FakeStudent:
-    """Remembers its training pairs and answers right-branching for anything else. Training
+    """Remembers its training pairs and answers right-branching, flagged as a fallback, for
+    anything else. Training
     takes `EPOCHS` epochs, each checkpointed in `state.json` (and logged to EPOCH_LOG), so an
     interrupted fit resumes after its last finished epoch."""
 
@@ -115,8 +116,11 @@ class FakeStudent:
     def predict(self, sources: list[str]) -> list[Prediction]:
         out = []
         for src in sources:
-            text = self.memory.get(src) or right_branching(src.split())
-            out.append(Prediction(text, mean_logprob=-(len(src) % 7) / 3.0))
+            if src in self.memory:
+                out.append(Prediction(self.memory[src], mean_logprob=-(len(src) % 7) / 3.0))
+            else:  # flagged like the chart student's fallback for sentences it cannot parse
+                out.append(Prediction(right_branching(src.split()), mean_logprob=-(len(src) % 7) / 3.0,
+                                      meta={"fallback": "not seen in training: right-branching"}))
         return out
 
     def save(self, path: Path) -> None:

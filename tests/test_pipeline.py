@@ -297,8 +297,32 @@ def test_a_seq2seq_student_leaves_the_run_config_alone(tmp_path: Path, monkeypat
     assert yaml.safe_load(saved.read_text()) == cfg.model_dump(mode="json")
     model_dir = tmp_path / "run" / "sft" / "model"
     assert json.loads((model_dir / "student_config.json").read_text())["generate"]["constrained"] is True
+    # The constrained decoder's flag reaches the predictions and the counts in results.json.
+    preds = read_examples(tmp_path / "run" / "sft" / "test.jsonl")
+    incomplete = sum(ex.meta["student"]["complete"] is False for ex in preds)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["students"]["sft"]["predictions"]["test"] == {"predictions": 8, "fallback": 0,
+                                                                 "incomplete": incomplete}
     caplog.clear()
     with caplog.at_level("INFO"):
         again = run_pipeline(load_config(saved))
     assert all(o.skipped for o in again.outcomes)
     assert "settings changed" not in caplog.text
+
+
+def test_prediction_flags_reach_predictions_results_and_report(tmp_path: Path) -> None:
+    """A student's flags (here the fake's fallback for inputs it never saw) are kept in the
+    predictions files and counted per student and set in results.json and the report."""
+    summary = run(tmp_path, methods=["sft", "mckd"], stages=[2])
+    root = tmp_path / "run"
+    preds = read_examples(root / "sft" / "test.jsonl")
+    fallbacks = sum("fallback" in ex.meta["student"] for ex in preds)
+    assert fallbacks > 0 and all("tree" in ex.meta for ex in preds)  # gold tree kept beside them
+    students = summary.results["students"]
+    assert students["sft"]["predictions"] == {"test": {"predictions": 8, "fallback": fallbacks, "incomplete": 0}}
+    # Each stage-1 student relabels a partition it never saw: every relabel is its fallback.
+    relabels = read_examples(root / "stage1_part0" / "relabels.jsonl")
+    assert students["stage1_part0"]["predictions"]["relabels"]["fallback"] == len(relabels) > 0
+    assert all(ex.meta["student"]["fallback"] for ex in relabels)
+    md = (root / "report.md").read_text()
+    assert "fallback / incomplete outputs" in md and f"| test {fallbacks} / 0 |" in md

@@ -111,8 +111,9 @@ def build_sections(results: dict[str, Any]) -> list[tuple[str, str, Table]]:
          "cost nothing.", teacher_table(results)),
         ("Teacher rejections by reason", "Outputs that could not be used (after repair).",
          rejection_table(results)),
-        ("Students", "Training of every student: examples, epochs, wall time.",
-         student_table(results)),
+        ("Students", "Training of every student: examples, epochs, wall time, and per set it "
+         "labelled the outputs that are fallbacks (the student could not run on the input) or "
+         "constrained decodes cut short by the length limit.", student_table(results)),
     ]
     return [s for s in sections if s[2][1]]
 
@@ -186,10 +187,20 @@ def student_table(results: dict[str, Any]) -> Table:
     students = results.get("students", {})
     rows = [
         [name, fmt(s.get("train_size")), fmt(s.get("epochs")), fmt(s.get("seconds")),
-         fmt(s.get("fidelity"))]
+         fmt(s.get("fidelity")), _flags_cell(s.get("predictions"))]
         for name, s in sorted(students.items(), key=lambda kv: _student_order(kv[0]))
     ]
-    return ["student", "training examples", "epochs", "train seconds", "final fidelity"], rows
+    return ["student", "training examples", "epochs", "train seconds", "final fidelity",
+            "fallback / incomplete outputs"], rows
+
+
+def _flags_cell(predictions: dict[str, Any] | None) -> str:
+    """Fallback outputs and cut-short constrained decodes of a student, per set it labelled:
+    `test 2 / 0, pool 0 / 1`."""
+    if not predictions:
+        return "–"
+    return ", ".join(f"{name} {c.get('fallback', 0)} / {c.get('incomplete', 0)}"
+                     for name, c in predictions.items())
 
 
 def _student_order(name: str) -> tuple[Any, ...]:

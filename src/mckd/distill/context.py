@@ -11,6 +11,7 @@ from typing import Any
 from mckd.config import RunConfig
 from mckd.distill.rundir import RunDir, write_json
 from mckd.examples import Example, write_examples
+from mckd.student.base import count_flags
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +87,27 @@ class RunContext:
 
         Writes `inputs.json` (training ids), `student/` (the student's own checkpoints, which
         let an interrupted fit resume), `<set>.jsonl` predictions (target = the prediction,
-        meta.mean_logprob), `train.json`, and `model/` when `save`. Returns the training
-        summary and the predictions by set name."""
+        meta.mean_logprob, meta.student = the prediction's own flags), `train.json` (with the
+        count of fallbacks and incomplete decodes per set), and `model/` when `save`. Returns
+        the training summary and the predictions by set name."""
         train = [ex for ex in train if ex.target is not None]
         write_json(folder / "inputs.json", {"train_ids": [ex.id for ex in train],
                                             **{f"{k}_ids": [ex.id for ex in v] for k, v in predict.items()}})
         student = self.new_student(init_from)
         report = student.fit(train, folder / "student")
-        summary = {"train_size": len(train), **_report_dict(report)}
-        write_json(folder / "train.json", summary)
+        summary = {"train_size": len(train), **_report_dict(report), "predictions": {}}
         outputs: dict[str, list[Example]] = {}
         for name, examples in predict.items():
             preds = student.predict([ex.source for ex in examples]) if examples else []
+            # The flags go under one key, replaced whole: a relabel never keeps an earlier
+            # student's flags, and they cannot overwrite the example's own meta (its gold tree).
             outputs[name] = [
-                ex.with_target(p.text, mean_logprob=p.mean_logprob) for ex, p in zip(examples, preds, strict=True)
+                ex.with_target(p.text, mean_logprob=p.mean_logprob, student=p.meta)
+                for ex, p in zip(examples, preds, strict=True)
             ]
             write_examples(folder / f"{name}.jsonl", outputs[name])
+            summary["predictions"][name] = count_flags(preds)
+        write_json(folder / "train.json", summary)
         if save:
             student.save(folder / "model")
         return summary, outputs

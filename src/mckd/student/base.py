@@ -16,9 +16,21 @@ from mckd.examples import Example
 
 @dataclass
 class Prediction:
+    """`meta` flags how the text came about: `fallback` (a reason) when the student could not
+    run on the input and gave a fixed output instead (the chart student's right-branching tree
+    for a sentence too long for its encoder); `complete` from constrained decoding, False when
+    the length limit cut the tree short."""
+
     text: str
     mean_logprob: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def count_flags(preds: list[Prediction]) -> dict[str, int]:
+    """How many predictions are fallbacks, and how many constrained decodes were cut short."""
+    return {"predictions": len(preds),
+            "fallback": sum("fallback" in p.meta for p in preds),
+            "incomplete": sum(p.meta.get("complete") is False for p in preds)}
 
 
 @dataclass
