@@ -326,3 +326,17 @@ def test_prediction_flags_reach_predictions_results_and_report(tmp_path: Path) -
     assert all(ex.meta["student"]["fallback"] for ex in relabels)
     md = (root / "report.md").read_text()
     assert "fallback / incomplete outputs" in md and f"| test {fallbacks} / 0 |" in md
+
+
+def test_results_hold_only_the_plans_steps(tmp_path: Path) -> None:
+    """Folders of steps that an earlier plan ran stay on disk but are not results any more."""
+    run(tmp_path)
+    summary = run(tmp_path, methods=["sft", "mckd"], stages=[2], baselines=False)
+    results = summary.results
+    assert list(results["methods"]) == ["sft", "mckd_2stage"]
+    assert (tmp_path / "run" / "kd_self_distill" / "DONE").exists()  # left by the first plan
+    assert sorted(results["students"]) == ["mckd_2stage", "sft", "stage1_part0", "stage1_part1"]
+    assert set(results["step_seconds"]) == {"data", "sft", "teacher", "partitions", "stage1_part0",
+                                            "stage1_part1", "stage1", "mckd_2stage"}
+    assert results["baselines"] == {} and list(results["teacher"]) == ["pool"]
+    assert list(results["pseudolabels"]) == ["teacher", "stage1"]

@@ -100,3 +100,21 @@ def test_seed_average_and_report(tmp_path: Path) -> None:
     md = write_report(tmp_path)["md"].read_text()
     assert f"| mckd_2stage | 63.0 ± {statistics.stdev([60.0, 64.0, 65.0]):.1f} |" in md
     assert "over 3 seeds" in md
+
+
+def test_seed_average_keeps_each_value_with_its_own_seed(tmp_path: Path) -> None:
+    """A method missing from one seed: its mean covers the seeds that have it, says how many,
+    and each value stays under its own seed."""
+    runs = [results(0, 60.0), results(1, 64.0), results(2, 65.0)]
+    del runs[1]["methods"]["vanilla_kd"]
+    del runs[0]["methods"]["teacher"]
+    merged = aggregate_seeds(runs)
+    vanilla = merged["methods"]["vanilla_kd"]
+    assert vanilla["seed_count"] == 2 and vanilla["test"]["f1"] == pytest.approx(60.5)
+    assert {s: v["f1"] for s, v in vanilla["per_seed"].items()} == {"0": 58.0, "2": 63.0}
+    teacher = merged["methods"]["teacher"]  # missing from the first seed, still reported
+    assert teacher["seed_count"] == 2 and set(teacher["per_seed"]) == {"1", "2"}
+    assert merged["methods"]["mckd_2stage"]["seed_count"] == 3
+    (tmp_path / "results.json").write_text(json.dumps(merged))
+    md = write_report(tmp_path)["md"].read_text()
+    assert "| vanilla_kd (2 of 3 seeds) | 60.5 ±" in md and "| mckd_2stage | 63.0 ±" in md

@@ -139,9 +139,16 @@ def method_table(results: dict[str, Any]) -> Table:
         *((n, baselines[n], "baseline") for n in sorted(baselines)),
     ]:
         test, std = entry.get("test", {}), entry.get("test_std", {})
-        label = name if kind == "method" else f"_{name}_"
+        label = _with_seed_count(name, entry, results)
+        label = label if kind == "method" else f"_{label}_"
         rows.append([label, *(metric_cell(test, std, c) for c in cols)])
     return ["method", *(METRIC_COLUMNS[c] for c in cols)], rows
+
+
+def _with_seed_count(name: str, entry: dict[str, Any], results: dict[str, Any]) -> str:
+    """The name, and how many seeds its mean covers when that is fewer than the run's."""
+    count, seeds = entry.get("seed_count"), len(results.get("seeds") or [])
+    return f"{name} ({count} of {seeds} seeds)" if isinstance(count, int) and count < seeds else name
 
 
 def pseudolabel_table(results: dict[str, Any]) -> Table:

@@ -5,8 +5,8 @@
     pseudolabels: {name: {stage, inputs, labeled, gold: {metric: value}}}   pool labels vs gold
     teacher:      {pool|test: usage}                      calls, tokens, cache hits, rejections, seconds, cost
     students:     {step: {train_size, epochs, seconds, fidelity, ...}}
-With several seeds each number is the mean, `*_std` holds the sample standard deviation and
-`per_seed` the seeds' own values.
+With several seeds each number is the mean, `*_std` holds the sample standard deviation,
+`per_seed` the seeds' own values and `seed_count` how many seeds the mean covers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from mckd.distill import stages
 from mckd.distill.context import RunContext
+from mckd.distill.plan import build_steps
 from mckd.distill.rundir import read_json
 
 # What each metric is, by task, so that every number says which scorer produced it.
@@ -33,7 +34,8 @@ METRIC_NOTES = {
 
 def collect_results(ctx: RunContext) -> dict[str, Any]:
     cfg, rd = ctx.cfg, ctx.rd
-    done = {p.parent.relative_to(rd.root).as_posix() for p in rd.root.glob("*/DONE")}
+    # Only the plan's steps: a folder left by an earlier plan (other methods or stages) is stale.
+    done = {s.name for s in build_steps(ctx) if rd.is_done(s.name)}
     metric = {name: rd.metrics(name) for name in done}
     methods: dict[str, Any] = {}
     for method, step in [("teacher", "teacher_test"), ("sft", "sft"), ("vanilla_kd", "vanilla_kd"),
@@ -71,25 +73,34 @@ def _student_name(student: Any) -> str:
 
 
 def aggregate_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and sample standard deviation of every score over the seeds' results."""
+    """Mean and sample standard deviation of every score over the seeds' results. An entry
+    missing from some seeds is averaged over the seeds that have it: `seed_count` says how
+    many, and `per_seed` is keyed by each value's own seed."""
     first = per_seed[0]
     seeds = [r["seeds"][0] for r in per_seed]
     out = {k: v for k, v in first.items() if k not in ("methods", "baselines", "pseudolabels", "teacher", "students")}
     out["seeds"] = seeds
     for section, field in (("methods", "test"), ("baselines", "test"), ("pseudolabels", "gold")):
         out[section] = {}
-        for name in first.get(section, {}):
-            runs = [r[section][name] for r in per_seed if name in r.get(section, {})]
-            entry = {k: v for k, v in runs[0].items() if k != field}
-            scores = [run.get(field, {}) for run in runs]
+        for name in _names(per_seed, section):
+            runs = [(s, r[section][name]) for s, r in zip(seeds, per_seed, strict=True)
+                    if name in r.get(section, {})]
+            entry = {k: v for k, v in runs[0][1].items() if k != field}
+            scores = [run.get(field, {}) for _, run in runs]
             entry[field], entry[f"{field}_std"] = _mean_std(scores)
-            entry["per_seed"] = {str(s): sc for s, sc in zip(seeds, scores, strict=False)}
+            entry["per_seed"] = {str(s): run.get(field, {}) for s, run in runs}
+            entry["seed_count"] = len(runs)
             out[section][name] = entry
-    out["teacher"] = {part: _sum_usage([r["teacher"][part] for r in per_seed if part in r["teacher"]])
-                      for part in first.get("teacher", {})}
+    out["teacher"] = {part: _sum_usage([r["teacher"][part] for r in per_seed if part in r.get("teacher", {})])
+                      for part in _names(per_seed, "teacher")}
     out["students"] = {f"seed-{s}/{name}": v for s, r in zip(seeds, per_seed, strict=True)
                        for name, v in r.get("students", {}).items()}
     return out
+
+
+def _names(per_seed: list[dict[str, Any]], section: str) -> list[str]:
+    """Every name in `section` of any seed, in the order the seeds first have them."""
+    return list(dict.fromkeys(name for r in per_seed for name in r.get(section, {})))
 
 
 def _mean_std(scores: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
