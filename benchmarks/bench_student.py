@@ -3,9 +3,12 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_student.py --n-train 160 --n-gen 192
 
 Training: `mckd.student.train.train` (length-bucketed batches, dynamic padding) against
-`Seq2SeqTrainer` on the same examples padded to the longest one, same model and initial
-weights, same batch size and learning rate, one epoch each, alternated --repeats times (best
-time of each kept). Generation: `generate` (length-sorted batches, KV cache) against plain
+`Seq2SeqTrainer` configured the way the Hugging Face examples train seq2seq models: each batch
+padded to its own longest example by `DataCollatorForSeq2Seq`, batches grouped by length
+(`group_by_length=True`; in transformers 5 `train_sampling_strategy="group_by_length"`). Also
+timed for reference: `Seq2SeqTrainer` on examples padded in advance to the longest one. Same
+model and initial weights, same batch size and learning rate, one epoch each, the three
+alternated --repeats times (best time of each kept). Generation: `generate` (length-sorted batches, KV cache) against plain
 `model.generate` on unsorted batches of the same size (alternated likewise) and one sentence at
 a time in input order (first --n-single sentences); the same model, greedy, all three with the
 same tree constraint (so outputs end where the tree ends, as a trained model's would), outputs
@@ -54,19 +57,37 @@ def time_ours(sm: StudentModel, data: list[Encoded], batch: int, out: Path) -> f
     return time.perf_counter() - start
 
 
-def time_hf_trainer(sm: StudentModel, data: list[Encoded], batch: int, out: Path) -> float:
-    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+def group_by_length() -> dict[str, object]:
+    """The trainer argument that groups batches by length: renamed in transformers 5."""
+    from transformers import Seq2SeqTrainingArguments
 
-    src_w = max(len(d.source) for d in data)
-    tgt_w = max(len(d.target) for d in data)
-    rows = [{"input_ids": torch.tensor(d.source + [sm.pad_id] * (src_w - len(d.source))),
-             "attention_mask": torch.tensor([1] * len(d.source) + [0] * (src_w - len(d.source))),
-             "labels": torch.tensor(d.target + [-100] * (tgt_w - len(d.target)))} for d in data]
+    if "train_sampling_strategy" in Seq2SeqTrainingArguments.__dataclass_fields__:
+        return {"train_sampling_strategy": "group_by_length"}
+    return {"group_by_length": True}
+
+
+def time_hf_trainer(sm: StudentModel, data: list[Encoded], batch: int, out: Path, *, standard: bool) -> float:
+    """`Seq2SeqTrainer`, standard: per-batch padding (`DataCollatorForSeq2Seq`) and batches
+    grouped by length; otherwise every example padded in advance to the longest one."""
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    extra: dict = {}
+    if standard:
+        rows = [{"input_ids": d.source, "attention_mask": [1] * len(d.source), "labels": d.target} for d in data]
+        collator = DataCollatorForSeq2Seq(sm.tokenizer, model=sm.model, label_pad_token_id=-100)
+        extra = group_by_length()
+    else:
+        src_w = max(len(d.source) for d in data)
+        tgt_w = max(len(d.target) for d in data)
+        rows = [{"input_ids": torch.tensor(d.source + [sm.pad_id] * (src_w - len(d.source))),
+                 "attention_mask": torch.tensor([1] * len(d.source) + [0] * (src_w - len(d.source))),
+                 "labels": torch.tensor(d.target + [-100] * (tgt_w - len(d.target)))} for d in data]
+        collator = None
     args = Seq2SeqTrainingArguments(
         output_dir=str(out), per_device_train_batch_size=batch, num_train_epochs=1, learning_rate=3e-4,
         lr_scheduler_type="linear", use_cpu=True, report_to="none", save_strategy="no",
-        logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0, max_grad_norm=0.0)
-    trainer = Seq2SeqTrainer(model=sm.model, args=args, train_dataset=rows)
+        logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0, max_grad_norm=0.0, **extra)
+    trainer = Seq2SeqTrainer(model=sm.model, args=args, train_dataset=rows, data_collator=collator)
     start = time.perf_counter()
     trainer.train()
     return time.perf_counter() - start
@@ -121,16 +142,20 @@ def main() -> None:
     res: dict = {"model_params": sum(p.numel() for p in sm.model.parameters()), "threads": args.threads,
                  "n_train": len(data), "n_gen": len(gen_sources), "cpu": platform.processor() or platform.machine()}
     with tempfile.TemporaryDirectory() as tmp:
-        # Alternate the two, twice each, from the same initial weights; keep each one's best
-        # time (the machine is shared, so the minimum is the least disturbed run).
-        hf_times, our_times, init = [], [], copy.deepcopy(sm.model.state_dict())
+        # Alternate the three, --repeats times each, from the same initial weights; keep each
+        # one's best time (the machine is shared, so the minimum is the least disturbed run).
+        hf_times, padded_times, our_times, init = [], [], [], copy.deepcopy(sm.model.state_dict())
         for rep in range(args.repeats):
-            hf_model = StudentModel(copy.deepcopy(sm.model), sm.tokenizer, "seq2seq", dict(sm.meta))
-            hf_times.append(time_hf_trainer(hf_model, data, args.batch, Path(tmp) / f"hf{rep}"))
+            for times, standard in ((hf_times, True), (padded_times, False)):
+                hf_model = StudentModel(copy.deepcopy(sm.model), sm.tokenizer, "seq2seq", dict(sm.meta))
+                times.append(time_hf_trainer(hf_model, data, args.batch, Path(tmp) / f"hf{rep}{standard}",
+                                             standard=standard))
             sm.model.load_state_dict(init)
             our_times.append(time_ours(sm, data, args.batch, Path(tmp) / f"ours{rep}"))
         res["train_hf_s"], res["train_ours_s"] = min(hf_times), min(our_times)
+        res["train_hf_prepadded_s"] = min(padded_times)
         res["train_hf_all_s"], res["train_ours_all_s"] = hf_times, our_times
+        res["train_hf_prepadded_all_s"] = padded_times
         print(json.dumps({"phase": "train", **res}), flush=True)
         # A few more epochs (untimed) for the generation model.
         train(sm, data, TrainConfig(epochs=args.gen_epochs, batch_size=args.batch, fidelity_sample=0,
@@ -139,6 +164,7 @@ def main() -> None:
     res["train_examples"] = len(data)
     res["train_tokens"] = tokens
     res["train_speedup"] = res["train_hf_s"] / res["train_ours_s"]
+    res["train_speedup_vs_prepadded"] = res["train_hf_prepadded_s"] / res["train_ours_s"]
     # Generation, constrained for every method so outputs end where the tree ends (an
     # under-trained free-running model would run every sentence to the length limit).
     # Ours and the unsorted batches alternate; one-by-one runs on the first --n-single only.
@@ -159,6 +185,7 @@ def main() -> None:
     res["gen_hf_single_sent_per_s"] = args.n_single / single_s
     res["train_ours_ex_per_s"] = len(data) / res["train_ours_s"]
     res["train_hf_ex_per_s"] = len(data) / res["train_hf_s"]
+    res["train_hf_prepadded_ex_per_s"] = len(data) / res["train_hf_prepadded_s"]
     res["gen_speedup_vs_single"] = res["gen_ours_sent_per_s"] / res["gen_hf_single_sent_per_s"]
     res["gen_speedup_vs_unsorted_batch"] = res["gen_ours_sent_per_s"] / res["gen_hf_unsorted_batch_sent_per_s"]
     print(json.dumps(res, indent=1))
