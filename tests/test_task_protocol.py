@@ -102,3 +102,16 @@ def test_read_corpus_and_evaluate_files(tmp_path: Path) -> None:
     for metric in ("mckd", "evalb-unlabeled"):
         assert TASK.evaluate_files(tmp_path / "gold.txt", tmp_path / "pred.txt", metric) == evaluate_files(
             tmp_path / "gold.txt", tmp_path / "pred.txt", metric)
+
+
+def test_split_through_the_task_reader_matches_the_treebank_split(tmp_path: Path) -> None:
+    from mckd.data import SplitConfig, split_treebank, synth_treebank, write_trees
+    from mckd.data.split import split_corpus
+
+    trees = synth_treebank(80, 3)
+    write_trees(tmp_path / "trees.txt", [*trees, trees[5]])  # one repeat
+    cfg = SplitConfig(n_labeled=5, n_test=20, seed=1, max_len=25)
+    split_treebank(tmp_path / "trees.txt", tmp_path / "a", cfg)
+    split_corpus(TASK, tmp_path / "trees.txt", tmp_path / "b", cfg)
+    for name in ("labeled.jsonl", "unlabeled.jsonl", "test.jsonl"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()

@@ -9,17 +9,21 @@ from __future__ import annotations
 from mckd.errors import ConfigError
 from mckd.tasks.base import AnswerError, Corpus, Metric, Repaired, Task, primary_metric
 from mckd.tasks.constituency import ConstituencyTask
+from mckd.tasks.text import TextTask
 
-TASKS: dict[str, Task] = {"constituency": ConstituencyTask()}
+TASKS: dict[str, Task] = {"constituency": ConstituencyTask(), "text": TextTask()}
 DEFAULT_TASK = "constituency"
+# Older names still accepted: `mckd label --task none` kept the raw text.
+ALIASES = {"none": "text"}
 
 
 def get_task(name: str) -> Task:
     """The task called `name`; a one-line ConfigError naming the known ones otherwise."""
-    if name not in TASKS:
+    task = TASKS.get(ALIASES.get(name, name))
+    if task is None:
         raise ConfigError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
-    return TASKS[name]
+    return task
 
 
-__all__ = ["DEFAULT_TASK", "TASKS", "AnswerError", "ConstituencyTask", "Corpus", "Metric",
-           "Repaired", "Task", "get_task", "primary_metric"]
+__all__ = ["ALIASES", "DEFAULT_TASK", "TASKS", "AnswerError", "ConstituencyTask", "Corpus", "Metric",
+           "Repaired", "Task", "TextTask", "get_task", "primary_metric"]

@@ -348,7 +348,7 @@ class ConstituencyTask:
 
         return tree_grammar(source.split(), form=form, root=options.root,
                             max_depth=options.max_depth, labels=labels.labels, tags=labels.tags,
-                            leading_space=options.style == "completion")
+                            leading_space=(options.style or "completion") == "completion")
 
     def answer_budget(self, source: str, form: str, count_tokens: Callable[[str], int]) -> int:
         from mckd.tasks.tree_prompts import answer_budget
