@@ -169,6 +169,23 @@ class RunConfig(BaseModel):
             raise ValueError("at least one method is needed")
         return [m for m in METHODS if m in v]  # canonical order, duplicates dropped
 
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_section(cls, v: Any) -> Any:
+        """A task section is checked here, so that its errors name its keys (not the union)."""
+        if not isinstance(v, dict):
+            return v
+        unknown = sorted(set(v) - set(TaskConfig.model_fields))
+        if unknown:
+            raise ValueError(f"unknown key 'task.{unknown[0]}' (task options: "
+                             f"{', '.join(TaskConfig.model_fields)})")
+        try:
+            return TaskConfig(**v)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ValueError(f"task.{'.'.join(map(str, err['loc']))}: "
+                             f"{err['msg'].removeprefix('Value error, ')}") from None
+
     @field_validator("task")
     @classmethod
     def _check_task(cls, v: str | TaskConfig) -> str | TaskConfig:
