@@ -185,7 +185,7 @@ def test_a_student_kind_the_task_cannot_learn_is_one_line(tmp_path: Path) -> Non
 
 
 def test_task_section_keys_are_checked(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown key 'task.lables'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'task\.lables'"):
         config_from_dict(config(tmp_path, task={"name": "casetags", "lables": ["X"]}))
     with pytest.raises(ConfigError, match="unknown task 'nope'"):
         config_from_dict(config(tmp_path, task={"name": "nope"}))
