@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from mckd.examples import Example, read_examples
+from mckd.tasks import TASKS
+from mckd.tasks.tree_prompts import answer_to_target
 from mckd.teacher.backends.base import BackendError
 from mckd.teacher.consensus import combine
-from mckd.teacher.prompts import PromptBuilder, PromptConfig, answer_to_target
+from mckd.teacher.prompts import PromptBuilder, PromptConfig
 
 # name -> (prompt overrides, samples, temperature, what it tests)
 CONDITIONS: dict[str, tuple[dict[str, Any], int, float, str]] = {
@@ -80,7 +82,8 @@ def run_condition(name: str, data: Path, out: Path, *, n: int, model: str, threa
     backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model=model, context_size=context,
                                             n_threads=threads))
     # chars/2.5 over-counts a little for bracketed text: safer than under-counting
-    builder = PromptBuilder(labeled, cfg, count_tokens=lambda t: int(len(t) / 2.5) + 1,
+    builder = PromptBuilder(labeled, cfg, task=TASKS["constituency"],
+                            count_tokens=lambda t: int(len(t) / 2.5) + 1,
                             context_size=context, pool=test, samples=samples,
                             temperature=temperature)
     load0 = os.getloadavg()[0]
@@ -172,7 +175,7 @@ def report(data: Path, out: Path, n: int, *, common: bool = False) -> str:
             preds, valid, spans = [], 0, 0
             for r, g in zip(recs, golds, strict=True):
                 words = g.source.split()
-                targets = [answer_to_target(t, form=cfg.form, nest_flat=nest) for t in r["raws"]]
+                targets = [answer_to_target(t, form=cfg.form or "labeled", nest_flat=nest) for t in r["raws"]]
                 target = combine(words, targets, "mbr")[0] if len(targets) > 1 else targets[0]
                 ok = False
                 try:

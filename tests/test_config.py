@@ -123,3 +123,14 @@ def test_saved_config_loads_again(tmp_path: Path) -> None:
     again = tmp_path / "again.yaml"
     again.write_text(cfg.to_yaml())
     assert load_config(again) == cfg
+
+
+def test_task_as_a_name_or_a_section(tmp_path: Path) -> None:
+    plain = config_from_dict({"task": "constituency"})
+    assert plain.task == "constituency" and plain.model_dump()["task"] == "constituency"
+    assert plain.task_name() == "constituency" and plain.task_labels() == []
+    section = load_config(write(tmp_path, {"task": {"name": "constituency", "labels": ["XP"]}}))
+    assert section.task_name() == "constituency" and section.task_labels() == ["XP"]
+    assert config_from_dict(yaml.safe_load(section.to_yaml())) == section
+    msg = one_line_error(load_config, write(tmp_path, {"task": {"name": "constituency", "label": 1}}))
+    assert "unknown key 'task.label'" in msg

@@ -71,7 +71,8 @@ def test_combine_skips_invalid_samples() -> None:
 
 def test_labelling_postprocess_uses_the_configured_consensus():
     from mckd.tasks import TASKS
-    from mckd.teacher.label import tree_postprocess
+    from mckd.teacher.label import samples_postprocess
+    from mckd.teacher.prompts import PromptConfig
 
     words = ["a", "b", "c", "d"]
     ex = Example("x", " ".join(words))
@@ -81,8 +82,11 @@ def test_labelling_postprocess_uses_the_configured_consensus():
         "( ( ( a ) ( b ) ( c ) ) ( d ) )",
     ]
     task = TASKS["constituency"]
-    mbr = tree_postprocess(task, lambda raw, _: raw, "mbr")(ex, samples)
-    vote = tree_postprocess(task, lambda raw, _: raw, "vote")(ex, samples)
+    def read(raw: str, example: Example):
+        return task.read_answer(raw, example, "unlabeled", PromptConfig())
+
+    mbr = samples_postprocess(task, read, "mbr")(ex, samples)
+    vote = samples_postprocess(task, read, "vote")(ex, samples)
     assert mbr.meta["consensus"]["picked"] in (0, 1, 2)
     assert "picked" not in vote.meta["consensus"]
     assert vote.valid and mbr.valid

@@ -8,9 +8,13 @@ import pytest
 
 from mckd.errors import ConfigError
 from mckd.examples import Example
+from mckd.tasks import TASKS
+from mckd.tasks.tree_prompts import answer_to_target, nest_right
 from mckd.tasks.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
 from mckd.teacher.backends.base import BackendError
-from mckd.teacher.prompts import PromptBuilder, PromptConfig, answer_to_target, nest_right
+from mckd.teacher.prompts import PromptBuilder, PromptConfig
+
+TREES = TASKS["constituency"]
 
 
 def words_count(text: str) -> int:
@@ -43,7 +47,7 @@ POOL = [Example(f"u{i}", s) for i, s in enumerate(
 
 def builder(context: int = 100_000, pool=POOL, **cfg) -> PromptBuilder:
     base = {"k": 3, "demos": "random"}
-    return PromptBuilder(LABELED, PromptConfig(**{**base, **cfg}), count_tokens=words_count,
+    return PromptBuilder(LABELED, PromptConfig(**{**base, **cfg}), task=TREES, count_tokens=words_count,
                          context_size=context, pool=pool)
 
 
@@ -97,8 +101,8 @@ def test_chat_form() -> None:
 def test_labeled_form_needs_trees() -> None:
     bare = [Example("a", "x y", "( ( x ) ( y ) )")]
     with pytest.raises(ConfigError, match="meta\\['tree'\\]"):
-        PromptBuilder(bare, PromptConfig(form="labeled"), count_tokens=words_count, context_size=999)
-    PromptBuilder(bare, PromptConfig(form="unlabeled"), count_tokens=words_count, context_size=999)
+        PromptBuilder(bare, PromptConfig(form="labeled"), task=TREES, count_tokens=words_count, context_size=999)
+    PromptBuilder(bare, PromptConfig(form="unlabeled"), task=TREES, count_tokens=words_count, context_size=999)
 
 
 def test_prompt_shrinks_to_fit_with_a_warning(caplog) -> None:
@@ -120,7 +124,7 @@ def test_prompt_that_cannot_fit_is_a_context_overflow() -> None:
 
 
 def test_sampling_settings() -> None:
-    b = PromptBuilder(LABELED, PromptConfig(k=2), count_tokens=words_count, context_size=10_000,
+    b = PromptBuilder(LABELED, PromptConfig(k=2), task=TREES, count_tokens=words_count, context_size=10_000,
                       samples=3, temperature=0.7)
     reqs = [b.build_request(POOL[0], s) for s in range(3)]
     assert [r.sample_index for r in reqs] == [0, 1, 2]

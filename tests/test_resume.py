@@ -42,7 +42,8 @@ def comparable(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def killed(config: Path, call_log: Path, kill_at: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    # keep a PYTHONPATH that points at the sources under test (a checkout without an install)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.run([sys.executable, str(TESTS / "resume_driver.py"), str(config), str(call_log), kill_at],
                           capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == -signal.SIGKILL, (kill_at, proc.returncode, proc.stderr[-2000:])

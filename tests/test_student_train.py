@@ -116,15 +116,16 @@ def test_fidelity_early_stopping(tmp_path: Path) -> None:
 
 
 def test_fidelity_uses_the_tasks_metric(tmp_path: Path) -> None:
-    class Task:
-        name = "constituency"
+    from mckd.tasks.constituency import ConstituencyTask
 
+    class Task(ConstituencyTask):
         def fidelity(self, targets: list[str], preds: list[str], sources: list[str]) -> float:
             return 100.0 * sum(tree_words(parse_tree(p)) == s.split() for p, s in zip(preds, sources, strict=True)) / len(preds)
 
     student = build_student(config(epochs=1, fidelity_sample=5), Task())
     report = student.fit(examples(16), tmp_path)
-    assert student.cfg.generate.constrained  # the default for constituency: always valid trees
+    # the default for a task with a decoding constraint: constrained, so always valid trees
+    assert all("complete" in p.meta for p in student.predict(["a b c", "the cat sat"]))
     assert report.fidelity == [100.0]  # constrained decodes always have the input's words
 
 

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from mckd.examples import Example
+from mckd.tasks import TASKS
 from mckd.tasks.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
 from mckd.teacher.models import ModelFetchError, model_path
 from mckd.teacher.prompts import PromptBuilder, PromptConfig
@@ -52,7 +53,7 @@ def test_grammar_gives_ten_of_ten_valid_trees(form: str) -> None:
     backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model=name, context_size=2048,
                                             n_threads=threads))
     demos, inputs = _examples(6, 11), _examples(10, 12)
-    builder = PromptBuilder(demos, PromptConfig(form=form, k=6, demos="shared"),
+    builder = PromptBuilder(demos, PromptConfig(form=form, k=6, demos="shared"), task=TASKS["constituency"],
                             count_tokens=backend.count_tokens, context_size=2048, pool=inputs)
     valid = 0
     for ex in inputs:
@@ -61,7 +62,7 @@ def test_grammar_gives_ten_of_ten_valid_trees(form: str) -> None:
         text = asyncio.run(backend.acomplete(req)).text.strip()
         tree = parse_bracketed(text)  # raises if not exactly one tree
         assert tree_words(tree) == ex.source.split(), text
-        target = builder.to_target(text, ex)
+        target = builder.read_answer(text, ex).text
         assert tree_words(parse_bracketed(target)) == ex.source.split()
         valid += 1
     backend.close()

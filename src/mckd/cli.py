@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mckd.errors import MckdError
+from mckd.tasks import DEFAULT_TASK
 
 app = typer.Typer(
     help="Multistage collaborative knowledge distillation from LLMs.",
@@ -58,22 +59,27 @@ def data_synth_treebank(
 
 @data_app.command("split")
 def data_split(
-    trees: Annotated[str, typer.Option("--trees", help="PTB .mrg file, one-tree-per-line file, or a directory.")],
     out: Annotated[str, typer.Option("--out", help="Output directory for labeled/unlabeled/test.jsonl.")],
+    corpus: Annotated[str | None, typer.Option("--corpus", "--trees", help="The task's corpus: constituency: a PTB .mrg file, one-tree-per-line file, or a directory.")] = None,
+    task: Annotated[str, typer.Option("--task", help="Task whose reader reads the corpus (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
     labeled: Annotated[int, typer.Option("--labeled", help="Gold pairs (demonstrations).")] = 50,
-    test: Annotated[int | None, typer.Option("--test", help="Test sentences [default: 500, or all of --test-trees].")] = None,
-    test_trees: Annotated[str | None, typer.Option("--test-trees", help="Separate test treebank (e.g. WSJ section 23).")] = None,
+    test: Annotated[int | None, typer.Option("--test", help="Test sentences [default: 500, or all of --test-corpus].")] = None,
+    test_corpus: Annotated[str | None, typer.Option("--test-corpus", "--test-trees", help="Separate test corpus (e.g. WSJ section 23).")] = None,
     unlabeled: Annotated[int | None, typer.Option("--unlabeled", help="Pool size; default all the rest.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffle.")] = 0,
     max_len: Annotated[int | None, typer.Option("--max-len", help="Drop sentences longer than this (tokens).")] = None,
 ) -> None:
-    """Split a treebank into labeled.jsonl, unlabeled.jsonl and test.jsonl (disjoint, seeded)."""
-    from mckd.data.split import SplitConfig, split_treebank, validated
+    """Split a corpus into labeled.jsonl, unlabeled.jsonl and test.jsonl (disjoint, seeded)."""
+    from mckd.data.split import SplitConfig, split_corpus, validated
+    from mckd.errors import ConfigError
+    from mckd.tasks import get_task
 
+    if corpus is None:
+        raise ConfigError("--corpus (or --trees) is required")
     cfg = validated(
         SplitConfig, "data split", n_labeled=labeled, n_test=test, n_unlabeled=unlabeled, seed=seed, max_len=max_len
     )
-    sizes = split_treebank(trees, out, cfg, test_trees=test_trees)
+    sizes = split_corpus(get_task(task), corpus, out, cfg, test_path=test_corpus)
     typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")
 
 
@@ -106,7 +112,7 @@ def label(
     pool: Annotated[str, typer.Option("--pool", help="Unlabeled inputs (Example JSONL).")],
     out: Annotated[str, typer.Option("--out", help="Output directory (ledger, pseudolabels, usage).")],
     labeled: Annotated[str | None, typer.Option("--labeled", help="Labeled demonstrations (JSONL).")] = None,
-    task: Annotated[str, typer.Option("--task", help="Task whose repair post-processes outputs; 'none' keeps raw text.")] = "constituency",
+    task: Annotated[str, typer.Option("--task", help="Task whose prompts, grammar and answer reading are used; 'text' (or 'none') keeps raw text.")] = DEFAULT_TASK,
     config: Annotated[str | None, typer.Option("--config", help="YAML file: teacher settings (or a `teacher:` section).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="openai | llamacpp | transformers.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name, .gguf path or HF id.")] = None,
@@ -133,7 +139,7 @@ def train(
     train_file: Annotated[str, typer.Option("--train", help="Labeled examples (JSONL with targets).")],
     out: Annotated[str, typer.Option("--out", help="Output directory (checkpoints; the model in OUT/model).")],
     model: Annotated[str | None, typer.Option("--model", help="Hub name, local directory or preset (t5-tiny, t5-small, t5-base, minilm).")] = None,
-    task: Annotated[str, typer.Option("--task", help="Task whose fidelity F1 drives early stopping.")] = "constituency",
+    task: Annotated[str, typer.Option("--task", help="Task whose fidelity F1 drives early stopping.")] = DEFAULT_TASK,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Any student setting, KEY=VALUE (repeatable), e.g. --set train.epochs=5 --set generate.constrained=true --set kind=causal.")] = None,
 ) -> None:
     """Train a student on labeled examples; rerun the same command to resume."""
@@ -189,30 +195,53 @@ def report(run_dir: Annotated[str, typer.Argument(help="A run directory holding 
 
 @app.command("evaluate")
 def evaluate(
-    gold: Annotated[str, typer.Option("--gold", help="Gold trees, one per line (labeled, with POS tags).")],
-    pred: Annotated[str, typer.Option("--pred", help="Predicted trees, one per line (labeled or the unlabeled ( ( w ) ( w ) ) form).")],
-    task: Annotated[str, typer.Option("--task", help="Task: constituency.")] = "constituency",
-    metric: Annotated[str, typer.Option("--metric", help="mckd (the paper's metric) | evalb | evalb-unlabeled (COLLINS.prm).")] = "mckd",
+    gold: Annotated[str, typer.Option("--gold", help="Gold file (constituency: trees, one per line, labeled with POS tags).")],
+    pred: Annotated[str, typer.Option("--pred", help="Predictions (constituency: trees, one per line, labeled or the unlabeled ( ( w ) ( w ) ) form).")],
+    task: Annotated[str, typer.Option("--task", help="Task (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
+    metric: Annotated[str | None, typer.Option("--metric", help="The task's metric [constituency: mckd (the paper's metric) | evalb | evalb-unlabeled (COLLINS.prm)]; default: the task's first.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     sentences: Annotated[bool, typer.Option("--sentences", help="With --json: add per-sentence rows (EVALB's table).")] = False,
 ) -> None:
-    """Score predicted trees against gold trees."""
+    """Score predictions against gold with the task's metric."""
     import json
 
     from mckd.errors import ConfigError
-    from mckd.tasks.constituency import METRICS, evaluate_files, scores_table
+    from mckd.tasks import get_task
 
-    if task != "constituency":
-        raise ConfigError(f"--task must be constituency, got {task!r}")
-    if metric not in METRICS:
-        raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    scores = evaluate_files(gold, pred, metric, per_sentence=sentences and as_json)
+    task_obj = get_task(task)
+    metric = metric or task_obj.eval_metrics[0]
+    if metric not in task_obj.eval_metrics:
+        raise ConfigError(f"--metric must be one of {', '.join(task_obj.eval_metrics)}, got {metric!r}")
+    scores = task_obj.evaluate_files(gold, pred, metric, per_sentence=sentences and as_json)
     if as_json:
         typer.echo(json.dumps(scores))
     else:
         from rich.console import Console
 
-        Console().print(scores_table(scores))
+        Console().print(scores_table(f"{task_obj.name}, metric {metric}", scores))
+
+
+def scores_table(title: str, scores: dict) -> Any:
+    """A readable table of `evaluate_files` output: one column for the whole set and one per
+    nested block of figures (EVALB's len<=40)."""
+    from rich.table import Table
+
+    blocks = {"all": scores}
+    blocks.update({k: v for k, v in scores.items() if isinstance(v, dict)
+                   and all(not isinstance(x, dict | list) for x in v.values())})
+    table = Table(title=title)
+    table.add_column("")
+    for name in blocks:
+        table.add_column(name, justify="right")
+    for key, value in scores.items():
+        if key == "metric" or isinstance(value, dict | list):
+            continue
+        cells = [blocks[b].get(key) for b in blocks]
+        table.add_row(
+            key,
+            *("-" if c is None else f"{c:.2f}" if isinstance(c, float) else str(c) for c in cells),
+        )
+    return table
 
 
 def main() -> None:

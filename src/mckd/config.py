@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mckd.data.corpus import DemoCorpusConfig
 from mckd.errors import ConfigError
 from mckd.student import Seq2SeqConfig, StudentConfig
+from mckd.tasks import DEFAULT_TASK
+from mckd.tasks.base import Task
 from mckd.teacher.config import TeacherConfig
 
 METHODS = ("teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd")
@@ -72,18 +74,43 @@ class DataConfig(BaseModel):
         return self.n_labeled, self.n_unlabeled, self.n_test
 
 
+class TaskConfig(BaseModel):
+    """A task with options: `task: {name: slots, labels: [B-x, I-x, ...]}`. A plain name
+    (`task: constituency`) is the same with no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Task name (see mckd.tasks.TASKS).")
+    labels: list[str] = Field(
+        default_factory=list, description="Labels the teacher may use beyond those in the "
+        "labeled examples (slots: BIO tags; parsing: phrase labels)."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from mckd.tasks import TASKS
+
+        if v not in TASKS:
+            raise ValueError(f"unknown task {v!r} (known: {', '.join(TASKS)})")
+        return v
+
+
 class RunConfig(BaseModel):
     """One distillation run: data, teacher, student, and which methods to compare."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("run", description="A name shown in the report.")
-    task: str = Field("constituency", description="Task name (see mckd.tasks.TASKS).")
+    task: str | TaskConfig = Field(
+        DEFAULT_TASK, description="Task name (see mckd.tasks.TASKS), or a section with the "
+        "name and the task's options (`{name: slots, labels: [...]}`)."
+    )
     data: DataConfig = Field(default_factory=DataConfig, description="Data sources and sizes.")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="The LLM teacher.")
     student: StudentConfig = Field(
         default_factory=Seq2SeqConfig, description="Every student (same kind and settings); "
-        "`kind` picks seq2seq (the default), causal or chart."
+        "`kind` picks seq2seq, causal or chart (the default is the task's first student kind)."
     )
     methods: list[MethodName] = Field(
         default_factory=lambda: list(METHODS),
@@ -108,10 +135,19 @@ class RunConfig(BaseModel):
                             "right- and left-branching) on the test set.")
     run_dir: str = Field("runs/demo", description="Run directory (one folder per step).")
 
-    @field_validator("student", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _default_kind(cls, v: Any) -> Any:
-        return {"kind": "seq2seq", **v} if isinstance(v, dict) else v
+    def _default_kind(cls, data: Any) -> Any:
+        """A student without `kind` (or no student section) gets the task's default kind."""
+        if not isinstance(data, dict):
+            return data
+        student = data.get("student")
+        if student is not None and not isinstance(student, dict):
+            return data
+        kind = _default_student_kind(data.get("task", DEFAULT_TASK))
+        if kind is None:  # unknown task: its own validator says so
+            return data
+        return {**data, "student": {"kind": kind, **(student or {})}}
 
     @field_validator("stages", mode="before")
     @classmethod
@@ -133,25 +169,68 @@ class RunConfig(BaseModel):
             raise ValueError("at least one method is needed")
         return [m for m in METHODS if m in v]  # canonical order, duplicates dropped
 
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_section(cls, v: Any) -> Any:
+        """A task section is checked here, so that its errors name its keys (not the union)."""
+        if not isinstance(v, dict):
+            return v
+        unknown = sorted(set(v) - set(TaskConfig.model_fields))
+        if unknown:
+            raise ValueError(f"unknown key 'task.{unknown[0]}' (task options: "
+                             f"{', '.join(TaskConfig.model_fields)})")
+        try:
+            return TaskConfig(**v)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ValueError(f"task.{'.'.join(map(str, err['loc']))}: "
+                             f"{err['msg'].removeprefix('Value error, ')}") from None
+
     @field_validator("task")
     @classmethod
-    def _check_task(cls, v: str) -> str:
+    def _check_task(cls, v: str | TaskConfig) -> str | TaskConfig:
         from mckd.tasks import TASKS
 
-        if v not in TASKS:
+        if isinstance(v, str) and v not in TASKS:
             raise ValueError(f"unknown task {v!r} (known: {', '.join(TASKS)})")
         return v
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
+        task = self.make_task()
+        if self.student.kind not in task.student_kinds:
+            raise ValueError(f"student kind {self.student.kind!r} cannot learn the {task.name} task "
+                             f"(it supports: {', '.join(task.student_kinds)})")
         if "mckd" in self.methods and not self.stages:
             raise ValueError("method mckd needs at least one stage count in 'stages'")
         if self.init_from_sft and "sft" not in self.methods:
             raise ValueError("init_from_sft needs the sft method in 'methods'")
         return self
 
+    def task_name(self) -> str:
+        return self.task if isinstance(self.task, str) else self.task.name
+
+    def task_labels(self) -> list[str]:
+        """The task section's extra labels (none for a plain task name)."""
+        return [] if isinstance(self.task, str) else list(self.task.labels)
+
+    def make_task(self) -> Task:
+        from mckd.tasks import get_task
+
+        return get_task(self.task_name())
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _default_student_kind(task: Any) -> str | None:
+    from mckd.tasks import TASKS
+
+    name = task.get("name") if isinstance(task, dict) else task
+    if isinstance(name, TaskConfig):
+        name = name.name
+    found = TASKS.get(name) if isinstance(name, str) else None
+    return found.student_kinds[0] if found is not None else None
 
 
 def demo_config_path() -> Path:

@@ -16,8 +16,8 @@ from mckd.io import atomic_write, read_text_lines
 class Example:
     """One input, its target if known (gold or pseudolabel), and free-form metadata.
 
-    For constituency parsing `source` is the space-joined tokens, `target` the linearized tree,
-    and `meta["tree"]` the gold PTB tree with POS tags where it is known (scoring needs the tags).
+    `source` is the space-joined tokens and `target` the task's linearized output; a task may
+    keep gold it scores with in `meta` (parsing: the PTB tree with POS tags, under "tree").
     """
 
     id: str

@@ -19,7 +19,7 @@ from mckd.io import atomic_write
 
 log = logging.getLogger(__name__)
 
-# Metric columns, in display order, with the header that says which scorer produced them.
+# Columns of a results.json written before it carried its task's metrics (parsing only).
 METRIC_COLUMNS = {
     "f1": "F1 (paper metric)",
     "evalb_f1": "EVALB F1",
@@ -93,9 +93,23 @@ def metric_cell(scores: dict[str, Any], std: dict[str, Any], col: str) -> str:
     return fmt(scores.get(col), std.get(col))
 
 
-def _metric_cols(rows: list[dict[str, Any]]) -> list[str]:
+def metric_columns(results: dict[str, Any]) -> dict[str, str]:
+    """Metric key -> column header, the task's primary metric first (results.json `metrics`)."""
+    metrics = results.get("metrics")
+    if not metrics:
+        return METRIC_COLUMNS
+    ordered = sorted(metrics, key=lambda m: not m.get("primary"))
+    return {m["key"]: m.get("label") or m["key"] for m in ordered}
+
+
+def primary_key(results: dict[str, Any]) -> str:
+    """The key of the metric methods are ranked and plotted by."""
+    return next(iter(metric_columns(results)), "f1")
+
+
+def _metric_cols(rows: list[dict[str, Any]], columns: dict[str, str]) -> list[str]:
     present = {k for r in rows for k in r}
-    return [k for k in METRIC_COLUMNS if k in present]
+    return [k for k in columns if k in present]
 
 
 # --- sections: each a title, a sentence, and a table -----------------------------------------------
@@ -105,7 +119,7 @@ def build_sections(results: dict[str, Any]) -> list[tuple[str, str, Table]]:
     sections = [
         ("Methods on the test set", _methods_note(results), method_table(results)),
         ("Pseudolabel quality by stage", "Pseudolabels of the unlabeled pool scored against its "
-         "gold trees: stage 0 is the teacher, stage i the cross-partition relabels of stage i.",
+         "gold outputs: stage 0 is the teacher, stage i the cross-partition relabels of stage i.",
          pseudolabel_table(results)),
         ("Teacher", "Usage of the LLM teacher over the pool and the test inputs; cached calls "
          "cost nothing.", teacher_table(results)),
@@ -124,15 +138,17 @@ def _methods_note(results: dict[str, Any]) -> str:
     if len(seeds) > 1:
         note += f"Mean ± standard deviation over {len(seeds)} seeds ({', '.join(map(str, seeds))}). "
     names = results.get("metric_names") or {}
+    columns = metric_columns(results)
     shown = method_table(results)[0]
-    return note + " ".join(f"{METRIC_COLUMNS[k]}: {v}." for k, v in names.items()
-                           if METRIC_COLUMNS.get(k) in shown)
+    return note + " ".join(f"{columns[k]}: {v}." for k, v in names.items()
+                           if columns.get(k) in shown)
 
 
 def method_table(results: dict[str, Any]) -> Table:
     methods = results.get("methods", {})
     baselines = results.get("baselines", {})
-    cols = _metric_cols([m.get("test", {}) for m in [*methods.values(), *baselines.values()]])
+    columns = metric_columns(results)
+    cols = _metric_cols([m.get("test", {}) for m in [*methods.values(), *baselines.values()]], columns)
     rows = []
     for name, entry, kind in [
         *((n, methods[n], "method") for n in ordered_methods(methods)),
@@ -142,7 +158,7 @@ def method_table(results: dict[str, Any]) -> Table:
         label = _with_seed_count(name, entry, results)
         label = label if kind == "method" else f"_{label}_"
         rows.append([label, *(metric_cell(test, std, c) for c in cols)])
-    return ["method", *(METRIC_COLUMNS[c] for c in cols)], rows
+    return ["method", *(columns[c] for c in cols)], rows
 
 
 def _with_seed_count(name: str, entry: dict[str, Any], results: dict[str, Any]) -> str:
@@ -153,14 +169,15 @@ def _with_seed_count(name: str, entry: dict[str, Any], results: dict[str, Any]) 
 
 def pseudolabel_table(results: dict[str, Any]) -> Table:
     labels = results.get("pseudolabels", {})
-    cols = _metric_cols([v.get("gold", {}) for v in labels.values()])
+    columns = metric_columns(results)
+    cols = _metric_cols([v.get("gold", {}) for v in labels.values()], columns)
     rows = []
     for name in sorted(labels, key=lambda n: (labels[n].get("stage", 99), n)):
         entry = labels[name]
         gold, std = entry.get("gold", {}), entry.get("gold_std", {})
         rows.append([fmt(entry.get("stage")), name, fmt(entry.get("labeled")),
                      *(metric_cell(gold, std, c) for c in cols)])
-    return ["stage", "labels", "labeled inputs", *(METRIC_COLUMNS[c] for c in cols)], rows
+    return ["stage", "labels", "labeled inputs", *(columns[c] for c in cols)], rows
 
 
 def teacher_table(results: dict[str, Any]) -> Table:
@@ -254,21 +271,22 @@ def _png(fig: Any) -> bytes:
 
 def _plot_methods(results: dict[str, Any]) -> bytes | None:
     methods = results.get("methods", {})
-    names = [n for n in ordered_methods(methods) if "f1" in methods[n].get("test", {})]
+    key, label = primary_key(results), metric_columns(results).get(primary_key(results), "F1")
+    names = [n for n in ordered_methods(methods) if key in methods[n].get("test", {})]
     if not names:
         return None
-    values = [methods[n]["test"]["f1"] for n in names]
-    errs = [methods[n].get("test_std", {}).get("f1", 0.0) for n in names]
+    values = [methods[n]["test"][key] for n in names]
+    errs = [methods[n].get("test_std", {}).get(key, 0.0) for n in names]
     fig, ax = _figure(max(5, 1.1 * len(names) + 2), 3.6)
     ax.bar(names, values, yerr=errs if any(errs) else None, color="#4c72b0", capsize=3)
     for name, style in zip(sorted(results.get("baselines", {})), ("--", ":", "-."), strict=False):
-        f1 = results["baselines"][name].get("test", {}).get("f1")
+        f1 = results["baselines"][name].get("test", {}).get(key)
         if f1 is not None:
             ax.axhline(f1, linestyle=style, color="#c44e52", label=f"{name} ({f1:.1f})")
     for i, v in enumerate(values):
         ax.text(i, v + 0.5, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
     ax.set_ylim(0, max(100.0, max(values) + 8))
-    ax.set_ylabel("test F1 (paper metric)")
+    ax.set_ylabel(f"test {label}")
     ax.set_title("Methods side by side")
     ax.tick_params(axis="x", labelrotation=20)
     if results.get("baselines"):
@@ -278,11 +296,12 @@ def _plot_methods(results: dict[str, Any]) -> bytes | None:
 
 def _plot_stages(results: dict[str, Any]) -> bytes | None:
     labels = results.get("pseudolabels", {})
-    staged = sorted((v["stage"], v["gold"]["f1"]) for v in labels.values()
-                    if "f1" in v.get("gold", {}) and isinstance(v.get("stage"), int))
+    key, label = primary_key(results), metric_columns(results).get(primary_key(results), "F1")
+    staged = sorted((v["stage"], v["gold"][key]) for v in labels.values()
+                    if key in v.get("gold", {}) and isinstance(v.get("stage"), int))
     methods = results.get("methods", {})
-    finals = sorted((_stage_count(n), m["test"]["f1"]) for n, m in methods.items()
-                    if n.startswith("mckd_") and "f1" in m.get("test", {}))
+    finals = sorted((_stage_count(n), m["test"][key]) for n, m in methods.items()
+                    if n.startswith("mckd_") and key in m.get("test", {}))
     if not staged and not finals:
         return None
     fig, ax = _figure(6.5, 3.8)
@@ -291,12 +310,12 @@ def _plot_stages(results: dict[str, Any]) -> bytes | None:
     if finals:
         # The final student of an N-stage run trains on stage N-1's labels: plot it at N.
         ax.plot(*zip(*finals, strict=True), marker="s", label="final student, test")
-    if "vanilla_kd" in methods and "f1" in methods["vanilla_kd"].get("test", {}):
-        ax.scatter([1], [methods["vanilla_kd"]["test"]["f1"]], marker="^", color="#55a868",
+    if "vanilla_kd" in methods and key in methods["vanilla_kd"].get("test", {}):
+        ax.scatter([1], [methods["vanilla_kd"]["test"][key]], marker="^", color="#55a868",
                    label="vanilla KD, test", zorder=3)
     ax.set_xlabel("stage (pool: 0 = teacher labels; test: N = final student of N-stage MCKD)")
-    ax.set_ylabel("F1 (paper metric)")
-    ax.set_title("F1 by stage")
+    ax.set_ylabel(label)
+    ax.set_title(f"{label} by stage")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
     return _png(fig)

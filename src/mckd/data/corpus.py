@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mckd.data.readers import Treebank
 from mckd.data.split import SplitConfig, split_examples, validated, write_split
 from mckd.data.synth import MAX_LEN, MIN_LEN, synth_treebank
+from mckd.examples import Example
 from mckd.io import atomic_write
 from mckd.tasks.trees import to_labeled, tree_words
 
@@ -64,6 +65,21 @@ def _unique_trees(cfg: DemoCorpusConfig, needed: int) -> Treebank:
         n *= 2
 
 
+def _demo_bank(cfg: DemoCorpusConfig) -> tuple[Treebank, dict[str, list[Example]]]:
+    needed = cfg.n_labeled + cfg.n_unlabeled + cfg.n_test
+    bank = _unique_trees(cfg, needed)
+    bank.trees, bank.origins = bank.trees[:needed], bank.origins[:needed]
+    split_cfg = SplitConfig(
+        n_labeled=cfg.n_labeled, n_test=cfg.n_test, n_unlabeled=cfg.n_unlabeled, seed=cfg.seed
+    )
+    return bank, split_examples(bank, split_cfg, where="trees.txt")
+
+
+def demo_splits(cfg: DemoCorpusConfig) -> dict[str, list[Example]]:
+    """The demo corpus's labeled / unlabeled / test examples, without writing anything."""
+    return _demo_bank(cfg)[1]
+
+
 def build_demo_corpus(
     out_dir: str | Path, cfg: DemoCorpusConfig | None = None, **fields: int
 ) -> dict[str, Path]:
@@ -81,14 +97,8 @@ def build_demo_corpus(
         log.info("demo corpus already built in %s", out_dir)
         return paths
     done.unlink(missing_ok=True)  # a rebuild that dies half way must not look finished
-    needed = cfg.n_labeled + cfg.n_unlabeled + cfg.n_test
-    bank = _unique_trees(cfg, needed)
-    bank.trees, bank.origins = bank.trees[:needed], bank.origins[:needed]
+    bank, splits = _demo_bank(cfg)
     write_trees(out_dir / "trees.txt", bank.trees)
-    split_cfg = SplitConfig(
-        n_labeled=cfg.n_labeled, n_test=cfg.n_test, n_unlabeled=cfg.n_unlabeled, seed=cfg.seed
-    )
-    splits = split_examples(bank, split_cfg, where=out_dir / "trees.txt")
     info = {"trees": "trees.txt (synthetic, mckd.data.synth)", "config": cfg.model_dump()}
     sizes = write_split(splits, out_dir, info)
     with atomic_write(done) as f:

@@ -1,9 +1,11 @@
-"""Split a treebank into the three files a run reads: labeled.jsonl (the few gold pairs),
+"""Split a corpus into the three files a run reads: labeled.jsonl (the few gold pairs),
 unlabeled.jsonl (the pool the teacher labels) and test.jsonl.
 
-Every record is an Example as the constituency task makes it: source = the words of the
-normalized tree, target = its unlabeled bracketing (None in the pool), meta["tree"] = the
-labeled tree with POS tags, kept in the pool too so that pseudolabel quality can be scored.
+Every record is an Example as the task's reader makes it (`Task.read_corpus`), renamed
+`<split>-<index>` and with meta["origin"] saying where it came from; in the pool the target is
+None, while whatever gold the task keeps in meta (parsing: the labeled tree with POS tags) stays,
+so that pseudolabel quality can be scored. `split_treebank` is the same for a treebank read
+with its drop counts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mckd.data.readers import Treebank, load_treebank
 from mckd.errors import ConfigError, InputError
 from mckd.examples import Example, write_examples
 from mckd.io import atomic_write
+from mckd.tasks.base import Task
 from mckd.tasks.constituency import ConstituencyTask
 
 log = logging.getLogger(__name__)
@@ -69,10 +72,10 @@ def _shuffled(n: int, rng: random.Random) -> list[int]:
     return order
 
 
-def _too_few(where: str | Path, bank: Treebank, asked: str, need: str, have: int) -> InputError:
-    dropped = f" (dropped: {_describe(bank.dropped)})" if bank.dropped else ""
+def _too_few(where: str | Path, dropped: dict[str, int], asked: str, need: str, have: int) -> InputError:
+    why = f" (dropped: {_describe(dropped)})" if dropped else ""
     return InputError(
-        where, None, f"asked for {asked}, needs {need}, but only {have} usable sentences{dropped}"
+        where, None, f"asked for {asked}, needs {need}, but only {have} usable sentences{why}"
     )
 
 
@@ -84,56 +87,91 @@ def split_examples(
     test_bank: Treebank | None = None,
     test_where: str | Path | None = None,
 ) -> dict[str, list[Example]]:
+    """`split_items` for treebanks: each tree becomes the constituency task's example."""
+    task = ConstituencyTask()
+
+    def items(b: Treebank) -> list[Example]:
+        return [task.example("", t).with_target(task.linearize(t), origin=o)
+                for t, o in zip(b.trees, b.origins, strict=True)]
+
+    return split_items(items(bank), bank.dropped, cfg, where=where,
+                       test_items=None if test_bank is None else items(test_bank),
+                       test_dropped=None if test_bank is None else test_bank.dropped,
+                       test_where=test_where)
+
+
+def split_items(
+    items: list[Example],
+    dropped: dict[str, int],
+    cfg: SplitConfig,
+    *,
+    where: str | Path,
+    test_items: list[Example] | None = None,
+    test_dropped: dict[str, int] | None = None,
+    test_where: str | Path | None = None,
+) -> dict[str, list[Example]]:
     """Shuffle once with the seed, then take test, labeled, and unlabeled in that order (so
-    the test set for a seed does not change when the pool grows). With `test_bank` (e.g. WSJ
-    section 23) the test side comes from it, and its sentences are kept out of the others."""
+    the test set for a seed does not change when the pool grows). With `test_items` (e.g. WSJ
+    section 23) the test side comes from them, and their sentences are kept out of the others
+    (counted in `dropped`)."""
     rng = random.Random(cfg.seed)
-    if test_bank is None:
+    if test_items is None:
         n_test = cfg.n_test or DEFAULT_TEST
-        order = _shuffled(len(bank.trees), rng)
-        test_side, rest, test_src = order[:n_test], order[n_test:], bank
+        order = _shuffled(len(items), rng)
+        test_side, rest, test_src = order[:n_test], order[n_test:], items
     else:
-        n_test = cfg.n_test or len(test_bank.trees)
-        if n_test > len(test_bank.trees):
-            raise _too_few(
-                test_where or where,
-                test_bank,
-                f"{n_test} test sentences",
-                str(n_test),
-                len(test_bank.trees),
-            )
-        test_side, test_src = _shuffled(len(test_bank.trees), rng)[:n_test], test_bank
-        held_out = {" ".join(test_bank.trees[i].leaves()) for i in test_side}
+        n_test = cfg.n_test or len(test_items)
+        if n_test > len(test_items):
+            raise _too_few(test_where or where, test_dropped or {}, f"{n_test} test sentences",
+                           str(n_test), len(test_items))
+        test_side, test_src = _shuffled(len(test_items), rng)[:n_test], test_items
+        held_out = {test_items[i].source for i in test_side}
         rest = []
-        for i in _shuffled(len(bank.trees), rng):
-            if " ".join(bank.trees[i].leaves()) in held_out:
-                bank.drop("also in the test trees")
+        for i in _shuffled(len(items), rng):
+            if items[i].source in held_out:
+                dropped["also in the test trees"] = dropped.get("also in the test trees", 0) + 1
             else:
                 rest.append(i)
     pool = len(rest) - cfg.n_labeled if cfg.n_unlabeled is None else cfg.n_unlabeled
     if cfg.n_labeled + pool > len(rest) or pool < (1 if cfg.n_unlabeled is None else 0):
-        test = f"{n_test} test" if test_bank is None else f"{n_test} test (from {test_where})"
+        test = f"{n_test} test" if test_items is None else f"{n_test} test (from {test_where})"
         unl = "" if cfg.n_unlabeled is None else f" + {cfg.n_unlabeled} unlabeled"
-        wanted = cfg.n_labeled + (cfg.n_unlabeled or 0) + (n_test if test_bank is None else 0)
+        wanted = cfg.n_labeled + (cfg.n_unlabeled or 0) + (n_test if test_items is None else 0)
         need = f"{'more than ' if cfg.n_unlabeled is None else ''}{wanted}"
-        have = len(bank.trees) if test_bank is None else len(rest)
-        raise _too_few(where, bank, f"{cfg.n_labeled} labeled + {test}{unl} sentences", need, have)
+        have = len(items) if test_items is None else len(rest)
+        raise _too_few(where, dropped, f"{cfg.n_labeled} labeled + {test}{unl} sentences", need, have)
     cuts = {
         "test": test_side,
         "labeled": rest[: cfg.n_labeled],
         "unlabeled": rest[cfg.n_labeled : cfg.n_labeled + pool],
     }
-    task = ConstituencyTask()
     out: dict[str, list[Example]] = {}
     for name in SPLITS:
-        src = test_src if name == "test" else bank
-        exs = []
-        for i in sorted(cuts[name]):  # file order within a split: easier to inspect
-            ex = task.example(f"{name}-{i:06d}", src.trees[i], labeled=name != "unlabeled")
-            exs.append(ex.with_target(ex.target, origin=src.origins[i]))
-        out[name] = exs
+        src = test_src if name == "test" else items
+        out[name] = [  # file order within a split: easier to inspect
+            Example(f"{name}-{i:06d}", src[i].source,
+                    None if name == "unlabeled" else src[i].target, src[i].meta)
+            for i in sorted(cuts[name])
+        ]
     _check_disjoint(out)
     return out
+
+
+def filter_items(items: list[Example], max_len: int | None) -> tuple[list[Example], dict[str, int]]:
+    """Drop sentences longer than `max_len` tokens and repeats of a sentence already kept (so a
+    split cannot put one sentence on both sides); what was dropped is counted."""
+    kept, dropped, seen = [], {}, set()
+    for ex in items:
+        if max_len is not None and len(ex.source.split()) > max_len:
+            reason = f"longer than {max_len} tokens"
+        elif ex.source in seen:
+            reason = "repeated sentence"
+        else:
+            seen.add(ex.source)
+            kept.append(ex)
+            continue
+        dropped[reason] = dropped.get(reason, 0) + 1
+    return kept, dropped
 
 
 def _check_disjoint(splits: dict[str, list[Example]]) -> None:
@@ -159,6 +197,34 @@ def write_split(
     with atomic_write(out_dir / "split.json") as f:
         json.dump({**info, "sizes": sizes}, f, indent=2)
         f.write("\n")
+    return sizes
+
+
+def split_corpus(
+    task: Task,
+    path: str | Path,
+    out_dir: str | Path,
+    cfg: SplitConfig,
+    *,
+    test_path: str | Path | None = None,
+) -> dict[str, int]:
+    """`mckd data split --task T`: read a corpus with the task's reader, split it, and write
+    labeled/unlabeled/test.jsonl. `test_path` (optional) is a separate corpus for the test side."""
+    items, dropped = filter_items(task.read_corpus(path), cfg.max_len)
+    test_items, test_dropped = (None, None) if test_path is None else filter_items(
+        task.read_corpus(test_path), cfg.max_len)
+    splits = split_items(items, dropped, cfg, where=path, test_items=test_items,
+                         test_dropped=test_dropped, test_where=test_path)
+    info = {
+        "task": task.name,
+        "corpus": str(path),
+        "test_corpus": None if test_path is None else str(test_path),
+        "config": cfg.model_dump(),
+        "dropped": dropped,
+        "test_dropped": test_dropped,
+    }
+    sizes = write_split(splits, out_dir, info)
+    log.info("wrote %s to %s", sizes, out_dir)
     return sizes
 
 

@@ -12,6 +12,7 @@ from mckd.config import RunConfig
 from mckd.distill.rundir import RunDir, write_json
 from mckd.examples import Example, write_examples
 from mckd.student.base import count_flags
+from mckd.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ DATA = "data"
 @dataclass
 class RunContext:
     cfg: RunConfig
-    task: Any
+    task: Task
     rd: RunDir
 
     # --- data written by the `data` step
@@ -39,12 +40,12 @@ class RunContext:
         return {k: float(v) for k, v in self.task.score(golds, [p or "" for p in preds]).items()}
 
     def pseudolabel_quality(self, labels: list[Example]) -> dict[str, Any]:
-        """Pseudolabels of the pool against the pool's gold trees, where the pool has them."""
-        with_gold = [ex for ex in labels if has_gold(ex)]
+        """Pseudolabels of the pool against the pool's gold outputs, where the pool has them."""
+        with_gold = [ex for ex in labels if self.task.has_gold(ex)]
         out: dict[str, Any] = {"inputs": len(labels),
                                "labeled": sum(ex.target is not None for ex in labels)}
         if with_gold:
-            golds = [Example(ex.id, ex.source, None, ex.meta) for ex in with_gold]  # gold = meta.tree
+            golds = [Example(ex.id, ex.source, None, ex.meta) for ex in with_gold]  # gold is in meta
             out["gold"] = self.score(golds, [ex.target for ex in with_gold])
             out["gold_inputs"] = len(with_gold)
         return out
@@ -111,10 +112,6 @@ class RunContext:
         if save:
             student.save(folder / "model")
         return summary, outputs
-
-
-def has_gold(ex: Example) -> bool:
-    return bool(ex.meta.get("tree"))
 
 
 def _report_dict(report: Any) -> dict[str, Any]:

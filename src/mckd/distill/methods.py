@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 def run_data(ctx: RunContext, folder: Path) -> dict[str, Any]:
     """Write labeled.jsonl, unlabeled.jsonl and test.jsonl: the run's fixed copy of its data."""
     d = ctx.cfg.data
-    if d.source == "demo":
-        from mckd.data import build_demo_corpus
-
-        paths = build_demo_corpus(folder / "corpus", d.demo)  # trees.txt and split.json stay there
-        labeled, pool, test = (read_examples(paths[n]) for n in ("labeled", "unlabeled", "test"))
+    if d.source == "demo":  # the task's built-in corpus
+        demo = d.demo
+        corpus = ctx.task.builtin_corpus(demo.n_labeled, demo.n_unlabeled, demo.n_test,
+                                         seed=demo.seed, max_words=demo.max_len)
+        labeled, pool, test = corpus.labeled, corpus.pool, corpus.test
     else:
         labeled, pool, test = load_data_files(ctx.cfg)
         labeled = _take(labeled, d.n_labeled, d.seed)
@@ -83,8 +83,8 @@ def label_with_teacher(ctx: RunContext, inputs: list[Example], folder: Path) -> 
 
     write_examples(folder / "inputs.jsonl", inputs)
     result = label_files(folder / "inputs.jsonl", folder / "labelling", ctx.cfg.teacher,
-                         labeled_path=ctx.rd.folder(DATA) / "labeled.jsonl", task=ctx.cfg.task,
-                         progress=sys.stderr.isatty())
+                         labeled_path=ctx.rd.folder(DATA) / "labeled.jsonl", task=ctx.task,
+                         extra_labels=ctx.cfg.task_labels(), progress=sys.stderr.isatty())
     # One label per input, in input order; an input the teacher gave nothing usable has None.
     by_id = {ex.id: ex for ex in result.labels}
     labels = [ex.with_target(by_id[ex.id].target) if ex.id in by_id else ex.with_target(None)
@@ -96,22 +96,14 @@ def label_with_teacher(ctx: RunContext, inputs: list[Example], folder: Path) -> 
 
 
 def run_baselines(ctx: RunContext, folder: Path) -> dict[str, Any]:
+    """The task's trivial baselines on the test inputs."""
     test = ctx.test()
     out = {}
-    for name, make in task_baselines(ctx.cfg.task).items():
-        preds = [make(ex.source.split()) for ex in test]
+    for name, make in ctx.task.baselines().items():
+        preds = make([ex.source for ex in test])
         write_examples(folder / f"{name}.jsonl", [ex.with_target(p) for ex, p in zip(test, preds, strict=True)])
         out[name] = {"test": ctx.score(test, preds)}
     return out
-
-
-def task_baselines(task: str) -> dict[str, Any]:
-    """Trivial outputs to report next to the methods, by task."""
-    if task == "constituency":
-        from mckd.tasks.trees import left_branching, right_branching
-
-        return {"right_branching": right_branching, "left_branching": left_branching}
-    return {}
 
 
 # --- students --------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from mckd.distill.results import aggregate_seeds, collect_results
 from mckd.distill.rundir import RunDir, StepOutcome, expand_force, write_json
 from mckd.errors import ConfigError, InputError, MckdError
 from mckd.io import atomic_write
+from mckd.tasks.base import primary_metric
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def _run_seeds(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
 
 def _run_one(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
     _save_config(cfg, root)
-    ctx = RunContext(cfg, make_task(cfg.task), RunDir(root))
+    ctx = RunContext(cfg, cfg.make_task(), RunDir(root))
     outcomes = ctx.rd.execute(build_steps(ctx), force)
     return _finish(cfg, root, collect_results(ctx), outcomes)
 
@@ -90,9 +91,11 @@ def _finish(cfg: RunConfig, root: Path, results: dict[str, Any], outcomes: list[
     write_json(root / "results.json", results, sort_keys=False)  # methods in run order
     paths = write_report(root)
     ran = sum(not o.skipped for o in outcomes)
-    scores = [f"{name} {m['test']['f1']:.1f}" for name, m in results["methods"].items() if "f1" in m["test"]]
+    primary = primary_metric(cfg.make_task())
+    scores = [f"{name} {m['test'][primary.key]:.1f}" for name, m in results["methods"].items()
+              if primary.key in m["test"]]
     if scores:
-        log.info("test F1: %s", ", ".join(scores))
+        log.info("test %s: %s", primary.label, ", ".join(scores))
     log.info("%d steps run, %d already done; report: %s", ran, len(outcomes) - ran, paths["html"])
     return RunSummary(root, results, paths["html"], outcomes)
 
@@ -106,13 +109,6 @@ def _save_config(cfg: RunConfig, root: Path) -> None:
         f.write(text)
 
 
-def make_task(name: str) -> Any:
-    from mckd.tasks import TASKS
-
-    task = TASKS[name]
-    return task() if isinstance(task, type) else task
-
-
 # --- checks before any work ------------------------------------------------------------------------
 
 
@@ -121,7 +117,7 @@ def preflight(cfg: RunConfig, force: list[str]) -> None:
     _check_data(cfg)
     _check_teacher(cfg)
     if force:
-        ctx = RunContext(cfg, None, RunDir(Path(cfg.run_dir)))
+        ctx = RunContext(cfg, cfg.make_task(), RunDir(Path(cfg.run_dir)))
         expand_force(build_steps(ctx), force)  # unknown step names fail here
 
 

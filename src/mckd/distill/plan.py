@@ -33,19 +33,19 @@ def build_steps(ctx: RunContext) -> list[Step]:
     def step(name: str, deps: tuple[str, ...], key: dict[str, Any], fn: Any, what: str) -> Step:
         return Step(name, deps, key, partial(fn, ctx), what)
 
-    steps = [step(DATA, (), {"data": dump["data"], "task": cfg.task}, methods.run_data,
+    steps = [step(DATA, (), {"data": dump["data"], "task": dump["task"]}, methods.run_data,
                   "copy or build the labeled, unlabeled and test sets")]
-    if cfg.baselines and methods.task_baselines(cfg.task):
+    if cfg.baselines and ctx.task.baselines():
         steps.append(step("baselines", (DATA,), {}, methods.run_baselines, "trivial baselines on test"))
     if "teacher" in cfg.methods:
-        steps.append(step("teacher_test", (DATA,), {"teacher": dump["teacher"]},
+        steps.append(step("teacher_test", (DATA,), {"teacher": dump["teacher"], "task": dump["task"]},
                           methods.run_teacher_test, "the LLM labels the test inputs"))
     if "sft" in cfg.methods:
         sft_key = {"student": dump["student"], "seed": cfg.seed}  # gold only: no add_gold, no init
         steps.append(step("sft", (DATA,), sft_key, methods.run_sft,
                           "student on the gold pairs"))
     if uses_teacher:
-        steps.append(step("teacher", (DATA,), {"teacher": dump["teacher"]},
+        steps.append(step("teacher", (DATA,), {"teacher": dump["teacher"], "task": dump["task"]},
                           methods.run_teacher_pool, "the LLM labels the unlabeled pool"))
     if "vanilla_kd" in cfg.methods or "kd_self_distill" in cfg.methods:
         relabel = "kd_self_distill" in cfg.methods

@@ -1,7 +1,8 @@
 """results.json: gathered from the finished steps' metrics, and averaged over seeds.
 
     methods:      {name: {test: {metric: value}}}         teacher, sft, vanilla_kd, ..., mckd_3stage
-    baselines:    {name: {test: {metric: value}}}         trivial outputs (parsing: right/left-branching)
+    baselines:    {name: {test: {metric: value}}}         the task's trivial outputs
+    metrics:      [{key, label, note, primary}]           what the scores are, primary first
     pseudolabels: {name: {stage, inputs, labeled, gold: {metric: value}}}   pool labels vs gold
     teacher:      {pool|test: usage}                      calls, tokens, cache hits, rejections, seconds, cost
     students:     {step: {train_size, epochs, seconds, fidelity, ...}}
@@ -19,17 +20,7 @@ from mckd.distill import stages
 from mckd.distill.context import RunContext
 from mckd.distill.plan import build_steps
 from mckd.distill.rundir import read_json
-
-# What each metric is, by task, so that every number says which scorer produced it.
-METRIC_NOTES = {
-    "constituency": {
-        "f1": "the paper's metric: per-sentence unlabeled bracket F1 without punctuation, "
-              "averaged over sentences, invalid trees 0",
-        "evalb_f1": "corpus-level labeled EVALB F1 (COLLINS.prm)",
-        "evalb_unlabeled_f1": "corpus-level EVALB F1 ignoring labels",
-        "valid": "outputs that are valid trees over exactly the input words",
-    }
-}
+from mckd.tasks.base import metrics_json
 
 
 def collect_results(ctx: RunContext) -> dict[str, Any]:
@@ -55,11 +46,12 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
     students = {step: metric[step]["train"] for step in sorted(done) if "train" in metric[step]}
     sizes = metric.get("data", {})
     return {
-        "name": cfg.name, "task": cfg.task, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "name": cfg.name, "task": cfg.task_name(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "teacher_model": f"{cfg.teacher.backend}:{cfg.teacher.model}", "student": _student_name(cfg.student),
         "labeled": sizes.get("labeled"), "unlabeled": sizes.get("unlabeled"), "test": sizes.get("test"),
         "partitions": cfg.partitions, "stages": cfg.stages, "seeds": [cfg.seed],
-        "metric_names": METRIC_NOTES.get(cfg.task, {}),
+        "metric_names": {m.key: m.note for m in ctx.task.metrics},
+        "metrics": metrics_json(ctx.task),
         "methods": methods, "baselines": metric.get("baselines", {}), "pseudolabels": pseudolabels,
         "teacher": teacher, "students": students,
         "step_seconds": {s: read_json(rd.folder(s) / "DONE").get("seconds") for s in sorted(done)},

@@ -6,12 +6,14 @@ into an object with the `Student` protocol (student/base.py):
     seq2seq  encoder-decoder (T5, BART, FLAN-T5, MiniLM warm start, T5 presets from scratch)
     causal   decoder-only language model, loss on the target only
     chart    span-chart parser on a pretrained encoder (trees only; valid by construction)
+
+A task lists the kinds that can learn it (`Task.student_kinds`); `build_student` refuses others.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -25,6 +27,10 @@ from mckd.student.config import (
     merge,
     parse_overrides,
 )
+from mckd.tasks import DEFAULT_TASK, get_task
+
+if TYPE_CHECKING:
+    from mckd.tasks.base import Task
 
 StudentConfig = Annotated[Seq2SeqConfig | CausalConfig | ChartConfig, Field(discriminator="kind")]
 
@@ -41,8 +47,11 @@ def parse_student_config(raw: dict[str, Any]) -> Seq2SeqConfig | CausalConfig | 
         raise config_error(e, "student config") from None
 
 
-def build_student(cfg: Seq2SeqConfig | CausalConfig | ChartConfig, task: Any = None) -> Student:
-    """A fresh, untrained student of the config's kind."""
+def build_student(cfg: Seq2SeqConfig | CausalConfig | ChartConfig, task: Task | None = None) -> Student:
+    """A fresh, untrained student of the config's kind, for a task that supports that kind."""
+    if task is not None and cfg.kind not in task.student_kinds:
+        raise ConfigError(f"student kind {cfg.kind!r} cannot learn the {task.name} task "
+                          f"(it supports: {', '.join(task.student_kinds)})")
     if cfg.kind == "chart":
         from mckd.student.chart import ChartStudent
 
@@ -73,19 +82,18 @@ def load_trained_student(path: str | Path, task: Any = None) -> Student:
 
 
 def train_file(train_path: str | Path, out_dir: str | Path, *, model: str | None = None,
-               overrides: list[str] | None = None, task: str = "constituency") -> TrainReport:
-    """`mckd train`: train a student on a labeled JSONL file; the model goes to `out_dir/model`."""
+               overrides: list[str] | None = None, task: str = DEFAULT_TASK) -> TrainReport:
+    """`mckd train`: train a student on a labeled JSONL file; the model goes to `out_dir/model`.
+    The student kind defaults to the seq2seq model."""
     from mckd.examples import read_examples
-    from mckd.tasks import TASKS
 
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    task_obj = get_task(task)
     raw = parse_overrides(overrides or [])
     if model is not None:
         raw["encoder" if raw.get("kind") == "chart" else "model"] = model
     cfg = parse_student_config(raw)
     examples = read_examples(train_path, require_target=True)
-    return build_student(cfg, TASKS[task]).fit(examples, Path(out_dir))
+    return build_student(cfg, task_obj).fit(examples, Path(out_dir))
 
 
 def predict_file(model_dir: str | Path, input_path: str | Path, out_path: str | Path, *,

@@ -12,7 +12,7 @@ processor allows can be completed: the output is always valid, even from an untr
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
@@ -96,6 +96,12 @@ class TreeConstraint:
         self.close = ids(" )")
         self.word_ids = [ids(" " + (placeholder or w)) for w in words]
 
+    def start(self) -> TreeState:
+        return TreeState()
+
+    def max_tokens(self) -> int:
+        return max_tree_tokens(self)
+
     def unit_ids(self, unit: int, first: bool) -> tuple[int, ...]:
         if unit == OPEN:
             return self.open_first if first else self.open
@@ -139,31 +145,33 @@ class TreeConstraint:
         return " ".join(out), s.done
 
 
-class TreeLogitsProcessor(LogitsProcessor):
-    """Masks every token that would leave the tree language; EOS only once the tree is complete.
+class ConstrainedLogitsProcessor(LogitsProcessor):
+    """Masks every token that would leave a constraint's language (a tree, or any task's
+    `DecodingConstraint`); EOS only once the output is complete.
 
     Works for encoder-decoder and decoder-only models, greedy or beam search: a beam's state is
     looked up from its parent prefix (beams are reordered between steps) and advanced by one token.
     """
 
-    def __init__(self, constraints: list[TreeConstraint], eos_id: int, *, num_beams: int = 1) -> None:
+    def __init__(self, constraints: list[Any], eos_id: int, *, num_beams: int = 1) -> None:
         self.constraints = constraints
         self.eos_id = eos_id
         self.num_beams = num_beams
         self.start: int | None = None
-        self.states: dict[tuple[int, tuple[int, ...]], TreeState | None] = {}
+        self.states: dict[tuple[int, tuple[int, ...]], Any] = {}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.start is None:
             self.start = input_ids.shape[1]
         states = self._greedy_states(input_ids) if self.num_beams == 1 else self._beam_states(input_ids)
         rows = [self.constraints[r // self.num_beams] for r in range(len(states))]
-        return scores + tree_mask(scores, rows, states, self.eos_id)
+        return scores + constraint_mask(scores, rows, states, self.eos_id)
 
     def _greedy_states(self, input_ids: torch.LongTensor) -> list[TreeState | None]:
         """Greedy rows never reorder: advance each row's state by its last token, O(1) a step."""
         if input_ids.shape[1] == self.start:
-            self.rows: list[TreeState | None] = [TreeState() for _ in range(input_ids.shape[0])]
+            self.rows: list[Any] = [self.constraints[r // self.num_beams].start()
+                                    for r in range(input_ids.shape[0])]
             return self.rows
         last = input_ids[:, -1].tolist()
         self.rows = [None if s is None or tok == self.eos_id else self.constraints[r].step(s, tok)
@@ -185,7 +193,7 @@ class TreeLogitsProcessor(LogitsProcessor):
 
     def _state(self, b: int, prefix: list[int]) -> TreeState | None:
         if not prefix:
-            return TreeState()
+            return self.constraints[b].start()
         parent = self.states.get((b, tuple(prefix[:-1])))
         if parent is None:  # parent unknown (first call after a resume) or dead: replay
             parent = self._replay(b, prefix[:-1])
@@ -194,7 +202,7 @@ class TreeLogitsProcessor(LogitsProcessor):
         return self.constraints[b].step(parent, prefix[-1])
 
     def _replay(self, b: int, prefix: list[int]) -> TreeState | None:
-        s: TreeState | None = TreeState()
+        s: Any = self.constraints[b].start()
         for tok in prefix:
             if s is None or tok == self.eos_id:
                 return None
@@ -202,9 +210,9 @@ class TreeLogitsProcessor(LogitsProcessor):
         return s
 
 
-def tree_mask(scores: torch.Tensor, constraints: list[TreeConstraint], states: list[TreeState | None],
-               eos: int) -> torch.Tensor:
-    """0 where a row's next token keeps its tree completable, -inf elsewhere (EOS once complete)."""
+def constraint_mask(scores: torch.Tensor, constraints: list[Any], states: list[Any],
+                    eos: int) -> torch.Tensor:
+    """0 where a row's next token keeps its output completable, -inf elsewhere (EOS once complete)."""
     mask = torch.full_like(scores, float("-inf"))
     row_idx: list[int] = []
     tok_idx: list[int] = []
@@ -222,3 +230,8 @@ def max_tree_tokens(c: TreeConstraint) -> int:
     """Longest token sequence the language allows for this input (binary tree, every word bracketed)."""
     brackets = (2 * c.n - 1) * (len(c.open) + len(c.close))
     return sum(len(w) for w in c.word_ids) + brackets + len(c.open_first) + 1
+
+
+# The names these had when trees were the only constrained output.
+TreeLogitsProcessor = ConstrainedLogitsProcessor
+tree_mask = constraint_mask

@@ -1,23 +1,20 @@
 """Batched generation: greedy or beam search over length-sorted batches, with per-sequence
-mean token log-probability, optional tree constraints, and the input's words restored.
+mean token log-probability, an optional decoding constraint (the task's; tree constraints when
+called without one), and the input's words restored where outputs copy them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, SuppressTokensLogitsProcessor
 
 from mckd.student.base import Prediction
 from mckd.student.config import GenerateConfig
-from mckd.student.constrained import (
-    TreeConstraint,
-    TreeLogitsProcessor,
-    TreeState,
-    max_tree_tokens,
-    tree_mask,
-)
+from mckd.student.constrained import ConstrainedLogitsProcessor, TreeConstraint, constraint_mask
 from mckd.student.model import StudentModel
 
 log = logging.getLogger(__name__)
@@ -108,8 +105,19 @@ def rescore(sm: StudentModel, ids: torch.Tensor, mask: torch.Tensor, outs: list[
 @torch.inference_mode()
 def generate(sm: StudentModel, sources: list[str], cfg: GenerateConfig, *, max_source_len: int = 1024,
              default_max_new_tokens: int = 256, placeholder: str | None = None,
-             separator: str = " =>", progress: bool = False) -> list[Prediction]:
-    """Predictions for `sources`, in their order; batches are sorted by length to cut padding."""
+             separator: str = " =>", progress: bool = False,
+             constraint: Callable[[str], Any] | None = None,
+             copies_words: bool = True) -> list[Prediction]:
+    """Predictions for `sources`, in their order; batches are sorted by length to cut padding.
+
+    With `cfg.constrained`, `constraint(source)` (a task's decoding constraint) restricts each
+    output; without one, trees over the source's words. `copies_words` False leaves outputs as
+    decoded (no input words restored: the targets do not contain them)."""
+    causal = sm.kind == "causal"
+    make = None
+    if cfg.constrained:  # None (not yet resolved by a task) counts as off
+        make = constraint or (lambda s: TreeConstraint(s.split(), sm.tokenizer, placeholder=placeholder,
+                                                       space_first=causal))
     model = sm.model
     model.eval()
     device = next(model.parameters()).device
@@ -120,28 +128,29 @@ def generate(sm: StudentModel, sources: list[str], cfg: GenerateConfig, *, max_s
     from tqdm import tqdm
 
     for batch in tqdm(batches, disable=not progress, unit="batch", leave=False):
-        for k, pred in zip(batch, _generate_batch(sm, [sources[k] for k in batch], [prompts[k] for k in batch],
-                                                  cfg, default_max_new_tokens, placeholder, device),
+        batch_sources = [sources[k] for k in batch]
+        constraints = [make(s) for s in batch_sources] if make is not None else None
+        for k, pred in zip(batch, _generate_batch(sm, batch_sources, [prompts[k] for k in batch], cfg,
+                                                  default_max_new_tokens, placeholder, device, constraints,
+                                                  copies_words),
                            strict=True):
             results[k] = pred
     return [r for r in results if r is not None]
 
 
 def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int]], cfg: GenerateConfig,
-                    default_max_new: int, placeholder: str | None, device: torch.device) -> list[Prediction]:
+                    default_max_new: int, placeholder: str | None, device: torch.device,
+                    constraints: list[Any] | None, copies_words: bool) -> list[Prediction]:
     causal = sm.kind == "causal"
     ids, mask = _pad(prompts, sm.pad_id, left=causal)  # decoder-only models continue on the right
     ids, mask = ids.to(device), mask.to(device)
     words = [s.split() for s in sources]
-    constraints = None
     max_new = cfg.max_new_tokens or default_max_new
-    if cfg.constrained:  # None (not yet resolved by a task) counts as off
-        constraints = [TreeConstraint(w, sm.tokenizer, placeholder=placeholder, space_first=causal)
-                       for w in words]
-        max_new = max(max_tree_tokens(c) for c in constraints)  # never cut a tree short
+    if constraints is not None:
+        max_new = max(c.max_tokens() for c in constraints)  # never cut an output short
     if not causal and cfg.num_beams == 1:
         outs, scores = greedy_seq2seq(sm, ids, mask, max_new, constraints)
-        return _predictions(sm, outs, scores, constraints, words, placeholder)
+        return _predictions(sm, outs, scores, constraints, words, placeholder, copies_words)
     processors = LogitsProcessorList()
     recorder = LogprobRecorder() if cfg.num_beams == 1 else None
     if recorder is not None:
@@ -149,7 +158,7 @@ def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int
     if sm.pad_id != sm.eos_id:  # a generated pad could not be told from the fill after EOS
         processors.append(SuppressTokensLogitsProcessor([sm.pad_id], device=device))
     if constraints is not None:
-        processors.append(TreeLogitsProcessor(constraints, sm.eos_id, num_beams=cfg.num_beams))
+        processors.append(ConstrainedLogitsProcessor(constraints, sm.eos_id, num_beams=cfg.num_beams))
     out = sm.model.generate(
         input_ids=ids, attention_mask=mask, num_beams=cfg.num_beams, do_sample=False,
         max_new_tokens=max_new, logits_processor=processors, eos_token_id=sm.eos_id,
@@ -162,12 +171,12 @@ def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int
         scores = [float(lp[r, :len(o)].mean()) if o else float("nan") for r, o in enumerate(outs)]
     else:
         scores = rescore(sm, ids, mask, outs)
-    return _predictions(sm, outs, scores, constraints, words, placeholder)
+    return _predictions(sm, outs, scores, constraints, words, placeholder, copies_words)
 
 
 def _predictions(sm: StudentModel, outs: list[list[int]], scores: list[float],
-                 constraints: list[TreeConstraint] | None, words: list[list[str]],
-                 placeholder: str | None) -> list[Prediction]:
+                 constraints: list[Any] | None, words: list[list[str]],
+                 placeholder: str | None, copies_words: bool = True) -> list[Prediction]:
     preds = []
     for r, o in enumerate(outs):
         if constraints is not None:
@@ -175,7 +184,7 @@ def _predictions(sm: StudentModel, outs: list[list[int]], scores: list[float],
             meta = {"complete": complete}
         else:
             text = decode_text(sm, o)
-            if placeholder or sm.meta.get("bert"):
+            if copies_words and (placeholder or sm.meta.get("bert")):
                 text = restore_words(text, words[r], force=bool(placeholder))
             meta = {}
         preds.append(Prediction(text, scores[r], meta))
@@ -183,7 +192,7 @@ def _predictions(sm: StudentModel, outs: list[list[int]], scores: list[float],
 
 
 def greedy_seq2seq(sm: StudentModel, ids: torch.Tensor, mask: torch.Tensor, max_new: int,
-                   constraints: list[TreeConstraint] | None) -> tuple[list[list[int]], list[float]]:
+                   constraints: list[Any] | None) -> tuple[list[list[int]], list[float]]:
     """Greedy decoding of an encoder-decoder batch, the same tokens as `model.generate` picks,
     but a row leaves the batch (and its KV cache) as soon as it writes EOS, so the batch does
     not keep decoding padding for its finished rows. Returns each row's tokens (EOS included)
@@ -194,7 +203,7 @@ def greedy_seq2seq(sm: StudentModel, ids: torch.Tensor, mask: torch.Tensor, max_
     hidden = model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
     n = ids.shape[0]
     rows = list(range(n))  # the original row of each row still decoding
-    states: list[TreeState | None] = [TreeState() for _ in range(n)]
+    states: list[Any] = [c.start() for c in constraints] if constraints is not None else [None] * n
     outs: list[list[int]] = [[] for _ in range(n)]
     logps: list[list[float]] = [[] for _ in range(n)]
     last = torch.full((n, 1), model.config.decoder_start_token_id, dtype=torch.long, device=ids.device)
@@ -206,7 +215,7 @@ def greedy_seq2seq(sm: StudentModel, ids: torch.Tensor, mask: torch.Tensor, max_
         if pad != eos:  # a generated pad could not be told from the fill after EOS
             logits[:, pad] = float("-inf")
         if constraints is not None:
-            logits = logits + tree_mask(logits, [constraints[r] for r in rows], [states[r] for r in rows], eos)
+            logits = logits + constraint_mask(logits, [constraints[r] for r in rows], [states[r] for r in rows], eos)
         tok = logits.argmax(dim=-1)
         picked = logp.gather(1, tok[:, None]).squeeze(1).tolist()
         keep = []

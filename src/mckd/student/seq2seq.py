@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from mckd.errors import InputError
+from mckd.errors import ConfigError, InputError
 from mckd.examples import Example
 from mckd.io import atomic_write
 from mckd.student.base import Prediction, TrainReport
@@ -61,8 +61,9 @@ class Seq2SeqStudent:
     def fit(self, train_examples: list[Example], out_dir: Path, *,
             on_step: Callable[[int], None] | None = None) -> TrainReport:
         out_dir = Path(out_dir)
-        if self.cfg.generate.constrained is None:  # fixed now, so a saved student decodes the same way
-            self.cfg.generate.constrained = getattr(self.task, "name", None) == "constituency"
+        if self.cfg.target_format == "placeholder" and self.task is not None and not self.task.copies_words:
+            raise ConfigError(f"target_format 'placeholder' replaces the input words in the target, "
+                              f"but {self.task.name} targets do not contain them; use 'text'")
         done = out_dir / "DONE"
         if done.exists():  # finished earlier: load, don't retrain
             self.sm = load_student(out_dir / "model")
@@ -80,6 +81,8 @@ class Seq2SeqStudent:
         data, longest, cut = self._encode(sources, targets)
         self.sm.meta.update(target_format=cfg.target_format, placeholder=cfg.placeholder,
                             max_target_tokens=longest)
+        if self.task is not None:  # a saved student decodes for its task without being told
+            self.sm.meta.update(task=self.task.name, labels=self.task.label_set(train_examples))
         fidelity = self._fidelity_callback(train_examples) if tcfg.fidelity_sample > 0 else None
         self.sm.model.to(resolve_device(tcfg.device))
         report = train(self.sm, data, tcfg, out_dir, fidelity=fidelity, on_step=on_step)
@@ -142,10 +145,24 @@ class Seq2SeqStudent:
         meta = self.sm.meta
         placeholder = meta.get("placeholder") if meta.get("target_format") == "placeholder" else None
         longest = int(meta.get("max_target_tokens") or 128)
-        preds = generate(self.sm, sources, self.cfg.generate, max_source_len=self.cfg.train.max_source_len,
+        constraint = self._constraint(placeholder)
+        gen = self.cfg.generate
+        if gen.constrained is None:  # on where the task has a constraint
+            gen = gen.model_copy(update={"constrained": constraint is not None and constraint(sources[0]) is not None})
+        preds = generate(self.sm, sources, gen, max_source_len=self.cfg.train.max_source_len,
                          default_max_new_tokens=int(longest * 1.25) + 8, placeholder=placeholder,
-                         separator=getattr(self.cfg, "separator", ""))
+                         separator=getattr(self.cfg, "separator", ""), constraint=constraint,
+                         copies_words=self.task.copies_words if self.task is not None else True)
         return preds
+
+    def _constraint(self, placeholder: str | None) -> Callable[[str], Any] | None:
+        """The task's decoding constraint for one source, over this model's tokenizer."""
+        task, sm = self.task, self.sm
+        if task is None or sm is None:
+            return None
+        labels, causal = sm.meta.get("labels"), sm.kind == "causal"
+        return lambda source: task.decoding_constraint(source, labels, sm.tokenizer,
+                                                       placeholder=placeholder, space_first=causal)
 
     def save(self, path: Path) -> None:
         if self.sm is None:
@@ -167,5 +184,10 @@ class Seq2SeqStudent:
         cfg: GenConfig = CausalConfig(**raw) if raw.get("kind") == "causal" else Seq2SeqConfig(**raw)
         student = cls(cfg, task)
         student.sm = load_student(path)
+        if task is None:
+            from mckd.tasks import DEFAULT_TASK, get_task
+
+            # students saved before their task was recorded were all parsers
+            student.task = get_task(student.sm.meta.get("task", DEFAULT_TASK))
         student.sm.model.to(resolve_device(device or cfg.train.device))
         return student

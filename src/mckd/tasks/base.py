@@ -39,14 +39,43 @@ class Metric:
 @dataclass
 class Repaired:
     """An answer after the task's repair: `text` in the target form, None when nothing usable
-    was left; `problems` are the reasons counted in the ledger (empty when it was valid as is)."""
+    was left; `problems` are the reasons counted in the ledger (empty when it was valid as is).
+    `complete` False keeps a text that the repair could not fully fix (for trees: leaves that
+    still differ from the input words): it becomes a pseudolabel flagged not valid."""
 
     text: str | None
     problems: list[str] = field(default_factory=list)
+    complete: bool = True
 
     @property
     def valid(self) -> bool:
-        return self.text is not None
+        return self.text is not None and self.complete
+
+
+class DecodingConstraint(Protocol):
+    """What a generating student needs to decode only valid outputs for one input: a state
+    machine over the student's token ids (student/constrained.py drives it in greedy and beam
+    search). A state for which `next_tokens` is empty is finished: only EOS may follow."""
+
+    def start(self) -> Any:
+        """The state before the first token."""
+        ...
+
+    def next_tokens(self, state: Any) -> set[int]:
+        """Token ids allowed next (empty: the output is complete)."""
+        ...
+
+    def step(self, state: Any, token: int) -> Any | None:
+        """The state after one token; None if the token leaves the language."""
+        ...
+
+    def decode(self, tokens: Sequence[int], eos_id: int) -> tuple[str, bool]:
+        """The output text (target form) of generated tokens, and whether it is complete."""
+        ...
+
+    def max_tokens(self) -> int:
+        """The most tokens a complete output can take (generation is never cut shorter)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -106,29 +135,42 @@ class Task(Protocol):
         """The answer shown for a labeled example in a prompt."""
         ...
 
-    def label_set(self, labeled: Sequence[Example], extra: Sequence[str] = ()) -> list[str]:
-        """The labels answers may use (tags, phrase labels), from the labeled examples."""
+    def label_set(self, labeled: Sequence[Example], extra: Sequence[str] = ()) -> Any:
+        """The labels answers may use, from the labeled examples plus `extra` (the config's
+        `task.labels`). Opaque to the caller, which hands it back to `grammar` and
+        `decoding_constraint` as is (slots: the tag list; parsing: phrase labels and POS tags)."""
         ...
 
-    def grammar(self, source: str, form: str, labels: Sequence[str], options: Any) -> str | None:
-        """A GBNF grammar that admits only valid answers for this input, or None."""
+    def grammar(self, source: str, form: str, labels: Any, options: Any) -> str | None:
+        """A GBNF grammar that admits only valid answers for this input, or None. `options` are
+        the teacher's prompt settings (mckd.teacher.prompts.PromptConfig: `style`, and settings
+        only some tasks read, such as `root` and `max_depth`); in the completion style the
+        grammar should admit one leading space."""
         ...
 
-    def answer_budget(self, source: str, form: str) -> int:
-        """Most tokens an answer for this input may need."""
+    def answer_budget(self, source: str, form: str, count_tokens: Callable[[str], int]) -> int:
+        """Most tokens an answer for this input may need, counted with the backend's
+        `count_tokens`."""
         ...
 
-    def read_answer(self, raw: str, example: Example, form: str) -> Repaired:
-        """A raw answer -> the target form, repaired; raises only AnswerError."""
+    def read_answer(self, raw: str, example: Example, form: str, options: Any) -> Repaired:
+        """A raw answer -> the target form, repaired; raises only AnswerError. `options` as for
+        `grammar` (parsing reads `nest_flat`)."""
         ...
 
-    def combine(self, source: str, answers: Sequence[str], how: str) -> tuple[str, dict[str, Any]]:
-        """One answer (target form) from several sampled ones, with what was done."""
+    def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
+        """One answer from several sampled ones (each as `read_answer` returned it, usable or
+        not), with what was done; `how` is the configured consensus ("mbr" or "vote")."""
         ...
 
     # --- students
-    def decoding_constraint(self, source: str, labels: Sequence[str]) -> Any | None:
-        """A constraint for generating (seq2seq/causal) students, or None."""
+    def decoding_constraint(self, source: str, labels: Any, tokenizer: Any, *,
+                            placeholder: str | None = None,
+                            space_first: bool = False) -> DecodingConstraint | None:
+        """A constraint for a generating (seq2seq/causal) student's output for this input, over
+        the student's `tokenizer`, or None when the task has none. `placeholder` replaces the
+        input words in the output (students trained on placeholder targets); `space_first`
+        says the first unit is written with a leading space (decoder-only models)."""
         ...
 
     # --- data
@@ -136,8 +178,10 @@ class Task(Protocol):
         """Read a user's corpus in any of the task's standard formats (errors name file:line)."""
         ...
 
-    def evaluate_files(self, gold: str | Path, pred: str | Path, metric: str) -> dict[str, Any]:
-        """`mckd evaluate`: score a prediction file against a gold file."""
+    def evaluate_files(self, gold: str | Path, pred: str | Path, metric: str, *,
+                       per_sentence: bool = False) -> dict[str, Any]:
+        """`mckd evaluate`: score a prediction file against a gold file (with per-sentence rows
+        when asked); bad input is an InputError naming file and line."""
         ...
 
     eval_metrics: tuple[str, ...]
@@ -145,10 +189,19 @@ class Task(Protocol):
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
                        max_words: int | None = None) -> Corpus:
-        """The task's generated built-in corpus (the demo's data)."""
+        """The task's generated built-in corpus (the demo's data): `n_labeled` gold pairs, a pool
+        of `n_pool` inputs (gold kept in meta only) and `n_test` test pairs, sentences of at
+        most `max_words` words."""
         ...
 
 
 def primary_metric(task: Task) -> Metric:
     """The task's primary metric."""
     return next(m for m in task.metrics if m.primary)
+
+
+def metrics_json(task: Task) -> list[dict[str, Any]]:
+    """The task's metrics for results.json (primary first), so that a report made from
+    results.json alone can label and order any task's columns."""
+    ordered = sorted(task.metrics, key=lambda m: not m.primary)
+    return [{"key": m.key, "label": m.label, "note": m.note, "primary": m.primary} for m in ordered]

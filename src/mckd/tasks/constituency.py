@@ -12,17 +12,18 @@ Words are never compared, only positions. A sentence with one remaining word sco
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.io import read_text_lines
+from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
 from mckd.tasks.brackets import (
     WORD_TAGS,
     TreeSyntaxError,
@@ -229,6 +230,18 @@ class ConstituencyTask:
     target, repair of generated trees, and scores (the paper's metric and EVALB)."""
 
     name = "constituency"
+    metrics = (
+        Metric("f1", "F1 (paper metric)", "the paper's metric: per-sentence unlabeled bracket F1 "
+               "without punctuation, averaged over sentences, invalid trees 0", primary=True),
+        Metric("evalb_f1", "EVALB F1", "corpus-level labeled EVALB F1 (COLLINS.prm)"),
+        Metric("evalb_unlabeled_f1", "EVALB unlabeled F1", "corpus-level EVALB F1 ignoring labels"),
+        Metric("valid", "valid outputs", "outputs that are valid trees over exactly the input words"),
+    )
+    # seq2seq first: a config that names no student kind gets the paper's kind of student
+    student_kinds = ("seq2seq", "chart", "causal")
+    prompt_forms = ("labeled", "unlabeled")
+    copies_words = True
+    eval_metrics = ("mckd", "evalb", "evalb-unlabeled")
 
     def linearize(self, tree: Tree) -> str:
         from mckd.tasks.trees import to_unlabeled
@@ -251,7 +264,25 @@ class ConstituencyTask:
 
         return repair(text, source.split())
 
-    def score(self, golds: list[Example], preds: list[str]) -> dict[str, float]:
+    # --- gold and scoring -----------------------------------------------------------------
+
+    def has_gold(self, example: Example) -> bool:
+        """Gold is the labeled tree with POS tags in meta['tree']."""
+        return bool(example.meta.get("tree"))
+
+    def validate(self, example: Example) -> str | None:
+        """A target must be one well-formed tree whose leaves are the source's words."""
+        if not example.target:
+            return "no target"
+        try:
+            words, _, _ = scan_brackets(example.target)
+        except TreeSyntaxError as e:
+            return f"target is not a tree: {e}"
+        if words != example.source.split():
+            return "the target tree's words differ from the source"
+        return None
+
+    def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
         """`f1`/`precision`/`recall`: the paper's metric (mean per sentence, 0-100); `valid`:
         predictions it could score; `evalb_unlabeled_f1` always and `evalb_f1` when both gold
         and predictions carry phrase labels (EVALB, COLLINS.prm, corpus-level). Punctuation is
@@ -285,7 +316,12 @@ class ConstituencyTask:
         build = {"right": right_branching, "left": left_branching}[kind]
         return [build(source.split()) for source in sources]
 
-    def fidelity(self, targets: list[str], preds: list[str], sources: list[str]) -> float:
+    def baselines(self) -> dict[str, Callable[[list[str]], list[str]]]:
+        """Fully right- and left-branching trees (FINDINGS.md: right-branching is the bar)."""
+        return {"right_branching": lambda sources: self.baseline(sources, "right"),
+                "left_branching": lambda sources: self.baseline(sources, "left")}
+
+    def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         """Mean per-sentence unlabeled span F1 (0-100) of predictions against pseudolabel
         targets, every token counted (no gold POS tags to find punctuation by); missing
         targets and targets that are not well-formed trees are left out."""
@@ -300,10 +336,105 @@ class ConstituencyTask:
             scores.append(score_prediction(gold, pred).f1)
         return _mean(scores)
 
+    # --- teacher --------------------------------------------------------------------------
+
+    def instruction(self, form: str) -> str:
+        from mckd.tasks.tree_prompts import INSTRUCTION
+
+        return INSTRUCTION
+
+    def demo_output(self, example: Example, form: str) -> str:
+        """The labeled tree with POS tags (meta['tree']) or the unlabeled target."""
+        from mckd.tasks.tree_prompts import demo_output
+
+        return demo_output(example, form)
+
+    def label_set(self, labeled: Sequence[Example], extra: Sequence[str] = ()) -> Any:
+        """PTB phrase labels (plus `extra`) and POS tags, plus any the labeled trees use."""
+        from mckd.tasks.tree_prompts import label_sets
+
+        return label_sets(labeled, extra)
+
+    def grammar(self, source: str, form: str, labels: Any, options: Any) -> str | None:
+        """One tree over exactly the input words (teacher/grammar.py); `options.root` and
+        `options.max_depth` shape it."""
+        from mckd.teacher.grammar import tree_grammar
+
+        return tree_grammar(source.split(), form=form, root=options.root,
+                            max_depth=options.max_depth, labels=labels.labels, tags=labels.tags,
+                            leading_space=(options.style or "completion") == "completion")
+
+    def answer_budget(self, source: str, form: str, count_tokens: Callable[[str], int]) -> int:
+        from mckd.tasks.tree_prompts import answer_budget
+
+        return answer_budget(source, form, count_tokens)
+
+    def read_answer(self, raw: str, example: Example, form: str, options: Any) -> Repaired:
+        """The answer in the unlabeled form (flat constituents nested right-branching when
+        `options.nest_flat`), repaired; leaves that still differ from the words are kept and
+        flagged. Never raises: the repair salvages what it can."""
+        from mckd.tasks.tree_prompts import answer_to_target
+
+        text = answer_to_target(raw, form=form, nest_flat=bool(getattr(options, "nest_flat", False)))
+        return self._repaired(text, example.source)
+
+    def _repaired(self, text: str, source: str) -> Repaired:
+        rep = self.repair(text, source)
+        return Repaired(rep.text, list(rep.problems), rep.yield_ok)
+
+    def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
+        """Consensus over the sampled trees (teacher/consensus.py: "mbr" or "vote"); when no
+        sample is usable, the first goes on as it is."""
+        from mckd.teacher.consensus import combine
+
+        usable = [a.text for a in answers if a.text is not None]
+        if not usable:
+            return answers[0], {"samples": len(answers), "usable": 0}
+        chosen, info = combine(source.split(), usable, how)
+        return self._repaired(chosen, source), info
+
+    # --- students -------------------------------------------------------------------------
+
+    def decoding_constraint(self, source: str, labels: Any, tokenizer: Any, *,
+                            placeholder: str | None = None,
+                            space_first: bool = False) -> DecodingConstraint | None:
+        """Single-rooted trees over exactly the input words (student/constrained.py)."""
+        from mckd.student.constrained import TreeConstraint
+
+        return TreeConstraint(source.split(), tokenizer, placeholder=placeholder,
+                              space_first=space_first)
+
+    # --- data -----------------------------------------------------------------------------
+
+    def read_corpus(self, path: str | Path) -> list[Example]:
+        """A treebank (.mrg files, one-tree-per-line files, or a directory of either), each
+        tree normalized, as examples with meta['origin'] = `file#index`."""
+        from mckd.data.readers import load_treebank
+
+        bank = load_treebank(path)
+        return [self.example(f"{i:06d}", tree).with_target(self.linearize(tree), origin=origin)
+                for i, (tree, origin) in enumerate(zip(bank.trees, bank.origins, strict=True))]
+
+    def evaluate_files(self, gold: str | Path, pred: str | Path, metric: str, *,
+                       per_sentence: bool = False) -> dict[str, Any]:
+        return evaluate_files(gold, pred, metric, per_sentence=per_sentence)
+
+    def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
+                       max_words: int | None = None) -> Corpus:
+        """The synthetic PTB-style treebank (mckd.data.synth), split as `mckd data split` does."""
+        from mckd.data.corpus import DemoCorpusConfig, demo_splits
+
+        fields: dict[str, Any] = {"n_labeled": n_labeled, "n_unlabeled": n_pool, "n_test": n_test,
+                                  "seed": seed}
+        if max_words is not None:
+            fields["max_len"] = max_words
+        splits = demo_splits(DemoCorpusConfig(**fields))
+        return Corpus(splits["labeled"], splits["unlabeled"], splits["test"])
+
 
 # --- scoring files (`mckd evaluate`) ------------------------------------------------------
 
-METRICS = ("mckd", "evalb", "evalb-unlabeled")
+METRICS = ConstituencyTask.eval_metrics
 
 
 def _read_lines(path: str | Path, *, normalize: bool = False) -> list[str]:

@@ -57,8 +57,8 @@ class TeacherConfig(BaseModel):
     )
     api: Literal["completions", "chat"] = Field(
         "completions",
-        description="Which OpenAI endpoint the default prompt uses: /completions (plain prompt) "
-        "or /chat/completions (messages).",
+        description="completions: a plain prompt (/completions); chat: messages "
+        "(/chat/completions). Sets the prompt's style unless prompt.style says otherwise.",
     )
     grammar_field: GrammarField = Field(
         "grammar",
@@ -107,12 +107,16 @@ class TeacherConfig(BaseModel):
     )
     backoff_max_s: float = Field(30.0, ge=0, description="Upper bound on one backoff delay.")
     # --- decoding
-    max_tokens: int = Field(256, ge=1, description="Most tokens generated per call.")
+    max_tokens: int | None = Field(
+        None, ge=1, description="Most tokens generated per call; null: the task's estimate for "
+        "each input (long enough for any valid answer)."
+    )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0 = greedy).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
-    stop: list[str] = Field(
-        default_factory=lambda: ["\n"],
-        description="Stop strings (the default prompt format puts one output per line).",
+    stop: list[str] | None = Field(
+        None,
+        description="Stop strings; null: end of line in the completion style (one answer per "
+        "line), none in the chat style.",
     )
     samples: int = Field(
         1,
@@ -132,8 +136,8 @@ class TeacherConfig(BaseModel):
     )
     prompt: PromptConfig = Field(
         default_factory=PromptConfig,
-        description="Tree tasks: prompt form (labeled PTB or unlabeled), demonstration choice "
-        "(random, shared, nearest), grammar and answer post-processing; see "
+        description="Prompt form (the task's answer forms), demonstration choice (random, "
+        "shared, nearest), grammar, consensus and task-specific answer settings; see "
         "mckd.teacher.prompts.PromptConfig. Its k and seed are taken from k_demos and seed.",
     )
     # --- cost and cache
@@ -172,11 +176,31 @@ class TeacherConfig(BaseModel):
         for key, use in (("k", "k_demos"), ("seed", "seed")):
             if key in self.prompt.model_fields_set:
                 raise ValueError(f"prompt.{key} is taken from the teacher's {use}: set {use} instead")
+        style = {"completions": "completion", "chat": "chat"}[self.api]
+        if self.prompt.style is not None and self.prompt.style != style:
+            raise ValueError(f"api {self.api!r} sends {style} requests but prompt.style is "
+                             f"{self.prompt.style!r}: set one of them only")
+        if self.max_tokens is not None and self.prompt.max_tokens is not None:
+            raise ValueError("max_tokens and prompt.max_tokens both set: set max_tokens only")
         if self.backoff_max_s < self.backoff_s:
             raise ValueError(
                 f"backoff_max_s must be >= backoff_s ({self.backoff_s}), but received {self.backoff_max_s}"
             )
         return self
+
+    def prompt_style(self) -> str:
+        """'completion' or 'chat': prompt.style, else what `api` calls."""
+        return self.prompt.style or ("chat" if self.api == "chat" else "completion")
+
+    def answer_tokens(self) -> int | None:
+        """The configured answer token limit (None: the task estimates it per input)."""
+        return self.max_tokens if self.max_tokens is not None else self.prompt.max_tokens
+
+    def stop_strings(self) -> tuple[str, ...]:
+        """The configured stop strings, else the prompt style's default."""
+        if self.stop is not None:
+            return tuple(self.stop)
+        return ("\n",) if self.prompt_style() == "completion" else ()
 
     def api_key(self) -> str | None:
         """The API key from the environment, or None when unset (local servers need none)."""

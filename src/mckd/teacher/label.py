@@ -6,8 +6,14 @@ never dropped silently. A run can be killed at any moment: each completion is in
 soon as it arrives and each finished input is one ledger line, so a rerun skips what the
 ledger holds, serves what the cache holds, and sends only the rest.
 
-How a prompt is built and how an output is post-processed are parameters (`build_request`,
-`postprocess`); `few_shot_requests` and `repair_outputs` are plain defaults.
+How a prompt is built and how an output is post-processed are parameters of `label_pool`
+(`build_request`, `postprocess`). `label_files` (the CLI and the pipeline) uses one path for
+every task: `PromptBuilder` with the task's prompt hooks, and `samples_postprocess`, which reads
+each sample with the task's `read_answer` and combines several with its `combine`.
+`few_shot_requests` and `repair_outputs` are minimal builders for direct `label_pool` use.
+
+Only an `AnswerError` from the task (output it cannot read) becomes an `invalid_output`
+rejection; any other exception is a bug and stops the run with its traceback in the log.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 from mckd.errors import ConfigError
 from mckd.examples import Example, write_examples
 from mckd.io import atomic_write
+from mckd.tasks.base import AnswerError, Repaired, Task
 from mckd.teacher.backends.base import (
     Backend,
     BackendError,
@@ -65,9 +72,10 @@ PostProcess = Callable[[Example, list[str]], Pseudolabel]
 
 
 def few_shot_requests(demos: Sequence[Example], cfg: TeacherConfig) -> BuildRequest:
-    """The paper's prompt: k demonstrations drawn at random per input, `Input: x` / `Output: y`
-    pairs, then `Input: <x>` / `Output:`. The draw is seeded by (seed, input id), so a rerun
-    rebuilds exactly the same request and finds it in the cache."""
+    """The paper's prompt with nothing task-specific: k demonstrations drawn at random per
+    input, `Input: x` / `Output: y` pairs, then `Input: <x>` / `Output:`. The draw is seeded by
+    (seed, input id), so a rerun rebuilds exactly the same request and finds it in the cache.
+    Without `max_tokens` an answer may take 256 tokens."""
     labeled = [d for d in demos if d.target is not None]
 
     def build(example: Example, sample_index: int) -> TeacherRequest:
@@ -77,33 +85,54 @@ def few_shot_requests(demos: Sequence[Example], cfg: TeacherConfig) -> BuildRequ
         shots = "".join(f"Input: {d.source}\nOutput: {d.target}\n\n" for d in chosen)
         prompt = f"{shots}Input: {example.source}\nOutput:"
         common = dict(
-            max_tokens=cfg.max_tokens,
+            max_tokens=cfg.answer_tokens() or 256,
             temperature=cfg.temperature,
             top_p=cfg.top_p,
-            stop=tuple(cfg.stop),
+            stop=cfg.stop_strings(),
             seed=cfg.seed + sample_index if cfg.temperature > 0 else cfg.seed,
             sample_index=sample_index,
         )
-        if cfg.api == "chat":
+        if cfg.prompt_style() == "chat":
             return TeacherRequest(messages=(("user", prompt),), **common)  # type: ignore[arg-type]
         return TeacherRequest(prompt=prompt, **common)  # type: ignore[arg-type]
 
     return build
 
 
-def repair_outputs(task: Any | None) -> PostProcess:
-    """Post-process the first sample with `task.repair(text, source)` (a result with `.text`,
-    `.problems` and, where the task checks it, `.yield_ok`). With no task, the stripped text is
-    the label and an empty answer is invalid output."""
+def repair_outputs(task: Task | None, form: str | None = None) -> PostProcess:
+    """Read each sample with `task.read_answer` in `form` (default: the task's first) and
+    combine several by "mbr" consensus; with no task, the first sample's stripped text is the
+    label and an empty answer is invalid output."""
+    if task is not None:
+        return samples_postprocess(task, lambda raw, ex: task.read_answer(
+            raw, ex, form or task.prompt_forms[0], None), "mbr")
 
     def post(example: Example, raws: list[str]) -> Pseudolabel:
-        raw = raws[0]
-        if task is None:
-            text = raw.strip()
-            return Pseudolabel(text or None, bool(text), [] if text else ["empty output"])
-        rep = task.repair(raw, example.source)
-        ok = rep.text is not None and bool(getattr(rep, "yield_ok", True))
-        return Pseudolabel(rep.text, ok, list(getattr(rep, "problems", [])))
+        text = raws[0].strip()
+        return Pseudolabel(text or None, bool(text), [] if text else ["empty output"])
+
+    return post
+
+
+def samples_postprocess(task: Task, read: Callable[[str, Example], Repaired], how: str) -> PostProcess:
+    """Each sample read back by `read` (the task's `read_answer`: an AnswerError makes that
+    sample unusable, with its message as the problem); several samples are combined by the
+    task's `combine` with the consensus `how`."""
+
+    def read_one(raw: str, example: Example) -> Repaired:
+        try:
+            return read(raw, example)
+        except AnswerError as e:
+            return Repaired(None, [str(e)])
+
+    def post(example: Example, raws: list[str]) -> Pseudolabel:
+        reps = [read_one(raw, example) for raw in raws]
+        if len(reps) == 1:
+            rep, info = reps[0], {}
+        else:
+            rep, info = task.combine(example.source, reps, how)
+        return Pseudolabel(rep.text, rep.valid, list(rep.problems),
+                           {"consensus": info} if info else {})
 
     return post
 
@@ -201,11 +230,15 @@ class _Run:
 
 
 def _postprocess(post: PostProcess, example: Example, raws: list[str]) -> Pseudolabel:
+    """Output the task cannot read is a rejection; any other failure is a bug in our code,
+    which must stop the run rather than quietly empty the pool."""
     try:
         return post(example, raws)
-    except Exception as e:  # one input's repair bug must not sink a 20k-input run
-        log.warning("post-processing %s failed: %s: %s", example.id, type(e).__name__, e)
-        return Pseudolabel(None, False, [f"post-processing failed: {type(e).__name__}: {e}"])
+    except AnswerError as e:
+        return Pseudolabel(None, False, [str(e)])
+    except Exception:
+        log.exception("post-processing the answer for input %r failed", example.id)
+        raise
 
 
 def _todo(
@@ -450,16 +483,12 @@ def estimate_labelling(
 # ---------------------------------------------------------------- files in, files out
 
 
-def _load_task(name: str | None) -> Any | None:
-    if name in (None, "none"):
-        return None
-    try:
-        from mckd.tasks import TASKS as tasks
-    except ImportError:
-        tasks = {}
-    if name not in tasks:
-        raise ConfigError(f"unknown task {name!r}; known: {', '.join([*sorted(tasks), 'none'])}")
-    return tasks[name]
+def _load_task(task: Task | str | None) -> Task:
+    from mckd.tasks import get_task
+
+    if task is None:
+        return get_task("text")
+    return get_task(task) if isinstance(task, str) else task
 
 
 def label_files(
@@ -468,25 +497,28 @@ def label_files(
     cfg: TeacherConfig,
     *,
     labeled_path: str | Path | None = None,
-    task: str | None = "none",
+    task: Task | str | None = "text",
+    extra_labels: Sequence[str] = (),
     dry_run: bool = False,
     progress: bool = True,
     retry_rejected: bool = False,
 ) -> LabelResult | Estimate:
-    """`mckd label`: read the pool (and demonstrations), prompt with `few_shot_requests`, repair
-    with the task's `repair`, and label into `out_dir`; or, with `dry_run`, only estimate."""
+    """`mckd label`: read the pool (and demonstrations), prompt with the task's hooks, read the
+    answers back with the task's `read_answer` (combining samples with its `combine`), and label
+    into `out_dir`; or, with `dry_run`, only estimate. `task` is a task object or name (None:
+    plain text)."""
     from mckd.examples import read_examples
     from mckd.teacher.backends import build_backend
 
+    task_obj = _load_task(task)
     pool = read_examples(pool_path)
     demos = read_examples(labeled_path, require_target=True) if labeled_path else []
     if cfg.k_demos and not demos:
         log.warning("no labeled examples given: prompts carry no demonstrations")
     cache = TeacherCache(cfg.cache_path) if cfg.cache else None
     if dry_run:
-        build, _ = task_prompting(
-            task, cfg, demos, pool, count_tokens=approx_tokens, context_size=cfg.context_size
-        )
+        build, _ = task_prompting(task_obj, cfg, demos, pool, count_tokens=approx_tokens,
+                                  context_size=cfg.context_size, extra_labels=extra_labels)
         out_tokens = [approx_tokens(d.target or "") for d in demos]
         serial = cfg.backend in ("llamacpp", "transformers")
         return estimate_labelling(
@@ -502,14 +534,8 @@ def label_files(
         )
     backend = build_backend(cfg)
     try:
-        build, post = task_prompting(
-            task,
-            cfg,
-            demos,
-            pool,
-            count_tokens=backend.count_tokens,
-            context_size=backend.context_size,
-        )
+        build, post = task_prompting(task_obj, cfg, demos, pool, count_tokens=backend.count_tokens,
+                                     context_size=backend.context_size, extra_labels=extra_labels)
         return label_pool(
             pool,
             backend,
@@ -526,66 +552,59 @@ def label_files(
 
 
 def task_prompting(
-    task: str | None,
+    task: Task,
     cfg: TeacherConfig,
     demos: Sequence[Example],
     pool: Sequence[Example],
     *,
     count_tokens: Callable[[str], int],
     context_size: int,
+    extra_labels: Sequence[str] = (),
 ) -> tuple[BuildRequest, PostProcess]:
-    """The request builder and post-processor for a task. Constituency parsing uses the tree
-    prompts of mckd.teacher.prompts (labeled-form demonstrations when the demonstrations carry
-    meta['tree'], single-root grammar, consensus over samples); other tasks the plain k-shot
-    prompt and the task's repair."""
-    task_obj = _load_task(task)
-    if task != "constituency":
-        return few_shot_requests(demos, cfg), repair_outputs(task_obj)
-    from mckd.teacher.prompts import PromptBuilder, PromptConfig
+    """The request builder and post-processor for any task: prompts from the task's hooks
+    (context fitting, shared, random or nearest demonstrations, the task's grammar), answers
+    read by the task and several samples combined by its consensus. When the demonstrations
+    cannot be shown in the configured form (parsing's labeled form needs meta['tree']), the
+    task's next form that they allow is used, with a warning."""
+    from mckd.teacher.prompts import PromptBuilder
 
-    base = getattr(cfg, "prompt", None) or PromptConfig()
-    form = base.form
-    if form == "labeled" and not all(d.meta.get("tree") for d in demos):
-        log.warning("demonstrations lack meta['tree']: prompting with the unlabeled form")
-        form = "unlabeled"
-    update = {"form": form, "k": cfg.k_demos, "seed": cfg.seed}
+    base = cfg.prompt
+    form = base.form or task.prompt_forms[0]
+    if cfg.k_demos:
+        form = usable_form(task, form, demos)
+    update = {"form": form, "k": cfg.k_demos, "seed": cfg.seed, "style": cfg.prompt_style(),
+              "max_tokens": cfg.answer_tokens()}
     prompt_cfg = base.model_copy(update=update)
     builder = PromptBuilder(
         demos,
         prompt_cfg,
+        task=task,
         count_tokens=count_tokens,
         context_size=context_size,
         pool=pool,
         samples=cfg.samples,
         temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        stop=cfg.stop,
+        extra_labels=extra_labels,
     )
-    return builder.build_request, tree_postprocess(task_obj, builder.to_target, prompt_cfg.consensus)
+    return builder.build_request, samples_postprocess(task, builder.read_answer, prompt_cfg.consensus)
 
 
-def tree_postprocess(
-    task: Any, to_target: Callable[[str, Example], str], consensus: str = "mbr"
-) -> PostProcess:
-    """Each sample read back to the target form and repaired; several samples are combined by
-    `consensus`: "mbr" (the sample that agrees best with the others) or "vote" (majority spans)."""
-    from mckd.teacher.consensus import combine
-
-    def post(example: Example, raws: list[str]) -> Pseudolabel:
-        reps = [task.repair(to_target(raw, example), example.source) for raw in raws]
-        if len(reps) == 1:
-            rep, info = reps[0], {}
-        else:
-            ok = [r.text for r in reps if r.text is not None]
-            if not ok:
-                rep, info = reps[0], {"samples": len(reps), "usable": 0}
-            else:
-                chosen, info = combine(example.source.split(), ok, consensus)
-                rep = task.repair(chosen, example.source)
-        valid = rep.text is not None and bool(getattr(rep, "yield_ok", True))
-        return Pseudolabel(
-            rep.text, valid, list(getattr(rep, "problems", [])), {"consensus": info} if info else {}
-        )
-
-    return post
+def usable_form(task: Task, form: str, demos: Sequence[Example]) -> str:
+    """`form` if every demonstration can be shown in it, else the task's first form that can."""
+    forms = [form, *(f for f in task.prompt_forms if f != form)]
+    for i, candidate in enumerate(forms):
+        try:
+            for d in demos:
+                task.demo_output(d, candidate)
+        except ConfigError as e:
+            if i == len(forms) - 1:
+                raise
+            log.warning("%s: prompting with the %r form", e, forms[i + 1])
+            continue
+        return candidate
+    return form
 
 
 def model_id(cfg: TeacherConfig) -> str:

