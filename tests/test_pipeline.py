@@ -296,9 +296,12 @@ def test_a_seq2seq_student_leaves_the_run_config_alone(tmp_path: Path, monkeypat
     saved = tmp_path / "run" / "config.yaml"
     assert yaml.safe_load(saved.read_text()) == cfg.model_dump(mode="json")
     model_dir = tmp_path / "run" / "sft" / "model"
-    assert json.loads((model_dir / "student_config.json").read_text())["generate"]["constrained"] is True
-    # The constrained decoder's flag reaches the predictions and the counts in results.json.
+    saved_student = json.loads((model_dir / "student_config.json").read_text())
+    assert saved_student["generate"]["constrained"] == before["student"]["generate"]["constrained"]
+    # Decoding was constrained (the task's tree constraint): its flag reaches every prediction
+    # and the counts in results.json.
     preds = read_examples(tmp_path / "run" / "sft" / "test.jsonl")
+    assert all("complete" in ex.meta["student"] for ex in preds)
     incomplete = sum(ex.meta["student"]["complete"] is False for ex in preds)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["students"]["sft"]["predictions"]["test"] == {"predictions": 8, "fallback": 0,
