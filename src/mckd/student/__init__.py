@@ -6,6 +6,7 @@ into an object with the `Student` protocol (student/base.py):
     seq2seq  encoder-decoder (T5, BART, FLAN-T5, MiniLM warm start, T5 presets from scratch)
     causal   decoder-only language model, loss on the target only
     chart    span-chart parser on a pretrained encoder (trees only; valid by construction)
+    tagger   BIO word tagger on a pretrained encoder (slot filling; valid by construction)
 """
 
 from __future__ import annotations
@@ -21,19 +22,24 @@ from mckd.student.config import (
     CausalConfig,
     ChartConfig,
     Seq2SeqConfig,
+    TaggerConfig,
     config_error,
     merge,
     parse_overrides,
 )
 
-StudentConfig = Annotated[Seq2SeqConfig | CausalConfig | ChartConfig, Field(discriminator="kind")]
+AnyStudentConfig = Seq2SeqConfig | CausalConfig | ChartConfig | TaggerConfig
+StudentConfig = Annotated[AnyStudentConfig, Field(discriminator="kind")]
+
+# The file a saved student of each encoder kind is recognised by (seq2seq / causal otherwise).
+_SAVED_MARKERS = {"chart": "chart_config.json", "tagger": "tagger_config.json"}
 
 __all__ = ["CausalConfig", "ChartConfig", "Prediction", "Seq2SeqConfig", "Student", "StudentConfig",
-           "TrainReport", "build_student", "load_trained_student", "parse_student_config",
+           "TaggerConfig", "TrainReport", "build_student", "load_trained_student", "parse_student_config",
            "predict_file", "train_file"]
 
 
-def parse_student_config(raw: dict[str, Any]) -> Seq2SeqConfig | CausalConfig | ChartConfig:
+def parse_student_config(raw: dict[str, Any]) -> AnyStudentConfig:
     """A config dict (from YAML or --set) -> the kind's config; default kind is seq2seq."""
     try:
         return TypeAdapter(StudentConfig).validate_python({"kind": "seq2seq", **raw})
@@ -41,12 +47,16 @@ def parse_student_config(raw: dict[str, Any]) -> Seq2SeqConfig | CausalConfig | 
         raise config_error(e, "student config") from None
 
 
-def build_student(cfg: Seq2SeqConfig | CausalConfig | ChartConfig, task: Any = None) -> Student:
+def build_student(cfg: AnyStudentConfig, task: Any = None) -> Student:
     """A fresh, untrained student of the config's kind."""
     if cfg.kind == "chart":
         from mckd.student.chart import ChartStudent
 
         return ChartStudent(cfg, task)
+    if cfg.kind == "tagger":
+        from mckd.student.tagger import TaggerStudent
+
+        return TaggerStudent(cfg, task)
     from mckd.student.seq2seq import Seq2SeqStudent
 
     return Seq2SeqStudent(cfg, task)
@@ -54,19 +64,24 @@ def build_student(cfg: Seq2SeqConfig | CausalConfig | ChartConfig, task: Any = N
 
 def _student_dir(path: Path) -> Path:
     """A saved student, or a training output directory holding one in `model/`."""
+    markers = ["student_config.json", *_SAVED_MARKERS.values()]
     for cand in (path, path / "model"):
-        if (cand / "student_config.json").exists() or (cand / "chart_config.json").exists():
+        if any((cand / m).exists() for m in markers):
             return cand
-    raise InputError(path, None, "not a trained student (no student_config.json or chart_config.json)")
+    raise InputError(path, None, f"not a trained student (no {' or '.join(markers)})")
 
 
 def load_trained_student(path: str | Path, task: Any = None) -> Student:
     """Reopen any saved student, whatever its kind."""
     path = _student_dir(Path(path))
-    if (path / "chart_config.json").exists():
+    if (path / _SAVED_MARKERS["chart"]).exists():
         from mckd.student.chart import ChartStudent
 
         return ChartStudent.load(path, task)
+    if (path / _SAVED_MARKERS["tagger"]).exists():
+        from mckd.student.tagger import TaggerStudent
+
+        return TaggerStudent.load(path, task)
     from mckd.student.seq2seq import Seq2SeqStudent
 
     return Seq2SeqStudent.load(path, task)
@@ -82,7 +97,7 @@ def train_file(train_path: str | Path, out_dir: str | Path, *, model: str | None
         raise ConfigError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     raw = parse_overrides(overrides or [])
     if model is not None:
-        raw["encoder" if raw.get("kind") == "chart" else "model"] = model
+        raw["encoder" if raw.get("kind") in _SAVED_MARKERS else "model"] = model
     cfg = parse_student_config(raw)
     examples = read_examples(train_path, require_target=True)
     return build_student(cfg, TASKS[task]).fit(examples, Path(out_dir))

@@ -1,0 +1,85 @@
+"""BIO tag sets and decoding under the BIO constraints: `I-x` only right after `B-x` or `I-x`,
+never at the start of a sentence. Viterbi over per-word scores then returns the best tag
+sequence that is valid by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+OUTSIDE = "O"
+
+
+def tag_problem(tag: str) -> str | None:
+    """Why `tag` is not a BIO tag (`O`, `B-type`, `I-type`), or None if it is one."""
+    if tag == OUTSIDE or (tag[:2] in ("B-", "I-") and len(tag) > 2):
+        return None
+    return f"tag {tag!r} is not O, B-type or I-type"
+
+
+def tag_set(sequences: Iterable[Sequence[str]], existing: Sequence[str] = ()) -> list[str]:
+    """`existing` (kept in its order, so a trained layer's rows still mean the same tags), then
+    `O` and, for every type seen in `sequences` as B-x or I-x, both B-x and I-x, sorted."""
+    types = {tag[2:] for seq in sequences for tag in seq if tag != OUTSIDE}
+    out = list(existing)
+    seen = set(out)
+    for tag in [OUTSIDE, *(f"{p}-{t}" for t in sorted(types) for p in "BI")]:
+        if tag not in seen:
+            out.append(tag)
+            seen.add(tag)
+    return out
+
+
+def bio_constraints(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`start_ok[t]`: tag t may open a sentence; `trans_ok[s, t]`: tag t may follow tag s."""
+    inside = np.array([t.startswith("I-") for t in tags])
+    start_ok = ~inside
+    trans_ok = np.ones((len(tags), len(tags)), dtype=bool)
+    for t, tag in enumerate(tags):
+        if inside[t]:
+            trans_ok[:, t] = [s in (f"B-{tag[2:]}", tag) for s in tags]
+    return start_ok, trans_ok
+
+
+def viterbi(
+    scores: np.ndarray, lengths: Sequence[int], start_ok: np.ndarray, trans_ok: np.ndarray
+) -> list[list[int]]:
+    """The highest-scoring allowed tag path for each sentence of a padded batch.
+
+    `scores` is (batch, words, tags), e.g. per-word log-probabilities, so a path's score is
+    their sum; `lengths` gives each sentence's word count (at least 1). Sentences of one batch
+    are decoded together: a finished sentence carries its scores along unchanged (an identity
+    back-pointer), so the loop runs once per position, not per sentence."""
+    batch, width, n_tags = scores.shape
+    blocked = np.where(trans_ok, 0.0, -np.inf)
+    lengths_arr = np.asarray(lengths)
+    best = np.where(start_ok, scores[:, 0], -np.inf)  # (batch, tags)
+    back = np.zeros((batch, width, n_tags), dtype=np.int64)
+    keep = np.arange(n_tags)
+    for i in range(1, width):
+        cand = best[:, :, None] + blocked[None]  # previous tag x next tag
+        prev = cand.argmax(axis=1)
+        step = np.take_along_axis(cand, prev[:, None, :], axis=1)[:, 0] + scores[:, i]
+        active = (i < lengths_arr)[:, None]
+        best = np.where(active, step, best)
+        back[:, i] = np.where(active, prev, keep)
+    last = best.argmax(axis=1)
+    paths = np.zeros((batch, width), dtype=np.int64)
+    paths[:, width - 1] = last
+    for i in range(width - 1, 0, -1):
+        paths[:, i - 1] = back[np.arange(batch), i, paths[:, i]]
+    return [paths[b, :n].tolist() for b, n in enumerate(lengths)]
+
+
+def is_valid(tags: Sequence[str]) -> bool:
+    """Whether a tag sequence obeys the BIO constraints."""
+    prev = OUTSIDE
+    for tag in tags:
+        if tag_problem(tag) is not None:
+            return False
+        if tag.startswith("I-") and prev not in (f"B-{tag[2:]}", tag):
+            return False
+        prev = tag
+    return True
