@@ -213,7 +213,7 @@ class EncoderStudentConfig(BaseModel):
         512, ge=8, description="Longest encoder input; longer sentences keep one subword per word."
     )
     checkpoint_every: int = Field(
-        200, ge=1, description="Steps between resumable checkpoints (also at each epoch end)."
+        200, ge=1, description="Steps between resumable checkpoints."
     )
     seed: int = Field(
         0, description="Seed for the layers on top of the encoder, batch order and dropout."
