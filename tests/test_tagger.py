@@ -294,3 +294,31 @@ def test_minilm_learns_a_toy_tagging_problem(tmp_path: Path) -> None:
         "O O B-from O B-to I-to",
         "O O O O O B-to O B-from",
     ]
+
+
+def test_mean_pooling_averages_each_words_subwords(tiny_encoder: str) -> None:
+    student = TaggerStudent(tiny_config(tiny_encoder, pooling="mean"))
+    student.set_tags(["O", "B-x", "I-x"])
+    words = ["unbelievably", "long", "antidisestablishmentarianism"]
+    ids, pos = student._encode(words)
+    student.model.eval()
+    with torch.no_grad():
+        batch = student._collate([(ids, pos), student._encode(["a"])])
+        logits = student.model(batch)[0]
+        h = student.model.encoder(input_ids=torch.tensor([ids])).last_hidden_state[0]
+    assert max(pos[k + 2] - pos[k + 1] for k in range(len(words))) >= 3  # really averaging
+    for k in range(len(words)):
+        expected = student.model.out(h[pos[k + 1] : pos[k + 2]].mean(0))
+        assert torch.allclose(logits[k], expected, atol=1e-5)
+
+
+def test_config_is_a_student_kind_with_checked_values() -> None:
+    from mckd.errors import ConfigError
+    from mckd.student import parse_student_config
+
+    cfg = parse_student_config({"kind": "tagger", "pooling": "mean", "epochs": 3})
+    assert isinstance(cfg, TaggerConfig) and cfg.encoder.endswith("all-MiniLM-L6-v2")
+    with pytest.raises(ConfigError, match="pooling"):
+        parse_student_config({"kind": "tagger", "pooling": "max"})
+    with pytest.raises(ConfigError, match="span_hidden: unknown key"):
+        parse_student_config({"kind": "tagger", "span_hidden": 8})

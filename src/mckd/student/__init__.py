@@ -31,8 +31,9 @@ from mckd.student.config import (
 AnyStudentConfig = Seq2SeqConfig | CausalConfig | ChartConfig | TaggerConfig
 StudentConfig = Annotated[AnyStudentConfig, Field(discriminator="kind")]
 
-# The file a saved student of each encoder kind is recognised by (seq2seq / causal otherwise).
-_SAVED_MARKERS = {"chart": "chart_config.json", "tagger": "tagger_config.json"}
+# Students on a pretrained encoder (`--model` names their encoder), and the file a saved one
+# is recognised by; a saved seq2seq / causal student has student_config.json.
+_ENCODER_KINDS = {"chart": "chart_config.json", "tagger": "tagger_config.json"}
 
 __all__ = ["CausalConfig", "ChartConfig", "Prediction", "Seq2SeqConfig", "Student", "StudentConfig",
            "TaggerConfig", "TrainReport", "build_student", "load_trained_student", "parse_student_config",
@@ -64,7 +65,7 @@ def build_student(cfg: AnyStudentConfig, task: Any = None) -> Student:
 
 def _student_dir(path: Path) -> Path:
     """A saved student, or a training output directory holding one in `model/`."""
-    markers = ["student_config.json", *_SAVED_MARKERS.values()]
+    markers = ["student_config.json", *_ENCODER_KINDS.values()]
     for cand in (path, path / "model"):
         if any((cand / m).exists() for m in markers):
             return cand
@@ -74,11 +75,11 @@ def _student_dir(path: Path) -> Path:
 def load_trained_student(path: str | Path, task: Any = None) -> Student:
     """Reopen any saved student, whatever its kind."""
     path = _student_dir(Path(path))
-    if (path / _SAVED_MARKERS["chart"]).exists():
+    if (path / _ENCODER_KINDS["chart"]).exists():
         from mckd.student.chart import ChartStudent
 
         return ChartStudent.load(path, task)
-    if (path / _SAVED_MARKERS["tagger"]).exists():
+    if (path / _ENCODER_KINDS["tagger"]).exists():
         from mckd.student.tagger import TaggerStudent
 
         return TaggerStudent.load(path, task)
@@ -97,7 +98,7 @@ def train_file(train_path: str | Path, out_dir: str | Path, *, model: str | None
         raise ConfigError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     raw = parse_overrides(overrides or [])
     if model is not None:
-        raw["encoder" if raw.get("kind") in _SAVED_MARKERS else "model"] = model
+        raw["encoder" if raw.get("kind") in _ENCODER_KINDS else "model"] = model
     cfg = parse_student_config(raw)
     examples = read_examples(train_path, require_target=True)
     return build_student(cfg, TASKS[task]).fit(examples, Path(out_dir))
