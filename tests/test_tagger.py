@@ -15,7 +15,8 @@ import torch
 from mckd.errors import InputError, MckdError
 from mckd.examples import Example
 from mckd.student import TaggerConfig, build_student, load_trained_student, tagger_train
-from mckd.student.bio import bio_constraints, is_valid, tag_set, viterbi
+from mckd.student.bio import as_valid, bio_constraints, is_valid, tag_set, viterbi
+from mckd.student.crf import BioCrf
 from mckd.student.tagger import TaggerStudent, target_tags
 
 CITIES = ["boston", "denver", "new york", "paris", "san francisco", "chicago"]
@@ -83,14 +84,69 @@ def test_tag_set_adds_partners_and_keeps_known_tags_first() -> None:
     ]
 
 
-def all_paths_best(scores: np.ndarray, tags: list[str]) -> float:
+def valid_paths(n: int, tags: list[str]) -> list[tuple[int, ...]]:
+    return [p for p in itertools.product(range(len(tags)), repeat=n)
+            if is_valid([tags[t] for t in p])]
+
+
+def path_score(scores: np.ndarray, path: tuple[int, ...], trans: np.ndarray | None = None,
+               start: np.ndarray | None = None) -> float:
+    total = sum(scores[i, t] for i, t in enumerate(path))
+    if start is not None:
+        total += start[path[0]]
+    if trans is not None:
+        total += sum(trans[a, b] for a, b in itertools.pairwise(path))
+    return float(total)
+
+
+def all_paths_best(scores: np.ndarray, tags: list[str], trans: np.ndarray | None = None,
+                   start: np.ndarray | None = None) -> float:
     """Best total score over every valid tag sequence, by enumeration."""
-    n = scores.shape[0]
-    best = -np.inf
-    for path in itertools.product(range(len(tags)), repeat=n):
-        if is_valid([tags[t] for t in path]):
-            best = max(best, sum(scores[i, t] for i, t in enumerate(path)))
-    return best
+    return max(path_score(scores, p, trans, start) for p in valid_paths(len(scores), tags))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_viterbi_with_transition_scores_finds_the_best_valid_path(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    tags = tag_set([["B-a", "B-b-c"]])
+    start_ok, trans_ok = bio_constraints(tags)
+    trans, start = rng.normal(size=(5, 5)), rng.normal(size=5)
+    trans[~trans_ok] = 50.0  # forbidden transitions must stay forbidden whatever their score
+    lengths = [1, 4, 3, 2]
+    scores = rng.normal(size=(4, 4, len(tags)))
+    paths = viterbi(scores, lengths, start_ok, trans_ok, trans, start)
+    for b, (path, n) in enumerate(zip(paths, lengths, strict=True)):
+        assert len(path) == n and is_valid([tags[t] for t in path])
+        found = path_score(scores[b], tuple(path), trans, start)
+        assert found == pytest.approx(all_paths_best(scores[b, :n], tags, trans, start))
+
+
+def test_crf_likelihood_is_normalised_over_valid_paths() -> None:
+    torch.manual_seed(0)
+    tags = tag_set([["B-a", "B-b"]])
+    crf = BioCrf(tags)
+    with torch.no_grad():
+        crf.start.normal_()
+        crf.transitions.normal_()
+    lengths = [3, 1, 2]
+    emissions = torch.randn(3, 3, len(tags))
+    mask = torch.arange(3)[None] < torch.tensor(lengths)[:, None]
+    log_z = crf.log_partition(emissions, mask)
+    start, trans = crf.numpy_scores()
+    for b, n in enumerate(lengths):
+        scores = emissions[b, :n].numpy()
+        every = [path_score(scores, p, trans, start) for p in valid_paths(n, tags)]
+        assert log_z[b].item() == pytest.approx(np.logaddexp.reduce(every), abs=1e-4)
+        path = valid_paths(n, tags)[-1]
+        padded = torch.tensor([*path, *[0] * (3 - n)])[None]
+        got = crf.path_score(emissions[b : b + 1], padded, mask[b : b + 1])
+        assert got.item() == pytest.approx(path_score(scores, path, trans, start), abs=1e-4)
+
+
+def test_as_valid_starts_a_chunk_where_conlleval_does() -> None:
+    assert as_valid(["I-a", "I-a", "O", "I-b", "B-a", "I-b"]) == [
+        "B-a", "I-a", "O", "B-b", "B-a", "B-b"
+    ]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -322,3 +378,25 @@ def test_config_is_a_student_kind_with_checked_values() -> None:
         parse_student_config({"kind": "tagger", "pooling": "max"})
     with pytest.raises(ConfigError, match="span_hidden: unknown key"):
         parse_student_config({"kind": "tagger", "span_hidden": 8})
+
+
+def test_crf_tagger_trains_decodes_valid_paths_and_round_trips(
+    tiny_encoder: str, tmp_path: Path
+) -> None:
+    student = TaggerStudent(tiny_config(tiny_encoder, crf=True, epochs=3))
+    report = student.fit(toy_examples(), tmp_path / "run")
+    assert report.extra["epoch_losses"][-1] < report.extra["epoch_losses"][0]
+    assert student.model.crf is not None and student.model.crf.transitions.abs().sum() > 0
+    sources = [ex.source for ex in toy_examples()] + ["boston", "fly " * 30]
+    preds = student.predict(sources)
+    for source, pred in zip(sources, preds, strict=True):
+        assert len(pred.text.split()) == len(source.split()) and is_valid(pred.text.split())
+        assert pred.mean_logprob is not None and pred.mean_logprob <= 0
+    again = load_trained_student(tmp_path / "run")
+    assert [p.text for p in again.predict(sources)] == [p.text for p in preds]
+    assert [p.mean_logprob for p in again.predict(sources)] == pytest.approx(
+        [p.mean_logprob for p in preds]
+    )
+    n = len(student.tags)
+    student.fit([Example("m", "play jazz", "O B-genre")], tmp_path / "more")
+    assert student.model.crf.transitions.shape == (n + 2, n + 2)

@@ -252,3 +252,8 @@ class TaggerConfig(EncoderStudentConfig):
     pooling: Literal["first", "mean"] = Field(
         "first", description="A word's vector: its first subword's, or the mean of its subwords'."
     )
+    crf: bool = Field(
+        False,
+        description="A linear-chain CRF over the tags (learned start and transition scores, "
+        "trained by sequence likelihood) instead of independent per-word softmaxes.",
+    )

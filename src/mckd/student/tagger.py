@@ -26,6 +26,7 @@ from mckd.examples import Example
 from mckd.student.base import Prediction, TrainReport
 from mckd.student.bio import OUTSIDE, bio_constraints, tag_problem, viterbi
 from mckd.student.config import TaggerConfig
+from mckd.student.crf import BioCrf
 from mckd.student.encoder import (
     Encoded,
     collate_words,
@@ -49,6 +50,7 @@ class WordTagger(nn.Module):
         self.encoder = encoder
         self.pooling = pooling
         self.out: nn.Linear | None = None
+        self.crf: BioCrf | None = None  # with `crf: true`
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         h = self.encoder(
@@ -103,6 +105,11 @@ class TaggerStudent:
                 new.weight[: len(self.tags)] = old.weight
                 new.bias[: len(self.tags)] = old.bias
         self.model.out = new
+        if self.cfg.crf:
+            crf = BioCrf(list(tags)).to(self.device)
+            if self.model.crf is not None:
+                crf.extend_from(self.model.crf)
+            self.model.crf = crf
         self.tags = list(tags)
         self._start_ok, self._trans_ok = bio_constraints(self.tags)
 
@@ -187,15 +194,36 @@ class TaggerStudent:
         step = self.cfg.predict_batch_size
         for start in range(0, len(order), step):
             chunk = order[start : start + step]
-            logits = self.model(self._collate([encoded[k] for k in chunk]))
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+            batch = self._collate([encoded[k] for k in chunk])
+            logits = self.model(batch).float()
             lengths = [len(words[k]) for k in chunk]
-            found = viterbi(logp, lengths, self._start_ok, self._trans_ok)
-            for row, (k, path) in enumerate(zip(chunk, found, strict=True)):
-                paths[k] = path
-                confidence[k] = float(np.mean(logp[row, np.arange(len(path)), path]))
+            if self.model.crf is None:
+                logp = torch.log_softmax(logits, dim=-1).cpu().numpy()
+                found = viterbi(logp, lengths, self._start_ok, self._trans_ok)
+                means = [float(np.mean(logp[row, np.arange(len(p)), p])) for row, p in
+                         enumerate(found)]
+            else:
+                found, means = self._crf_decode(logits, batch["word_mask"], lengths)
+            for k, path, mean in zip(chunk, found, means, strict=True):
+                paths[k], confidence[k] = path, mean
         self.model.train(was_training)
         return paths, confidence
+
+    def _crf_decode(
+        self, logits: torch.Tensor, mask: torch.Tensor, lengths: list[int]
+    ) -> tuple[list[list[int]], list[float]]:
+        """Best valid paths under the CRF, and each one's log-probability per word."""
+        crf = self.model.crf
+        assert crf is not None
+        start, transitions = crf.numpy_scores()
+        found = viterbi(logits.cpu().numpy(), lengths, self._start_ok, self._trans_ok,
+                        transitions, start)
+        chosen = torch.zeros(mask.shape, dtype=torch.long)
+        for row, path in enumerate(found):
+            chosen[row, : len(path)] = torch.tensor(path)
+        chosen = chosen.to(logits.device)
+        logp = crf.path_score(logits, chosen, mask) - crf.log_partition(logits, mask)
+        return found, (logp.cpu() / torch.tensor(lengths)).tolist()
 
     # ---- training -----------------------------------------------------------------------
     def fit(self, train: list[Example], out_dir: Path) -> TrainReport:

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.student.base import TrainReport
-from mckd.student.bio import tag_set
+from mckd.student.bio import as_valid, tag_set
 from mckd.student.encoder import Encoded
 from mckd.student.finetune import clip_and_step, finished_report, run_training
 from mckd.student.tagger import target_tags
@@ -60,7 +60,9 @@ def prepare(student: TaggerStudent, train: list[Example]) -> TrainData:
     encoder are skipped."""
     if not train:
         raise InputError(None, None, "no training examples for the tagger student")
-    tag_lists = [target_tags(ex) for ex in train]
+    # conlleval reads an I-x after O as a chunk start; training on the valid spelling of the
+    # same chunks matches what decoding can output (and keeps CRF likelihoods finite).
+    tag_lists = [as_valid(target_tags(ex)) for ex in train]
     student.set_tags(tag_set(tag_lists, existing=student.tags))
     index = {tag: k for k, tag in enumerate(student.tags)}
     digest = hashlib.sha256(student.cfg.model_dump_json().encode())
@@ -92,11 +94,15 @@ def train_step(
     target = torch.full((len(chunk), width), IGNORE, dtype=torch.long)
     for row, k in enumerate(chunk):
         target[row, : len(data.labels[k])] = torch.from_numpy(data.labels[k])
+    target = target.to(student.device)
     logits = student.model(batch)
-    # Mean over the batch's words, so long and short sentences weigh by their length.
-    loss = F.cross_entropy(
-        logits.flatten(0, 1), target.to(student.device).flatten(), ignore_index=IGNORE
-    )
+    crf = student.model.crf
+    if crf is None:
+        # Mean over the batch's words, so long and short sentences weigh by their length.
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE)
+    else:  # sequence likelihood, per word as above
+        mask = batch["word_mask"]
+        loss = crf.nll(logits.float(), target.clamp(min=0), mask) / mask.sum()
     return clip_and_step(student, loss, opt, sched)
 
 
