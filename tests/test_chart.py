@@ -14,7 +14,7 @@ import torch
 from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.student import chart_train
-from mckd.student.chart import ChartConfig, ChartStudent, resolve_encoder, target_spans
+from mckd.student.chart import ChartConfig, ChartStudent, target_spans
 from mckd.student.cky import cky_best_spans, decode_spans, span_f1
 from mckd.tasks.trees import parse_tree, tree_words, unlabeled_spans
 
@@ -36,27 +36,6 @@ def examples() -> list[Example]:
         words = tree_words(parse_tree(t))
         out.append(Example(str(k), " ".join(words), t))
     return out
-
-
-@pytest.fixture(scope="session")
-def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 2-layer, 32-wide random BERT with MiniLM's real WordPiece tokenizer, saved locally."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    path = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("minilm"))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
 
 
 def tiny_config(encoder: str, **kw: object) -> ChartConfig:

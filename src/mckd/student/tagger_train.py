@@ -1,0 +1,126 @@
+"""Training of the tagging student: cross-entropy per word against the target tags, on the
+shared loop of the encoder students (finetune.py: length-bucketed batches, resumable
+checkpoints, fidelity early stopping). A rerun of a finished training only reloads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_model
+from torch.nn import functional as F
+
+from mckd.errors import InputError
+from mckd.examples import Example
+from mckd.student.base import TrainReport
+from mckd.student.bio import as_valid, tag_set
+from mckd.student.encoder import Encoded
+from mckd.student.finetune import clip_and_step, finished_report, run_training
+from mckd.student.tagger import target_tags
+
+if TYPE_CHECKING:
+    from mckd.student.tagger import TaggerStudent
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100  # label of padding positions: no loss
+
+
+@dataclasses.dataclass
+class TrainData:
+    encoded: list[Encoded]
+    labels: list[np.ndarray]  # tag index per word
+    targets: list[str]
+    words: list[list[str]]
+    skipped: int
+    fingerprint: str
+
+
+def train_tagger(student: TaggerStudent, train: list[Example], out_dir: Path) -> TrainReport:
+    done = finished_report(out_dir)
+    if done is not None:
+        saved = out_dir / "model"
+        student.set_tags(json.loads((saved / "tags.json").read_text()))
+        load_model(student.model, str(saved / "model.safetensors"), device=str(student.device))
+        log.info("training in %s already finished; loaded its weights", out_dir)
+        return done
+    data = prepare(student, train)
+    return run_training(student, data, out_dir, train_step, lambda: fidelity(student, data))
+
+
+def prepare(student: TaggerStudent, train: list[Example]) -> TrainData:
+    """Check the targets, fix the tag set, encode everything once; sentences too long for the
+    encoder are skipped."""
+    if not train:
+        raise InputError(None, None, "no training examples for the tagger student")
+    # conlleval reads an I-x after O as a chunk start; training on the valid spelling of the
+    # same chunks matches what decoding can output (and keeps CRF likelihoods finite).
+    tag_lists = [as_valid(target_tags(ex)) for ex in train]
+    student.set_tags(tag_set(tag_lists, existing=student.tags))
+    index = {tag: k for k, tag in enumerate(student.tags)}
+    digest = hashlib.sha256(student.cfg.model_dump_json().encode())
+    digest.update(json.dumps(student.tags).encode())
+    encoded, labels, targets, words = [], [], [], []
+    for ex, tags in zip(train, tag_lists, strict=True):
+        w = ex.source.split()
+        digest.update(json.dumps([w, tags]).encode())
+        enc = student._encode(w)
+        if enc is None:
+            continue
+        encoded.append(enc)
+        labels.append(np.array([index[t] for t in tags], dtype=np.int64))
+        targets.append(" ".join(tags))
+        words.append(w)
+    skipped = len(train) - len(encoded)
+    if skipped:
+        log.warning("skipped %d training sentences too long for the encoder", skipped)
+    if not encoded:
+        raise InputError(None, None, "every training sentence is too long for the encoder")
+    return TrainData(encoded, labels, targets, words, skipped, digest.hexdigest())
+
+
+def train_step(
+    student: TaggerStudent, data: TrainData, chunk: list[int], opt: Any, sched: Any
+) -> float:
+    batch = student._collate([data.encoded[k] for k in chunk])
+    width = batch["word_mask"].size(1)
+    target = torch.full((len(chunk), width), IGNORE, dtype=torch.long)
+    for row, k in enumerate(chunk):
+        target[row, : len(data.labels[k])] = torch.from_numpy(data.labels[k])
+    target = target.to(student.device)
+    logits = student.model(batch)
+    crf = student.model.crf
+    if crf is None:
+        # Mean over the batch's words, so long and short sentences weigh by their length.
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE)
+    else:  # sequence likelihood, per word as above
+        mask = batch["word_mask"]
+        loss = crf.nll(logits.float(), target.clamp(min=0), mask) / mask.sum()
+    return clip_and_step(student, loss, opt, sched)
+
+
+def fidelity(student: TaggerStudent, data: TrainData) -> float:
+    """Agreement (0-100) of the student's own tags with its training labels: the task's
+    fidelity when a task is given, else token tag accuracy."""
+    preds = [p.text for p in student.predict([" ".join(w) for w in data.words])]
+    if student.task is not None:
+        sources = [" ".join(w) for w in data.words]
+        return float(student.task.fidelity(data.targets, preds, sources))
+    return token_accuracy(data.targets, preds)
+
+
+def token_accuracy(targets: list[str], preds: list[str]) -> float:
+    """Share of words (0-100) whose predicted tag is the target's."""
+    right = total = 0
+    for target, pred in zip(targets, preds, strict=True):
+        gold = target.split()
+        right += sum(g == p for g, p in zip(gold, pred.split(), strict=True))
+        total += len(gold)
+    return 100.0 * right / max(1, total)
