@@ -64,14 +64,19 @@ class ChunkCounts:
     found: Counter[str] = field(default_factory=Counter)
     correct: Counter[str] = field(default_factory=Counter)
 
-    def add(self, gold: Sequence[str], pred: Sequence[str]) -> None:
-        """Count one sentence (equal lengths; the caller checks)."""
+    def add(self, gold: Sequence[str], pred: Sequence[str] | None) -> None:
+        """Count one sentence (equal lengths; the caller checks). A missing prediction (None)
+        finds no chunk and gets no tag right."""
         self.sentences += 1
         self.tokens += len(gold)
-        # the script compares split tags, which differ from the strings only for "B-0" and "B-"
-        right = sum(g == p or split_tag(g) == split_tag(p) for g, p in zip(gold, pred, strict=True))
-        self.correct_tags += right
-        self.exact += right == len(gold)
+        if pred is None:
+            pred = ["O"] * len(gold)
+        else:
+            # the script compares split tags, which differ from the strings only for "B-0", "B-"
+            right = sum(g == p or split_tag(g) == split_tag(p)
+                        for g, p in zip(gold, pred, strict=True))
+            self.correct_tags += right
+            self.exact += right == len(gold)
         last_g, last_gt, last_p, last_pt = "O", "", "O", ""
         in_correct = False
         for g_tag, p_tag in zip(gold, pred, strict=True):
@@ -145,7 +150,7 @@ def summarize(counts: ChunkCounts) -> dict[str, Any]:
 
 def score_tag_sequences(
     gold: Sequence[Sequence[str]],
-    pred: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str] | None],
     *,
     gold_intents: Sequence[str] | None = None,
     pred_intents: Sequence[str] | None = None,
@@ -157,12 +162,13 @@ def score_tag_sequences(
     `exact_match` (percentage of sentences with every tag right), `per_type` ({type:
     {precision, recall, f1, gold, found, correct}}) and, when both intent lists are given,
     `intent_accuracy` (0-100). Figures are unrounded (the script prints them with 2 decimals).
+    A prediction of None (nothing usable) finds no chunk and gets no tag right.
     Raises ValueError when the lists or a sentence's tags do not pair up."""
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predictions")
     counts = ChunkCounts()
     for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
-        if len(g) != len(p):
+        if p is not None and len(g) != len(p):
             raise ValueError(f"sentence {i + 1}: {len(g)} gold tags but {len(p)} predicted")
         counts.add(g, p)
     out = summarize(counts)
