@@ -162,10 +162,10 @@ def tag_grammar(
             rules.append(f"b{i} ::= " + " | ".join(
                 gbnf_literal(f"B-{t}") + then(f"t{k}") for k, t in enumerate(types)))
         fresh = ['"O"' + then("o"), *([f"b{i}"] if types else [])]
-        rules.append(f"s{i}-o ::= {pre}(" + " | ".join(fresh) + ")")
+        rules.append(f"s{i}-o ::= " + " | ".join(pre + alt for alt in fresh))
         for k, t in enumerate(types if i else ()):  # after B-t or I-t, I-t may follow
             inside = [*fresh, gbnf_literal(f"I-{t}") + then(f"t{k}")]
-            rules.append(f"s{i}-t{k} ::= {pre}(" + " | ".join(inside) + ")")
+            rules.append(f"s{i}-t{k} ::= " + " | ".join(pre + alt for alt in inside))
     return "\n".join(rules) + "\n"
 
 
