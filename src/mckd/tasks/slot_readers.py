@@ -1,0 +1,212 @@
+"""Reading slot-filling corpora and tag files; every bad input is one line naming file:line.
+
+Corpora (`read_slot_corpus`):
+- the layout of the public ATIS and Snips releases: a folder with `seq.in` (words), `seq.out`
+  (BIO tags) and optionally `label` (intent), one sentence per line; or a directory holding
+  such folders (`train/`, `valid/` or `dev/`, `test/`), read in that order;
+- CoNLL column files: token in the first column, tag in the last, a blank line between
+  sentences, `-DOCSTART-` lines skipped;
+- Example JSONL (`.jsonl`): target = the tags, or meta["gold"].
+
+Tag files for scoring (`evaluate_tag_files`): one sentence of space-separated tags per line
+(the `seq.out` layout), or Example JSONL (tags in `target`, else meta["gold"]; intents in
+meta["intent"]).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mckd.errors import InputError
+from mckd.examples import Example, example_from_json
+from mckd.io import read_text_lines
+from mckd.tasks.conlleval import rounded, score_tag_sequences
+from mckd.tasks.slots import TAG, tag_problem
+
+SPLIT_DIRS = ("train", "valid", "dev", "test")
+METRICS = ("conlleval",)
+
+
+def _slot_example(ex_id: str, words: list[str], tags: list[str], **meta: Any) -> Example:
+    target = " ".join(tags)
+    return Example(ex_id, " ".join(words), target, {"gold": target, **meta})
+
+
+def read_seq_folder(folder: Path, split: str | None = None) -> list[Example]:
+    """One ATIS/Snips folder: seq.in, seq.out and (optional) label, paired line by line."""
+    words_path, tags_path, label_path = folder / "seq.in", folder / "seq.out", folder / "label"
+    words_lines = read_text_lines(words_path)
+    tags_lines = read_text_lines(tags_path)
+    labels = read_text_lines(label_path) if label_path.exists() else None
+    _trim(words_lines), _trim(tags_lines)
+    if labels is not None:
+        _trim(labels)
+    for path, lines in ((tags_path, tags_lines), (label_path, labels)):
+        if lines is not None and len(lines) != len(words_lines):
+            raise InputError(path, None, f"{len(lines)} lines, but {words_path} has "
+                                         f"{len(words_lines)} (they must pair line by line)")
+    prefix = f"{split}-" if split else ""
+    out = []
+    for i, (w, t) in enumerate(zip(words_lines, tags_lines, strict=True)):
+        words, tags = w.split(), t.split()
+        if not words:
+            raise InputError(words_path, i + 1, "empty sentence")
+        problem = tag_problem(tags, words)
+        if problem:
+            raise InputError(tags_path, i + 1, f"{problem} (in {words_path})")
+        meta: dict[str, Any] = {"split": split} if split else {}
+        if labels is not None:
+            meta["intent"] = labels[i].strip()
+        out.append(_slot_example(f"{prefix}{i + 1}", words, tags, **meta))
+    return out
+
+
+def _trim(lines: list[str]) -> None:
+    """Drop trailing blank lines (a final newline twice is common)."""
+    while lines and not lines[-1].strip():
+        lines.pop()
+
+
+def read_conll(path: Path) -> list[Example]:
+    """A CoNLL column file: token first, tag last, blank lines between sentences."""
+    out: list[Example] = []
+    words: list[str] = []
+    tags: list[str] = []
+    start = 0
+
+    def flush() -> None:
+        if words:
+            out.append(_slot_example(f"{path.stem}-{len(out) + 1}", words.copy(), tags.copy(),
+                                     line=start))
+            words.clear()
+            tags.clear()
+
+    for lineno, line in enumerate(read_text_lines(path), start=1):
+        cols = line.split()
+        if not cols:
+            flush()
+            continue
+        if cols[0] == "-DOCSTART-":
+            continue
+        if len(cols) < 2:
+            raise InputError(path, lineno, f"one column {cols[0]!r}; expected a token and a tag")
+        if not TAG.fullmatch(cols[-1]):
+            raise InputError(path, lineno, f"tag {cols[-1]!r} is not O, B-type or I-type")
+        if not words:
+            start = lineno
+        words.append(cols[0])
+        tags.append(cols[-1])
+    flush()
+    if not out:
+        raise InputError(path, None, "no sentences")
+    return out
+
+
+def read_slot_jsonl(path: Path) -> list[Example]:
+    """Example JSONL whose tags (target, else meta["gold"]) are checked against the words."""
+    out = []
+    seen: set[str] = set()
+    for lineno, text in enumerate(read_text_lines(path), start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
+        ex = example_from_json(obj, path=path, line=lineno)
+        if ex.id in seen:
+            raise InputError(path, lineno, f"duplicate id {ex.id!r}")
+        seen.add(ex.id)
+        gold = ex.target or ex.meta.get("gold")
+        if gold is None:
+            raise InputError(path, lineno, "no tags: needs 'target' or meta['gold']")
+        problem = tag_problem(gold.split(), ex.source.split())
+        if problem:
+            raise InputError(path, lineno, problem)
+        out.append(Example(ex.id, ex.source, ex.target, {**ex.meta, "gold": gold}))
+    return out
+
+
+def read_slot_corpus(path: str | Path) -> list[Example]:
+    """Any of the module's corpus formats, by what `path` is (see the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "no such file or directory")
+    if path.is_dir():
+        if (path / "seq.in").exists():
+            return read_seq_folder(path)
+        splits = [d for d in SPLIT_DIRS if (path / d / "seq.in").exists()]
+        if not splits:
+            raise InputError(path, None, "no seq.in here or in train/, valid/, dev/ or test/ "
+                                         "(expected the ATIS/Snips layout)")
+        return [ex for d in splits for ex in read_seq_folder(path / d, d)]
+    if path.suffix == ".jsonl":
+        return read_slot_jsonl(path)
+    return read_conll(path)
+
+
+# --------------------------------------------------------------------------- scoring files
+
+
+def _is_jsonl(path: Path, lines: list[str]) -> bool:
+    first = next((ln for ln in lines if ln.strip()), "")
+    return path.suffix == ".jsonl" or first.lstrip().startswith("{")
+
+
+def read_tag_file(path: str | Path) -> tuple[list[list[str]], list[str | None], list[int]]:
+    """Tag sequences, intents (None where not given) and line numbers of a tag file."""
+    path = Path(path)
+    lines = read_text_lines(path)
+    _trim(lines)
+    tags, intents, where = [], [], []
+    jsonl = _is_jsonl(path, lines)
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            if jsonl:
+                continue
+            raise InputError(path, lineno, "empty line (expected one sentence of tags per line)")
+        if jsonl:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
+            ex = example_from_json(obj, path=path, line=lineno)
+            text = ex.target or ex.meta.get("gold")
+            if not text:
+                raise InputError(path, lineno, "no tags: needs 'target' or meta['gold']")
+            seq, intent = text.split(), ex.meta.get("intent")
+        else:
+            seq, intent = line.split(), None
+        for i, tag in enumerate(seq, start=1):
+            if not TAG.fullmatch(tag):
+                raise InputError(path, lineno, f"tag {i} {tag!r} is not O, B-type or I-type")
+        tags.append(seq)
+        intents.append(intent)
+        where.append(lineno)
+    return tags, intents, where
+
+
+def evaluate_tag_files(gold: str | Path, pred: str | Path, metric: str = "conlleval") -> dict[str, Any]:
+    """`mckd evaluate --task slots`: conlleval's figures for a prediction file against a gold
+    file, as the script prints them (2 decimals), with `intent_accuracy` when both files give
+    every sentence an intent. Any bad input is an InputError with file:line."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    g_tags, g_int, _ = read_tag_file(gold)
+    p_tags, p_int, p_where = read_tag_file(pred)
+    if len(g_tags) != len(p_tags):
+        short, n = (pred, len(p_tags)) if len(p_tags) < len(g_tags) else (gold, len(g_tags))
+        raise InputError(short, None, f"ends after {n} sentences, but {gold} has {len(g_tags)} "
+                                      f"and {pred} has {len(p_tags)} (they must pair up)")
+    for g, p, lineno in zip(g_tags, p_tags, p_where, strict=True):
+        if len(g) != len(p):
+            raise InputError(pred, lineno, f"{len(p)} tags, but the gold sentence has {len(g)}")
+    with_intents = all(i is not None for i in g_int + p_int)
+    scores = score_tag_sequences(
+        g_tags, p_tags,
+        gold_intents=g_int if with_intents else None,  # type: ignore[arg-type]
+        pred_intents=p_int if with_intents else None,  # type: ignore[arg-type]
+    )
+    return {"metric": metric, **rounded(scores)}

@@ -1,0 +1,352 @@
+"""Slot filling (BIO tagging): the task object the pipeline uses.
+
+`source` is the words joined by spaces, `target` the BIO tags joined by spaces, one per word
+(`O`, `B-type` for a value's first word, `I-type` for the rest); `meta["intent"]` is optional;
+`meta["gold"]` holds the gold tags where they are known, on pool examples too (whose target is
+a pseudolabel or None), so pseudolabels can be scored against it. The metric is conlleval's
+chunk F1 (tasks/conlleval.py). Readers for user corpora are in tasks/slot_readers.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mckd.errors import ConfigError
+from mckd.examples import Example
+from mckd.tasks.base import AnswerError, Corpus, Metric, Repaired
+from mckd.tasks.conlleval import score_tag_sequences, split_tag
+
+TAG = re.compile(r"O|[BI]-\S+")
+
+INSTRUCTIONS = {
+    "tags": (
+        "Tag each word of the input with its slot: B-type on the first word of a slot value, "
+        "I-type on the following words of the same value, O on words outside any slot. "
+        "Answer with exactly one tag per word, in order, separated by spaces."
+    ),
+    "interleaved": (
+        "Tag each word of the input with its slot: B-type on the first word of a slot value, "
+        "I-type on the following words of the same value, O on words outside any slot. "
+        "Answer with every word of the input, in order, each followed by its tag."
+    ),
+}
+
+
+# --------------------------------------------------------------------------- tag sequences
+
+
+def tag_problem(tags: Sequence[str], words: Sequence[str]) -> str | None:
+    """What is wrong with gold tags for these words (count, shape, emptiness), or None.
+    An `I-x` after `O` is allowed in gold data: conlleval reads it as a chunk start."""
+    if not words:
+        return "empty sentence"
+    if len(tags) != len(words):
+        return f"{len(tags)} tags for {len(words)} words"
+    for i, tag in enumerate(tags, start=1):
+        if not TAG.fullmatch(tag):
+            return f"tag {i} {tag!r} is not O, B-type or I-type"
+    return None
+
+
+def bio_fixed(tags: Sequence[str]) -> tuple[list[str], int]:
+    """Tags with every `I-x` that does not follow `B-x`/`I-x` turned into `B-x`, and how many."""
+    out: list[str] = []
+    fixed = 0
+    prev = "O"
+    for tag in tags:
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+            fixed += 1
+        out.append(tag)
+        prev = tag
+    return out, fixed
+
+
+def repair_tags(
+    tags: Sequence[str], n: int, labels: Sequence[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Exactly `n` valid BIO tags from a model's tags, and the problems found: tags that are
+    not O/B-x/I-x (or not in `labels`, when given) become O, extra tags are dropped, missing
+    ones are O, and an `I-x` without `B-x` before it becomes `B-x`."""
+    problems: list[str] = []
+    known = set(labels) if labels else None
+    unknown = sum(not TAG.fullmatch(t) or (known is not None and t not in known) for t in tags)
+    if unknown:
+        problems.append(f"replaced {unknown} unknown tag{'s' if unknown > 1 else ''} with O")
+        tags = [t if TAG.fullmatch(t) and (known is None or t in known) else "O" for t in tags]
+    if len(tags) > n:
+        problems.append(f"dropped {len(tags) - n} extra tags")
+        tags = tags[:n]
+    elif len(tags) < n:
+        problems.append(f"added {n - len(tags)} missing tags as O")
+        tags = [*tags, *["O"] * (n - len(tags))]
+    out, fixed = bio_fixed(tags)
+    if fixed:
+        problems.append(f"made {fixed} I- without B- into B-")
+    return out, problems
+
+
+def gold_tags(example: Example) -> list[str] | None:
+    """The example's gold tags: meta["gold"], else its target; None when neither is there."""
+    gold = example.meta.get("gold") or example.target
+    return gold.split() if gold else None
+
+
+def _pred_tags(pred: str | None, n: int) -> list[str] | None:
+    """A prediction's tags, or None when it cannot be scored (wrong count, a non-BIO tag)."""
+    tags = (pred or "").split()
+    return tags if len(tags) == n and all(TAG.fullmatch(t) for t in tags) else None
+
+
+def read_tags(raw: str, words: Sequence[str], form: str) -> tuple[list[str], list[str]]:
+    """The tags in an answer (first non-empty line), and problems reading it. In the
+    interleaved form `w1 T1 w2 T2 ...` the words must be the input's; otherwise the tokens
+    that look like tags are kept in order."""
+    line = next((ln for ln in raw.strip().splitlines() if ln.strip()), "")
+    tokens = line.split()
+    if form == "tags":
+        return tokens, []
+    if form != "interleaved":
+        raise ConfigError(f"slots: unknown prompt form {form!r} (expected 'tags' or 'interleaved')")
+    if len(tokens) == 2 * len(words) and tokens[::2] == list(words):
+        return tokens[1::2], []
+    return [t for t in tokens if TAG.fullmatch(t)], ["answer words differ from the input"]
+
+
+# --------------------------------------------------------------------------- grammar
+
+
+def label_types(labels: Sequence[str]) -> list[str]:
+    """The slot types named by a label set (`B-x` or `I-x` names type x)."""
+    types = {split_tag(t)[1] for t in labels if t[:2] in ("B-", "I-")}
+    return sorted(types)
+
+
+def tag_grammar(
+    words: Sequence[str], labels: Sequence[str], *, form: str = "tags", leading_space: bool = True
+) -> str:
+    """GBNF admitting exactly one tag per word, only `O` and the B-/I- tags of the label set's
+    types, and `I-x` only right after `B-x` or `I-x`. The state is (word index, type of the
+    previous tag or none), so every rule is finite and nothing repeats.
+
+    Forms: "tags" (`O B-x I-x`) and "interleaved" (`w1 O w2 B-x w3 I-x`)."""
+    from mckd.teacher.grammar import gbnf_literal
+
+    if not words:
+        raise ConfigError("grammar: cannot build a tag grammar for an empty sentence")
+    if form not in INSTRUCTIONS:
+        raise ConfigError(f"grammar: unknown form {form!r} (expected 'tags' or 'interleaved')")
+    for tag in labels:
+        if not TAG.fullmatch(tag):
+            raise ConfigError(f"grammar: label {tag!r} is not O, B-type or I-type")
+    for w in words:
+        if not w or any(c.isspace() for c in w):
+            raise ConfigError(f"grammar: word {w!r} is empty or contains a space")
+    types = label_types(labels)
+    n = len(words)
+    rules = [f"root ::= {'[ ]? ' if leading_space else ''}s0-o"]
+    for i in range(n):
+        # what comes before tag i: a space after the previous tag, and the word if interleaved
+        sep = " " if i else ""
+        pre = gbnf_literal(f"{sep}{words[i]} ") if form == "interleaved" else gbnf_literal(sep)
+        pre = "" if pre == '""' else pre + " "
+
+        def then(state: str, i: int = i) -> str:
+            return f" s{i + 1}-{state}" if i + 1 < n else ""
+
+        if types:  # b{i}: a B- tag at word i, each type leading to its own state
+            rules.append(f"b{i} ::= " + " | ".join(
+                gbnf_literal(f"B-{t}") + then(f"t{k}") for k, t in enumerate(types)))
+        fresh = ['"O"' + then("o"), *([f"b{i}"] if types else [])]
+        rules.append(f"s{i}-o ::= " + " | ".join(pre + alt for alt in fresh))
+        for k, t in enumerate(types if i else ()):  # after B-t or I-t, I-t may follow
+            inside = [*fresh, gbnf_literal(f"I-{t}") + then(f"t{k}")]
+            rules.append(f"s{i}-t{k} ::= " + " | ".join(pre + alt for alt in inside))
+    return "\n".join(rules) + "\n"
+
+
+class TagConstraint:
+    """The legal next tags while generating a tag sequence for `n` words: one tag per word,
+    from the label set, `I-x` only after `B-x`/`I-x`. Tokenizer-free: a generating student
+    maps the allowed tags onto its vocabulary."""
+
+    def __init__(self, n: int, labels: Sequence[str]) -> None:
+        self.n = n
+        self.types = label_types(labels)
+        self.outside = ["O", *(f"B-{t}" for t in self.types)]
+
+    def allowed(self, prefix: Sequence[str]) -> list[str]:
+        """Tags that may come after `prefix` (empty when the sequence is complete)."""
+        if len(prefix) >= self.n:
+            return []
+        prev = split_tag(prefix[-1])[1] if prefix and prefix[-1] != "O" else ""
+        return [*self.outside, f"I-{prev}"] if prev in self.types else list(self.outside)
+
+
+# --------------------------------------------------------------------------- the task
+
+
+def _all_o(sources: list[str]) -> list[str]:
+    return [" ".join("O" for _ in s.split()) for s in sources]
+
+
+class SlotsTask:
+    """Slot filling as the pipeline sees it (see the module docstring)."""
+
+    name = "slots"
+    metrics = (
+        Metric("f1", "F1", "conlleval chunk F1 (conlleval.pl, 2004)", primary=True),
+        Metric("precision", "P", "conlleval chunk precision"),
+        Metric("recall", "R", "conlleval chunk recall"),
+        Metric("accuracy", "tag acc", "token tag accuracy (conlleval)"),
+        Metric("exact_match", "EM", "sentences with every tag right (%)"),
+    )
+    student_kinds = ("tagger", "seq2seq", "causal")
+    prompt_forms = ("tags", "interleaved")
+    copies_words = False
+    eval_metrics = ("conlleval",)
+
+    # --- gold and scoring
+    def has_gold(self, example: Example) -> bool:
+        return bool(example.meta.get("gold"))
+
+    def validate(self, example: Example) -> str | None:
+        if example.target is None:
+            return "no target"
+        return tag_problem(example.target.split(), example.source.split())
+
+    def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
+        """conlleval's figures; `valid`: predictions with one BIO tag per word. Any other
+        prediction finds no chunk and gets no tag right."""
+        if len(golds) != len(preds):
+            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+        gold = []
+        for ex in golds:
+            tags = gold_tags(ex)
+            if tags is None:
+                raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
+            gold.append(tags)
+        pred = [_pred_tags(p, len(g)) for g, p in zip(gold, preds, strict=True)]
+        s = score_tag_sequences(gold, pred)
+        out = {m.key: float(s[m.key]) for m in self.metrics}
+        out["valid"] = float(sum(p is not None for p in pred))
+        out["sentences"] = float(len(gold))
+        return out
+
+    def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
+        """conlleval F1 of predictions against (pseudo)label targets; missing targets and
+        targets without one BIO tag per word are left out."""
+        gold, pred = [], []
+        for target, p, source in zip(targets, preds, sources, strict=True):
+            n = len(source.split())
+            tags = _pred_tags(target, n)
+            if tags is not None:
+                gold.append(tags)
+                pred.append(_pred_tags(p, n))
+        return float(score_tag_sequences(gold, pred)["f1"]) if gold else 0.0
+
+    def baselines(self) -> dict[str, Callable[[list[str]], list[str]]]:
+        return {"all_o": _all_o}
+
+    # --- teacher
+    def instruction(self, form: str) -> str:
+        if form not in INSTRUCTIONS:
+            raise ConfigError(f"slots: unknown prompt form {form!r} (expected 'tags' or 'interleaved')")
+        return INSTRUCTIONS[form]
+
+    def demo_output(self, example: Example, form: str) -> str:
+        tags = gold_tags(example) if example.target is None else example.target.split()
+        if tags is None:
+            raise ConfigError(f"labeled example {example.id!r} has no target")
+        if form == "interleaved":
+            return " ".join(f"{w} {t}" for w, t in zip(example.source.split(), tags, strict=True))
+        self.instruction(form)  # checks the form
+        return " ".join(tags)
+
+    def label_set(self, labeled: Sequence[Example], extra: Sequence[str] = ()) -> list[str]:
+        """O, and B-x and I-x for every type x in the labeled targets or in `extra` (full tags
+        or bare type names)."""
+        types: set[str] = set()
+        for ex in labeled:
+            types.update(split_tag(t)[1] for t in (gold_tags(ex) or []) if t != "O")
+        for label in extra:
+            types.add(split_tag(label)[1] if label[:2] in ("B-", "I-") else label)
+        types.discard("")
+        return ["O", *(f"{p}-{t}" for t in sorted(types) for p in "BI")]
+
+    def grammar(self, source: str, form: str, labels: Sequence[str], options: Any) -> str | None:
+        """`tag_grammar` for the input's words (`options` may set `leading_space`)."""
+        return tag_grammar(source.split(), labels, form=form,
+                           leading_space=getattr(options, "leading_space", True))
+
+    def answer_budget(self, source: str, form: str) -> int:
+        """A tag is a few tokens (`B-fromloc.city_name` is about 8); interleaving adds the words."""
+        words = source.split()
+        budget = 8 * len(words) + 8
+        if form == "interleaved":
+            budget += sum(len(w) // 3 + 2 for w in words)
+        return budget
+
+    def read_answer(
+        self, raw: str, example: Example, form: str, labels: Sequence[str] | None = None
+    ) -> Repaired:
+        """Tags read from the answer and repaired (`repair_tags`); `labels`, when given, is
+        the set a tag must come from. An answer with no tag at all is unusable."""
+        words = example.source.split()
+        tags, problems = read_tags(raw, words, form)
+        if not any(TAG.fullmatch(t) for t in tags):
+            return Repaired(None, [*problems, "no tags in the answer"])
+        fixed, repairs = repair_tags(tags, len(words), labels)
+        return Repaired(" ".join(fixed), problems + repairs)
+
+    def combine(self, source: str, answers: Sequence[str], how: str) -> tuple[str, dict[str, Any]]:
+        """'vote': per word, the tag most samples give (ties: the earliest sample's), then
+        any `I-x` left without `B-x` made `B-x`; 'mbr': the sample agreeing with the others
+        on the most tags. Samples without one tag per word are ignored."""
+        n = len(source.split())
+        usable = [tags for a in answers if (tags := _pred_tags(a, n)) is not None]
+        if not usable:
+            raise AnswerError(f"none of {len(answers)} samples has one tag per word")
+        info: dict[str, Any] = {"samples": len(answers), "used": len(usable)}
+        if how == "mbr":
+            agree = [sum(sum(x == y for x, y in zip(a, b, strict=True)) for b in usable)
+                     for a in usable]
+            best = max(range(len(usable)), key=lambda i: (agree[i], -i))
+            info["chosen"] = best
+            return " ".join(usable[best]), info
+        if how != "vote":
+            raise ConfigError(f"slots: unknown consensus {how!r} (expected 'vote' or 'mbr')")
+        voted = []
+        for column in zip(*usable, strict=True):
+            counts = Counter(column)
+            top = max(counts.values())
+            voted.append(next(t for t in column if counts[t] == top))
+        tags, fixed = bio_fixed(voted)
+        info["unanimous"] = sum(len(set(c)) == 1 for c in zip(*usable, strict=True))
+        info["bio_fixed"] = fixed
+        return " ".join(tags), info
+
+    # --- students
+    def decoding_constraint(self, source: str, labels: Sequence[str]) -> TagConstraint:
+        return TagConstraint(len(source.split()), labels)
+
+    # --- data
+    def read_corpus(self, path: str | Path) -> list[Example]:
+        from mckd.tasks.slot_readers import read_slot_corpus
+
+        return read_slot_corpus(path)
+
+    def evaluate_files(self, gold: str | Path, pred: str | Path, metric: str = "conlleval") -> dict[str, Any]:
+        from mckd.tasks.slot_readers import evaluate_tag_files
+
+        return evaluate_tag_files(gold, pred, metric)
+
+    def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
+                       max_words: int | None = None) -> Corpus:
+        from mckd.data.synth_slots import synth_slot_corpus
+
+        return synth_slot_corpus(n_labeled, n_pool, n_test, seed=seed, max_words=max_words)
