@@ -45,10 +45,12 @@ class TeacherConfig(BaseModel):
         description="Model name sent to the server (openai), path to a .gguf file (llamacpp), or "
         "a Hugging Face id or directory (transformers). Part of the cache key.",
     )
-    base_url: str = Field(
+    base_url: str | list[str] = Field(
         "http://127.0.0.1:8080/v1",
-        description="Base URL of the OpenAI-compatible API, up to and including /v1. Never part "
-        "of the cache key.",
+        description="Base URL of the OpenAI-compatible API, up to and including /v1, or a list "
+        "of them (replicas serving the same model, e.g. several `vllm serve`): requests spread "
+        "over them, `concurrency` in flight on each, and a failed request is retried on another. "
+        "Never part of the cache key.",
     )
     api_key_env: str | None = Field(
         "OPENAI_API_KEY",
@@ -88,8 +90,8 @@ class TeacherConfig(BaseModel):
         8,
         ge=1,
         le=1024,
-        description="Requests in flight at once (HTTP); in-process engines "
-        "serialize calls whatever this says.",
+        description="Requests in flight at once on each HTTP endpoint (base_url); in-process "
+        "engines serialize calls whatever this says.",
     )
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds (HTTP).")
     retries: int = Field(
@@ -182,11 +184,26 @@ class TeacherConfig(BaseModel):
                              f"{self.prompt.style!r}: set one of them only")
         if self.max_tokens is not None and self.prompt.max_tokens is not None:
             raise ValueError("max_tokens and prompt.max_tokens both set: set max_tokens only")
+        urls = self.base_urls()
+        if not urls or any(not u.strip() for u in urls):
+            raise ValueError(f"base_url must be a URL or a non-empty list of URLs, but received {self.base_url!r}")
+        if len(set(urls)) != len(urls):
+            dup = next(u for u in urls if urls.count(u) > 1)
+            raise ValueError(f"base_url lists {dup!r} twice")
         if self.backoff_max_s < self.backoff_s:
             raise ValueError(
                 f"backoff_max_s must be >= backoff_s ({self.backoff_s}), but received {self.backoff_max_s}"
             )
         return self
+
+    def base_urls(self) -> list[str]:
+        """The HTTP endpoints, one or more, without trailing slashes."""
+        urls = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+        return [u.rstrip("/") for u in urls]
+
+    def total_concurrency(self) -> int:
+        """Requests in flight at once over all endpoints (HTTP), else `concurrency`."""
+        return self.concurrency * (len(self.base_urls()) if self.backend == "openai" else 1)
 
     def prompt_style(self) -> str:
         """'completion' or 'chat': prompt.style, else what `api` calls."""

@@ -312,7 +312,7 @@ async def alabel_pool(
     try:
         with bar:
             await asyncio.gather(
-                *(worker() for _ in range(min(cfg.concurrency, max(1, len(todo)))))
+                *(worker() for _ in range(min(cfg.total_concurrency(), max(1, len(todo)))))
             )
     finally:
         ledger.close()
@@ -530,7 +530,7 @@ def label_files(
             count_tokens=approx_tokens,
             model=model_id(cfg),
             expected_output_tokens=(sum(out_tokens) // len(out_tokens) + 1) if out_tokens else None,
-            parallel=1 if serial else cfg.concurrency,
+            parallel=1 if serial else cfg.total_concurrency(),
         )
     backend = build_backend(cfg)
     try:

@@ -1,6 +1,7 @@
 """Any OpenAI-compatible HTTP server (OpenAI, vLLM, llama.cpp server, Ollama, TGI), via httpx.
 
-Completions or chat, bounded concurrency, a per-request timeout, and retries with exponential
+Completions or chat, one endpoint or several replicas (backends/endpoints.py), bounded
+concurrency on each, a per-request timeout, and retries with exponential
 backoff and full jitter that honour the server's Retry-After on 429 and 503. Errors come back
 as BackendError with a reason slug; only transient ones are retried.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 
 from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest, approx_tokens
+from mckd.teacher.backends.endpoints import Endpoint, EndpointPool
 from mckd.teacher.config import TeacherConfig
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,9 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 class OpenAIBackend:
-    """One OpenAI-compatible endpoint. The httpx client and the concurrency bound belong to the
-    event loop that first uses them; a call from another loop gets its own."""
+    """One OpenAI-compatible server, or several replicas of it (`base_url` as a list). The httpx
+    clients and the concurrency bounds belong to the event loop that first uses them; a call
+    from another loop gets its own."""
 
     supports_grammar: bool
 
@@ -62,30 +65,36 @@ class OpenAIBackend:
         self.context_size = cfg.context_size
         self.supports_grammar = cfg.grammar_field != "none"
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._pool: EndpointPool | None = None
 
     # -- plumbing
-    def _session(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+    def _session(self) -> EndpointPool:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
+        if self._pool is None or self._loop is not loop:
             headers = {"Content-Type": "application/json"}
             key = self.cfg.api_key()
             if key:
                 headers["Authorization"] = f"Bearer {key}"
-            limits = httpx.Limits(
-                max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency
+            n = self.cfg.concurrency
+            limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+            endpoints = [
+                Endpoint(
+                    url=url,
+                    client=httpx.AsyncClient(
+                        base_url=url + "/",
+                        headers=headers,
+                        timeout=httpx.Timeout(self.cfg.timeout_s),
+                        limits=limits,
+                    ),
+                    capacity=n,
+                )
+                for url in self.cfg.base_urls()
+            ]
+            self._pool = EndpointPool(
+                endpoints, backoff_s=self.cfg.backoff_s, backoff_max_s=self.cfg.backoff_max_s
             )
-            self._client = httpx.AsyncClient(
-                base_url=self.cfg.base_url.rstrip("/") + "/",
-                headers=headers,
-                timeout=httpx.Timeout(self.cfg.timeout_s),
-                limits=limits,
-            )
-            self._slots = asyncio.Semaphore(self.cfg.concurrency)
             self._loop = loop
-        assert self._slots is not None
-        return self._client, self._slots
+        return self._pool
 
     def body(self, request: TeacherRequest) -> tuple[str, dict[str, Any]]:
         """The endpoint path and JSON body for a request."""
@@ -111,26 +120,37 @@ class OpenAIBackend:
         return "completions", body
 
     async def acomplete(self, request: TeacherRequest) -> Completion:
-        client, slots = self._session()
+        pool = self._session()
         path, body = self.body(request)
+        failed_on: set[str] = set()  # endpoints this request failed on: its retries go elsewhere
         attempt = 0
         while True:
             attempt += 1
+            ep = await pool.acquire(failed_on)
             start = time.perf_counter()
-            async with slots:
-                try:
-                    completion = await self._attempt(client, path, body)
-                except BackendError as err:
-                    err.attempts = attempt
-                    if not err.retryable or attempt > self.cfg.retries:
-                        raise
-                    delay = self._backoff(attempt, getattr(err, "retry_after", None))
-                    log.debug("attempt %d failed (%s); retrying in %.2fs", attempt, err, delay)
-                else:
-                    completion.seconds = time.perf_counter() - start
-                    completion.extra["attempts"] = attempt
-                    return completion
-            # Sleep outside the slot so a backing-off request does not hold up others.
+            try:
+                completion = await self._attempt(ep.client, path, body)
+            except BackendError as err:
+                wait = getattr(err, "retry_after", None)
+                pool.release(ep, failed=err.retryable, retry_after=wait)
+                err.attempts = attempt
+                if not err.retryable or attempt > self.cfg.retries:
+                    raise
+                failed_on.add(ep.url)
+                if len(failed_on) == len(pool.endpoints):  # failed everywhere: avoid the latest
+                    failed_on = {ep.url}
+                # another endpoint that is up takes the retry at once; else back off
+                delay = 0.0 if pool.another_up(failed_on) else self._backoff(attempt, wait)
+                log.debug("attempt %d on %s failed (%s); retrying in %.2fs",
+                          attempt, ep.url, err, delay)
+            except BaseException:
+                pool.release(ep, failed=False)  # cancelled: the slot is free, nothing learned
+                raise
+            else:
+                pool.release(ep, failed=False)
+                completion.seconds = time.perf_counter() - start
+                completion.extra["attempts"] = attempt
+                return completion
             await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -211,10 +231,10 @@ class OpenAIBackend:
         return approx_tokens(text)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client, self._loop = self._client, None, None
-            await client.aclose()
+        if self._pool is not None:
+            pool, self._pool, self._loop = self._pool, None, None
+            await pool.aclose()
 
     def close(self) -> None:
-        """Drop the client; connections of a loop that has ended close with their sockets."""
-        self._client, self._loop, self._slots = None, None, None
+        """Drop the clients; connections of a loop that has ended close with their sockets."""
+        self._pool, self._loop = None, None
