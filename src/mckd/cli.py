@@ -173,12 +173,21 @@ def run(
     force: Annotated[list[str] | None, typer.Option("--force", help="Redo this step and every step after it (repeatable), e.g. --force stage1.")] = None,
     seeds: Annotated[int | None, typer.Option("--seeds", help="Repeat the run with S seeds; report mean and standard deviation.")] = None,
     run_dir: Annotated[str | None, typer.Option("--run-dir", help="Run directory (default: the config's run_dir).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what each step would cost (teacher calls, tokens, money, student trainings); call, train and write nothing.")] = False,
 ) -> None:
     """Distil: teacher labels, baselines, vanilla KD, self-distillation and MCKD; resumable."""
     from mckd.config import load_config
     from mckd.distill.pipeline import run_pipeline
 
     cfg = load_config(config, set_ or [])
+    if dry_run:
+        from mckd.distill.dryrun import estimate_run, format_estimate
+
+        if run_dir is not None:
+            cfg = cfg.model_copy(update={"run_dir": run_dir})
+        priced = cfg.teacher.price_prompt_per_1m > 0 or cfg.teacher.price_completion_per_1m > 0
+        typer.echo(format_estimate(estimate_run(cfg), priced=priced))
+        return
     summary = run_pipeline(cfg, force=force or [], run_dir=run_dir, seeds=seeds)
     typer.echo(f"results: {summary.run_dir / 'results.json'}")
     typer.echo(f"report: {summary.report}")

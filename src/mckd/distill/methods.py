@@ -23,21 +23,27 @@ log = logging.getLogger(__name__)
 
 def run_data(ctx: RunContext, folder: Path) -> dict[str, Any]:
     """Write labeled.jsonl, unlabeled.jsonl and test.jsonl: the run's fixed copy of its data."""
-    d = ctx.cfg.data
+    labeled, pool, test = make_data(ctx.cfg, ctx.task)
+    for name, examples in zip(FILES, (labeled, pool, test), strict=True):
+        write_examples(folder / name, examples)
+    return {"labeled": len(labeled), "unlabeled": len(pool), "test": len(test)}
+
+
+def make_data(cfg: Any, task: Any) -> tuple[list[Example], list[Example], list[Example]]:
+    """The run's labeled pairs, unlabeled pool and test set, in memory."""
+    d = cfg.data
     if d.source == "demo":  # the task's built-in corpus
         demo = d.demo
-        corpus = ctx.task.builtin_corpus(demo.n_labeled, demo.n_unlabeled, demo.n_test,
-                                         seed=demo.seed, max_words=demo.max_len)
+        corpus = task.builtin_corpus(demo.n_labeled, demo.n_unlabeled, demo.n_test,
+                                     seed=demo.seed, max_words=demo.max_len)
         labeled, pool, test = corpus.labeled, corpus.pool, corpus.test
     else:
-        labeled, pool, test = load_data_files(ctx.cfg)
+        labeled, pool, test = load_data_files(cfg)
         labeled = _take(labeled, d.n_labeled, d.seed)
         pool, test = _take(pool, d.n_unlabeled, d.seed), _take(test, d.n_test, None)
     # The pool's targets are never shown to any student: gold stays only in meta for scoring.
     pool = [Example(ex.id, ex.source, None, ex.meta) for ex in pool]
-    for name, examples in zip(FILES, (labeled, pool, test), strict=True):
-        write_examples(folder / name, examples)
-    return {"labeled": len(labeled), "unlabeled": len(pool), "test": len(test)}
+    return labeled, pool, test
 
 
 FILES = ("labeled.jsonl", "unlabeled.jsonl", "test.jsonl")

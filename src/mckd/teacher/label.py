@@ -517,21 +517,8 @@ def label_files(
         log.warning("no labeled examples given: prompts carry no demonstrations")
     cache = TeacherCache(cfg.cache_path) if cfg.cache else None
     if dry_run:
-        build, _ = task_prompting(task_obj, cfg, demos, pool, count_tokens=approx_tokens,
-                                  context_size=cfg.context_size, extra_labels=extra_labels)
-        out_tokens = [approx_tokens(d.target or "") for d in demos]
-        serial = cfg.backend in ("llamacpp", "transformers")
-        return estimate_labelling(
-            pool,
-            out_dir,
-            build_request=build,
-            cache=cache,
-            cfg=cfg,
-            count_tokens=approx_tokens,
-            model=model_id(cfg),
-            expected_output_tokens=(sum(out_tokens) // len(out_tokens) + 1) if out_tokens else None,
-            parallel=1 if serial else cfg.total_concurrency(),
-        )
+        return estimate_task_labelling(pool, demos, out_dir, cfg, task_obj, cache=cache,
+                                       extra_labels=extra_labels)
     backend = build_backend(cfg)
     try:
         build, post = task_prompting(task_obj, cfg, demos, pool, count_tokens=backend.count_tokens,
@@ -549,6 +536,35 @@ def label_files(
         )
     finally:
         backend.close()
+
+
+def estimate_task_labelling(
+    pool: Sequence[Example],
+    demos: Sequence[Example],
+    out_dir: str | Path | None,
+    cfg: TeacherConfig,
+    task: Task,
+    *,
+    cache: TeacherCache | None,
+    extra_labels: Sequence[str] = (),
+) -> Estimate:
+    """`estimate_labelling` with the task's prompts (tokens approximated, 4 characters each),
+    answers expected as long as the demonstrations' and the configured request streams."""
+    build, _ = task_prompting(task, cfg, demos, pool, count_tokens=approx_tokens,
+                              context_size=cfg.context_size, extra_labels=extra_labels)
+    out_tokens = [approx_tokens(d.target or "") for d in demos]
+    serial = cfg.backend in ("llamacpp", "transformers")
+    return estimate_labelling(
+        pool,
+        out_dir,
+        build_request=build,
+        cache=cache,
+        cfg=cfg,
+        count_tokens=approx_tokens,
+        model=model_id(cfg),
+        expected_output_tokens=(sum(out_tokens) // len(out_tokens) + 1) if out_tokens else None,
+        parallel=1 if serial else cfg.total_concurrency(),
+    )
 
 
 def task_prompting(
