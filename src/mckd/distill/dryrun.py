@@ -177,4 +177,4 @@ def format_estimate(est: RunEstimate, *, priced: bool) -> str:
                  f"{tot['student_example_epochs']:,} example-epochs at most "
                  f"(~{tot['student_train_tokens']:,} tokens), "
                  f"{tot['student_predictions']:,} predictions")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
