@@ -128,7 +128,8 @@ def child_bare(url: str, n: int, concurrency: int, timeout: float) -> None:
                     i = queue.pop()
                     body = {"model": "sim", "prompt": f"Input: bare {i}\nOutput:", "max_tokens": 32}
                     with contextlib.suppress(httpx.HTTPError):  # a failure is simply not ok
-                        ok += (await client.post("completions", json=body)).status_code == 200
+                        resp = await client.post("completions", json=body)
+                        ok += resp.status_code == 200  # after the await: no update is lost
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return ok
@@ -225,8 +226,8 @@ def simulate(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     with FaultServer(latency_s=args.latency) as srv:
         res = result_of(spawn("_bare", srv.url, str(n), str(args.concurrency), str(args.timeout)))
         out["bare"] = {"wall_s": round(res["wall"], 1), "ok": res["ok"],
-                       "requests_per_s": round(n / res["wall"], 1),
-                       "of_ceiling": round(n / res["wall"] / ceiling, 3)}
+                       "requests_per_s": round(res["ok"] / res["wall"], 1),
+                       "of_ceiling": round(res["ok"] / res["wall"] / ceiling, 3)}
 
     # 1. a clean labelling run
     with FaultServer(fault_plan(args.fail_rate), latency_s=args.latency,
