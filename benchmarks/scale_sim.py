@@ -291,7 +291,7 @@ def simulate(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 def table(results: list[dict[str, Any]]) -> str:
     cols = ["inputs", "bare client req/s", "label s", "inputs/s", "req/s", "req/s of ceiling",
-            "req/s of bare", "CPU ms/input", "label RSS MB", "ledger MB", "cache MB",
+            "inputs/s of bare", "CPU ms/input", "label RSS MB", "ledger MB", "cache MB",
             "answered twice", "resume: first label s", "resume s", "answered twice (kill)",
             "pipeline s", "pipeline RSS MB", "pipeline teacher calls"]
     rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -299,7 +299,7 @@ def table(results: list[dict[str, Any]]) -> str:
         bare, lab, res, pipe = r["bare"], r["label"], r["resume"], r["pipeline"]
         cells = [f"{r['inputs']:,}", bare["requests_per_s"], lab["wall_s"], lab["inputs_per_s"],
                  f"{lab['requests_per_s']} ({r['ceiling_rps']})", f"{lab['of_ceiling']:.1%}",
-                 f"{lab['requests_per_s'] / bare['requests_per_s']:.1%}",
+                 f"{lab['inputs_per_s'] / bare['requests_per_s']:.1%}",
                  lab["cpu_ms_per_input"], lab["peak_rss_mb"], lab["ledger_mb"], lab["cache_mb"],
                  lab["answered_twice"], res["first_new_label_s"], res["resumed_wall_s"],
                  res["answered_twice"], pipe["wall_s"], pipe["peak_rss_mb"],
