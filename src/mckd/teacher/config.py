@@ -69,6 +69,19 @@ class TeacherConfig(BaseModel):
         "{'grammar': ...}), or 'none' (the server gets no grammar; use it for the OpenAI API "
         "and other servers that reject unknown fields).",
     )
+    # --- where the calls run
+    runner: Literal["local", "ray"] = Field(
+        "local",
+        description="local: this process calls the backend; ray: Ray Data actors do "
+        "(`pip install 'mckd[ray]'`), each holding one backend, while this process keeps the "
+        "cache and the ledger.",
+    )
+    workers: int = Field(2, ge=1, le=4096, description="runner ray: actors, one backend each.")
+    ray_address: str | None = Field(
+        None,
+        description="runner ray: the cluster to join ('auto', 'ray://head:10001'); null starts "
+        "a local one.",
+    )
     # --- engine sizing
     context_size: int = Field(
         8192, ge=64, description="Context window in tokens (prompt + output); 30 labeled-tree "

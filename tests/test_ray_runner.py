@@ -1,0 +1,85 @@
+"""`teacher.runner: ray`: the same ledger as the local runner, input for input (slow: starts a
+local Ray cluster)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fault_server import FaultServer, number_of
+from mckd.examples import Example, write_examples
+from mckd.teacher.config import TeacherConfig
+from mckd.teacher.label import LEDGER, label_files, read_ledger
+
+ray = pytest.importorskip("ray")
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_cluster() -> object:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def files(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    pool, demos = tmp_path / "pool.jsonl", tmp_path / "demos.jsonl"
+    write_examples(pool, [Example(f"u{i}", f"item {i} alpha beta") for i in range(n)])
+    write_examples(demos, [Example(f"d{i}", f"demo {i}", f"DEMO {i}") for i in range(6)])
+    return pool, demos
+
+
+def comparable(out: Path) -> dict[str, tuple]:
+    return {k: (r["keys"], r["status"], r["reason"], r["raw"], r["target"], r["valid"])
+            for k, r in read_ledger(out / LEDGER).items()}
+
+
+def label(tmp_path: Path, name: str, pool: Path, demos: Path, **kw: object) -> dict:
+    cfg = TeacherConfig(**{"k_demos": 3, "cache_path": str(tmp_path / f"{name}.sqlite"), **kw})
+    res = label_files(pool, tmp_path / name, cfg, labeled_path=demos, task="text", progress=False)
+    return res.usage  # type: ignore[union-attr]
+
+
+def test_ray_runner_ledger_equals_the_local_runner_with_the_fake_backend(tmp_path: Path) -> None:
+    pool, demos = files(tmp_path, 200)
+    local = label(tmp_path, "local", pool, demos, backend="fake")
+    on_ray = label(tmp_path, "ray", pool, demos, backend="fake", runner="ray", workers=2)
+    assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
+    assert len(comparable(tmp_path / "ray")) == 200
+    assert on_ray["calls"] == local["calls"] == 200 and on_ray["labels"] == 200
+    # a rerun finds every input in the ledger: nothing is sent or appended again
+    label(tmp_path, "ray", pool, demos, backend="fake", runner="ray", workers=2)
+    assert len((tmp_path / "ray" / LEDGER).read_text().splitlines()) == 200
+
+
+def test_ray_runner_with_faults_same_ledger_failures_not_cached(tmp_path: Path) -> None:
+    pool, demos = files(tmp_path, 200)
+
+    def plan(item: str, attempt: int) -> str | None:
+        n = number_of(item)
+        if n % 10 == 3:
+            return "500"  # always: rejected as server_error
+        if n % 10 == 7 and attempt == 1:
+            return "429"  # once: retried to success
+        return None
+
+    http = dict(backend="openai", model="m", api_key_env=None, grammar_field="none",
+                concurrency=8, timeout_s=5.0, retries=2, backoff_s=0.01, backoff_max_s=0.05)
+    with FaultServer(plan) as a, FaultServer(plan) as b:
+        label(tmp_path, "local", pool, demos, base_url=a.url, **http)
+        usage = label(tmp_path, "ray", pool, demos, base_url=b.url, runner="ray", workers=2,
+                      **http)
+        assert a.total_calls() == b.total_calls()
+        assert max(b.answered.values()) == 1  # no request answered twice
+    ray_ledger = comparable(tmp_path / "ray")
+    assert ray_ledger == comparable(tmp_path / "local")
+    rejected = [k for k, r in ray_ledger.items() if r[1] == "rejected"]
+    assert len(rejected) == 20 and {ray_ledger[k][2] for k in rejected} == {"server_error"}
+    assert usage["rejected"] == 20 and usage["labels"] == 180
+    import sqlite3
+
+    rows = sqlite3.connect(tmp_path / "ray.sqlite").execute("SELECT count(*) FROM completions")
+    assert rows.fetchone()[0] == 180  # failures never cached
+    assert json.loads((tmp_path / "ray" / "usage.json").read_text())["calls"] == 200
