@@ -53,7 +53,7 @@ class SpeculativeConfig(BaseModel):
         description="Draft model: a name from `mckd models list` or a .gguf path, with the "
         "teacher's vocabulary (qwen2.5-coder-0.5b for the 1.5B teacher).",
     )
-    n_max: int = Field(16, ge=1, le=64, description="Most tokens drafted per step.")
+    n_max: int = Field(8, ge=1, le=64, description="Most tokens drafted per step.")
     n_min: int = Field(
         0, ge=0, description="Fewest tokens a draft model's draft must have to be checked."
     )
