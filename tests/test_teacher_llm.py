@@ -13,6 +13,7 @@ import pytest
 
 from mckd.examples import Example
 from mckd.tasks.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
+from mckd.teacher.backends.base import TeacherRequest
 from mckd.teacher.models import ModelFetchError, model_path
 from mckd.teacher.prompts import PromptBuilder, PromptConfig
 
@@ -66,3 +67,45 @@ def test_grammar_gives_ten_of_ten_valid_trees(form: str) -> None:
         valid += 1
     backend.close()
     assert valid == 10
+
+
+# Six short real LLM calls with the 0.5B teacher (about a minute on 2 idle cores).
+@pytest.mark.timeout(1200)
+def test_speculative_decoding_keeps_the_grammar_and_the_greedy_answers() -> None:
+    """n-gram drafting (no smaller model shares the Qwen vocabulary): every answer is still a
+    valid tree over the input words, identical to plain decoding, and drafts were accepted."""
+    pytest.importorskip("xllamacpp")
+    from mckd.teacher.backends.base import BackendError
+    from mckd.teacher.backends.llamacpp import LlamaCppBackend
+    from mckd.teacher.config import TeacherConfig
+
+    try:
+        model_path("qwen2.5-coder-0.5b")
+    except ModelFetchError:
+        pytest.skip("needs `mckd models fetch qwen2.5-coder-0.5b`")
+    threads = int(os.environ.get("MCKD_TEST_THREADS", "2"))
+    demos, inputs = _examples(6, 11), _examples(3, 12)
+    answers: dict[str, list[str]] = {}
+    drafted = accepted = 0
+    for name, spec in (("plain", {}), ("ngram", {"type": "ngram_simple", "ngram_n": 3})):
+        backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model="qwen2.5-coder-0.5b",
+                                                context_size=2048, n_threads=threads,
+                                                speculative=spec))
+        builder = PromptBuilder(demos, PromptConfig(form="labeled", k=6, demos="shared"),
+                                count_tokens=backend.count_tokens, context_size=2048, pool=inputs)
+        answers[name] = []
+        for ex in inputs:
+            req = builder.build_request(ex)
+            assert req.grammar is not None and req.temperature == 0
+            comp = asyncio.run(backend.acomplete(req))
+            assert tree_words(parse_bracketed(comp.text.strip())) == ex.source.split(), comp.text
+            answers[name].append(comp.text)
+            drafted += int(comp.extra["timings"].get("draft_n", 0))
+            accepted += int(comp.extra["timings"].get("draft_n_accepted", 0))
+        if spec:  # a sampled call would need a key that names the drafter: refused
+            sampled = TeacherRequest(prompt="x", temperature=0.7, seed=1)
+            with pytest.raises(BackendError, match=r"teacher\.temperature"):
+                asyncio.run(backend.acomplete(sampled))
+        backend.close()
+    assert drafted > 0 and accepted > 0, (drafted, accepted)
+    assert answers["ngram"] == answers["plain"]
