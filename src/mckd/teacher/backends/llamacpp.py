@@ -55,8 +55,8 @@ def speculation_id(spec: SpeculativeConfig) -> str:
 def cache_model_name(cfg: TeacherConfig) -> str:
     """What stands for the model in cache keys: the .gguf file name, and under sampling
     (temperature > 0) with speculation on, the drafter settings too. A greedy answer is the
-    teacher's argmax at every position whoever proposed the tokens, so another drafter keeps the
-    cache. A sampled answer is one draw, and which draw comes out is up to the verification
+    teacher's argmax at every position whoever proposed the tokens (up to floating-point
+    near-ties, which the thread count moves as well), so another drafter keeps the cache. A sampled answer is one draw, and which draw comes out is up to the verification
     scheme (llama.cpp also has a probabilistic acceptance that changes it), so there the
     drafter is part of the key."""
     name = resolve_model_path(cfg.model).name
