@@ -134,6 +134,10 @@ class RunConfig(BaseModel):
     baselines: bool = Field(True, description="Score the task's trivial baselines (parsing: "
                             "right- and left-branching) on the test set.")
     run_dir: str = Field("runs/demo", description="Run directory (one folder per step).")
+    parallel_students: bool | None = Field(
+        None, description="Train a stage's partition students at the same time, one per visible "
+        "GPU. Unset: on where 2 or more GPUs are visible, off otherwise (CPU); true without 2 "
+        "GPUs is an error.")
 
     @model_validator(mode="before")
     @classmethod

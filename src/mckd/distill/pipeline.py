@@ -17,6 +17,7 @@ from typing import Any
 
 from mckd.config import RunConfig
 from mckd.distill.context import RunContext
+from mckd.distill.parallel import device_slots, visible_devices
 from mckd.distill.plan import build_steps
 from mckd.distill.results import aggregate_seeds, collect_results
 from mckd.distill.rundir import RunDir, StepOutcome, expand_force, write_json
@@ -80,7 +81,8 @@ def _run_seeds(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
 def _run_one(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
     _save_config(cfg, root)
     ctx = RunContext(cfg, cfg.make_task(), RunDir(root))
-    outcomes = ctx.rd.execute(build_steps(ctx), force)
+    slots = device_slots(cfg.parallel_students, visible_devices(), cfg.partitions)
+    outcomes = ctx.rd.execute(build_steps(ctx), force, devices=slots)
     return _finish(cfg, root, collect_results(ctx), outcomes)
 
 

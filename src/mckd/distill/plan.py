@@ -70,7 +70,8 @@ def mckd_steps(ctx: RunContext, student_key: dict[str, Any], init: tuple[str, ..
         for k in range(k_parts):
             out.append(Step(stages.part_step(stage, k), (previous, stages.PARTITIONS, *init),
                             student_key, partial(stages.run_stage_part, ctx, stage=stage, k=k),
-                            f"stage {stage}: train without partition {k}, relabel it"))
+                            f"stage {stage}: train without partition {k}, relabel it",
+                            group=f"stage{stage}_parts"))
         parts = tuple(stages.part_step(stage, k) for k in range(k_parts))
         out.append(Step(stages.stage_step(stage), (previous, *parts), {},
                         partial(stages.run_stage_merge, ctx, stage=stage),

@@ -45,6 +45,7 @@ class Step:
     key: dict[str, Any]
     run: Callable[[Path], dict[str, Any]]
     description: str = ""
+    group: str | None = None  # consecutive steps of one group are independent of each other
 
 
 @dataclass
@@ -109,8 +110,11 @@ class RunDir:
         write_json(started, {"hash": hash_})
         return folder
 
-    def execute(self, steps: list[Step], force: list[str] | None = None) -> list[StepOutcome]:
-        """Run `steps` (in the given, dependency-respecting order), skipping finished ones."""
+    def execute(self, steps: list[Step], force: list[str] | None = None, *,
+                devices: list[str] | None = None) -> list[StepOutcome]:
+        """Run `steps` (in the given, dependency-respecting order), skipping finished ones.
+        With `devices` (parallel.py), the unfinished steps of one group run at the same time,
+        one per device."""
         by_name = {s.name: s for s in steps}
         for s in steps:
             missing = [d for d in s.deps if d not in by_name]
@@ -118,8 +122,12 @@ class RunDir:
                 raise ConfigError(f"step {s.name} depends on unknown steps {missing}")
         forced = expand_force(steps, force or [])
         hashes: dict[str, str] = {}
-        outcomes = []
+        outcomes: list[StepOutcome | None] = []
+        waiting: list[tuple[int, Step]] = []  # a group's steps, to run together
         for i, s in enumerate(steps, start=1):
+            if waiting and (s.group is None or s.group != waiting[0][1].group):
+                self._run_group(waiting, hashes, outcomes, devices or [])
+                waiting = []
             hashes[s.name] = step_hash(s.key, [hashes[d] for d in s.deps])
             if s.name not in forced and self.is_done(s.name, hashes[s.name]):
                 log.info("step %d/%d %s: done already, skipped", i, len(steps), s.name)
@@ -128,8 +136,30 @@ class RunDir:
             if s.name in forced:
                 self.invalidate(s.name)
             log.info("step %d/%d %s: %s", i, len(steps), s.name, s.description or "running")
-            outcomes.append(self._run_one(s, hashes[s.name]))
-        return outcomes
+            if s.group is not None and devices:
+                outcomes.append(None)
+                waiting.append((len(outcomes) - 1, s))
+            else:
+                outcomes.append(self._run_one(s, hashes[s.name]))
+        if waiting:
+            self._run_group(waiting, hashes, outcomes, devices or [])
+        return [o for o in outcomes if o is not None]
+
+    def _run_group(self, waiting: list[tuple[int, Step]], hashes: dict[str, str],
+                   outcomes: list[StepOutcome | None], devices: list[str]) -> None:
+        from functools import partial
+
+        from mckd.distill.parallel import run_on_devices
+
+        if len(waiting) == 1:
+            k, s = waiting[0]
+            outcomes[k] = self._run_one(s, hashes[s.name])
+            return
+        log.info("running %s at the same time on devices %s", ", ".join(s.name for _, s in waiting),
+                 ", ".join(devices[:len(waiting)]))
+        jobs = [partial(self._run_one, s, hashes[s.name]) for _, s in waiting]
+        for (k, _), outcome in zip(waiting, run_on_devices(jobs, devices), strict=True):
+            outcomes[k] = outcome
 
     def _run_one(self, s: Step, hash_: str) -> StepOutcome:
         folder = self._prepare(s.name, hash_)

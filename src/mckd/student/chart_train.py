@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from mckd.examples import Example
 from mckd.student.base import TrainReport
 from mckd.student.chart import target_spans
 from mckd.student.cky import candidate_spans, span_f1
-from mckd.student.finetune import clip_and_step, finished_report, run_training
+from mckd.student.finetune import Loop, clip_and_step, finished_report, run_training
 
 if TYPE_CHECKING:
     from mckd.student.chart import ChartStudent
@@ -81,15 +81,14 @@ def prepare(student: ChartStudent, train: list[Example]) -> TrainData:
     return TrainData(encoded, labels, gold, words, skipped, digest.hexdigest())
 
 
-def train_step(
-    student: ChartStudent, data: TrainData, chunk: list[int], opt: Any, sched: Any
-) -> float:
-    batch = student._collate([data.encoded[k] for k in chunk])
-    target = torch.from_numpy(np.concatenate([data.labels[k] for k in chunk])).to(student.device)
-    logits = student.model(batch)
+def train_step(student: ChartStudent, data: TrainData, chunk: list[int], loop: Loop) -> float:
+    mine, scale = loop.take(chunk, lambda k: len(data.labels[k]))
+    batch = student._collate([data.encoded[k] for k in mine])
+    target = torch.from_numpy(np.concatenate([data.labels[k] for k in mine])).to(student.device)
+    logits = loop.model(batch)
     # Mean over the batch's spans; a batch of one- and two-word sentences has at most one each.
     loss = F.binary_cross_entropy_with_logits(logits, target) if len(target) else logits.sum() * 0
-    return clip_and_step(student, loss, opt, sched)
+    return clip_and_step(student, loss, loop, scale)
 
 
 def fidelity(student: ChartStudent, data: TrainData) -> float:

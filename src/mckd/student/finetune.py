@@ -28,6 +28,7 @@ from safetensors.torch import load_model, save_model
 
 from mckd.io import atomic_write
 from mckd.student.base import TrainReport, fidelity_converged
+from mckd.student.distributed import Ranks, current_ranks
 from mckd.student.encoder import Encoded, fresh_dir, replace_dir
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,29 @@ class PreparedData(Protocol):
     fingerprint: str  # of the data and settings: a checkpoint of other ones is not resumed
 
 
-Step = Callable[[Any, Any, list[int], Any, Any], float]  # (student, data, batch, opt, sched) -> loss
+Step = Callable[[Any, Any, list[int], "Loop"], float]  # (student, data, batch, loop) -> loss
+
+
+@dataclasses.dataclass
+class Loop:
+    """What a step trains with: the model to call (wrapped by accelerate when several processes
+    train), its optimizer and schedule, and this process's place among the processes."""
+
+    model: Any
+    opt: Any
+    sched: Any
+    ranks: Ranks = dataclasses.field(default_factory=Ranks)
+
+    def take(self, batch: list[int], units: Callable[[int], int]) -> tuple[list[int], float | None]:
+        """This process's items of a global batch and the factor for its mean loss (None:
+        one process, the loss is used as it is). `units(k)` is what item k adds to the loss's
+        mean (spans, words). A process whose share is empty runs one item at weight 0, so it
+        still joins the gradient exchange."""
+        if not self.ranks.distributed:
+            return batch, None
+        mine = self.ranks.share(batch)
+        scale = self.ranks.scale(sum(map(units, mine)), sum(map(units, batch)))
+        return (mine, scale) if mine else (batch[:1], 0.0)
 
 
 @dataclasses.dataclass
@@ -84,8 +107,13 @@ def run_training(
     fidelity: Callable[[], float],
 ) -> TrainReport:
     """Train `student` on `data` to the end (or early stop), resuming a checkpoint of the same
-    training; then save the model and write the report and `DONE`."""
+    training; then save the model and write the report and `DONE`. Under `accelerate launch`
+    every process trains its share of each batch and only the main one writes."""
     cfg = student.cfg
+    ranks = current_ranks()
+    if ranks.distributed:
+        student.device = ranks.accelerator.device
+        student.model.to(student.device)
     student.model.train()
     opt = make_optimizer(student)
     per_epoch = math.ceil(len(data.encoded) / cfg.batch_size)
@@ -106,13 +134,15 @@ def run_training(
             state.batch,
             state.step,
         )
+    model, opt = ranks.prepare(student.model, opt)
+    loop = Loop(model, opt, sched, ranks)
     lengths = [len(ids) for ids, _ in data.encoded]
     while state.epoch < epochs and not state.stopped_early:
         started = clock = time.time()
         first = state.batch
         batches = bucketed_batches(lengths, cfg.batch_size, cfg.seed + state.epoch)
         for chunk in batches[state.batch :]:
-            loss = step(student, data, chunk, opt, sched)
+            loss = step(student, data, chunk, loop)
             state.batch += 1
             state.step += 1
             state.loss_sum += loss
@@ -122,11 +152,14 @@ def run_training(
             if state.step % cfg.checkpoint_every == 0:
                 state.seconds += time.time() - started
                 started = time.time()
-                save_checkpoint(ckpt, student, opt, sched, state, data.fingerprint)
-        end_epoch(cfg, state, epochs, fidelity)
+                if ranks.main:
+                    save_checkpoint(ckpt, student, opt, sched, state, data.fingerprint)
+        end_epoch(cfg, state, epochs, lambda: ranks.mean(fidelity()))
         student.model.train()
         state.seconds += time.time() - started
-    return finish(student, state, data, out_dir)
+    report = finish(student, state, data, out_dir) if ranks.main else build_report(state, data)
+    ranks.wait()  # the others return once the model and DONE are written
+    return report
 
 
 def make_optimizer(student: EncoderStudent) -> torch.optim.Optimizer:
@@ -143,14 +176,17 @@ def make_optimizer(student: EncoderStudent) -> torch.optim.Optimizer:
     )
 
 
-def clip_and_step(student: EncoderStudent, loss: torch.Tensor, opt: Any, sched: Any) -> float:
-    """Backpropagate `loss`, clip the gradient norm, take one optimizer and schedule step."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(student.model.parameters(), student.cfg.grad_clip)
-    opt.step()
-    sched.step()
-    return float(loss.item())
+def clip_and_step(student: EncoderStudent, loss: torch.Tensor, loop: Loop, scale: float | None) -> float:
+    """Backpropagate `loss` (times `scale`, from `Loop.take`), clip the gradient norm, take one
+    optimizer and schedule step; returns the batch's loss (over every process's share)."""
+    if scale is not None:
+        loss = loss * scale
+    loop.opt.zero_grad(set_to_none=True)
+    loop.ranks.backward(loss)
+    loop.ranks.clip(loop.model, student.cfg.grad_clip)
+    loop.opt.step()
+    loop.sched.step()
+    return loop.ranks.mean(float(loss.item()))
 
 
 def log_progress(state: TrainState, total: int, rate: float) -> None:
@@ -180,10 +216,8 @@ def end_epoch(cfg: Any, state: TrainState, epochs: int, fidelity: Callable[[], f
     state.loss_sum, state.loss_count = 0.0, 0
 
 
-def finish(
-    student: EncoderStudent, state: TrainState, data: PreparedData, out_dir: Path
-) -> TrainReport:
-    report = TrainReport(
+def build_report(state: TrainState, data: PreparedData) -> TrainReport:
+    return TrainReport(
         epochs=state.epoch,
         steps=state.step,
         seconds=round(state.seconds, 3),
@@ -196,6 +230,12 @@ def finish(
             "sentences": len(data.encoded),
         },
     )
+
+
+def finish(
+    student: EncoderStudent, state: TrainState, data: PreparedData, out_dir: Path
+) -> TrainReport:
+    report = build_report(state, data)
     student.save(out_dir / "model")
     with atomic_write(out_dir / "train_report.json") as f:
         json.dump(dataclasses.asdict(report), f, indent=2)

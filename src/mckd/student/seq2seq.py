@@ -24,6 +24,7 @@ from mckd.examples import Example
 from mckd.io import atomic_write
 from mckd.student.base import Prediction, TrainReport
 from mckd.student.config import CausalConfig, Seq2SeqConfig
+from mckd.student.distributed import current_ranks
 from mckd.student.generate import BRACKETS, encode_prompts, generate
 from mckd.student.model import StudentModel, build_model, load_student, save_student
 from mckd.student.train import Encoded, resolve_device, train
@@ -87,11 +88,14 @@ class Seq2SeqStudent:
         self.sm.model.to(resolve_device(tcfg.device))
         report = train(self.sm, data, tcfg, out_dir, fidelity=fidelity, on_step=on_step)
         report.extra.update(truncated_targets=cut[1], truncated_sources=cut[0], examples=len(data))
-        save_student(self.sm, out_dir / "model")
-        self._write_config(out_dir / "model")
-        with atomic_write(done) as f:
-            json.dump(dataclasses.asdict(report), f, indent=1)
-        shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+        ranks = current_ranks()
+        if ranks.main:  # under `accelerate launch`, one process writes
+            save_student(self.sm, out_dir / "model")
+            self._write_config(out_dir / "model")
+            with atomic_write(done) as f:
+                json.dump(dataclasses.asdict(report), f, indent=1)
+            shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+        ranks.wait()
         return report
 
     def _pairs(self, examples: list[Example]) -> list[tuple[str, str]]:

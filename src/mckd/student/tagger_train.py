@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from mckd.examples import Example
 from mckd.student.base import TrainReport
 from mckd.student.bio import as_valid, tag_set
 from mckd.student.encoder import Encoded
-from mckd.student.finetune import clip_and_step, finished_report, run_training
+from mckd.student.finetune import Loop, clip_and_step, finished_report, run_training
 from mckd.student.tagger import target_tags
 
 if TYPE_CHECKING:
@@ -86,16 +86,15 @@ def prepare(student: TaggerStudent, train: list[Example]) -> TrainData:
     return TrainData(encoded, labels, targets, words, skipped, digest.hexdigest())
 
 
-def train_step(
-    student: TaggerStudent, data: TrainData, chunk: list[int], opt: Any, sched: Any
-) -> float:
-    batch = student._collate([data.encoded[k] for k in chunk])
+def train_step(student: TaggerStudent, data: TrainData, chunk: list[int], loop: Loop) -> float:
+    mine, scale = loop.take(chunk, lambda k: len(data.labels[k]))
+    batch = student._collate([data.encoded[k] for k in mine])
     width = batch["word_mask"].size(1)
-    target = torch.full((len(chunk), width), IGNORE, dtype=torch.long)
-    for row, k in enumerate(chunk):
+    target = torch.full((len(mine), width), IGNORE, dtype=torch.long)
+    for row, k in enumerate(mine):
         target[row, : len(data.labels[k])] = torch.from_numpy(data.labels[k])
     target = target.to(student.device)
-    logits = student.model(batch)
+    logits = loop.model(batch)
     crf = student.model.crf
     if crf is None:
         # Mean over the batch's words, so long and short sentences weigh by their length.
@@ -103,7 +102,7 @@ def train_step(
     else:  # sequence likelihood, per word as above
         mask = batch["word_mask"]
         loss = crf.nll(logits.float(), target.clamp(min=0), mask) / mask.sum()
-    return clip_and_step(student, loss, opt, sched)
+    return clip_and_step(student, loss, loop, scale)
 
 
 def fidelity(student: TaggerStudent, data: TrainData) -> float:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from mckd.student.base import TrainReport, fidelity_converged
 from mckd.student.config import TrainConfig
+from mckd.student.distributed import Ranks, current_ranks
 from mckd.student.model import StudentModel
 
 log = logging.getLogger(__name__)
@@ -94,16 +95,19 @@ def collate(items: list[Encoded], sm: StudentModel, device: torch.device) -> dic
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
-def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Summed cross-entropy over target tokens (normalised per optimizer step by the caller)."""
+def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor],
+                   model: torch.nn.Module | None = None) -> torch.Tensor:
+    """Summed cross-entropy over target tokens (normalised per optimizer step by the caller).
+    `model` is `sm.model` as wrapped for several processes, where it is."""
     labels = batch["labels"]
+    model = model or sm.model
     if sm.kind == "causal":
-        logits = sm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         logits, labels = logits[:, :-1], labels[:, 1:]
     else:
         dec_in = sm.model.prepare_decoder_input_ids_from_labels(labels=labels)
-        logits = sm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                          decoder_input_ids=dec_in).logits
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       decoder_input_ids=dec_in).logits
     return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                              labels.reshape(-1), ignore_index=-100, reduction="sum")
 
@@ -168,11 +172,14 @@ def make_optimizer(sm: StudentModel, cfg: TrainConfig, total_steps: int
 def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path, *,
           fidelity: Callable[[], float] | None = None,
           on_step: Callable[[int], None] | None = None) -> TrainReport:
-    """Train `sm.model` in place; resumes from `out_dir/checkpoint` when one exists."""
+    """Train `sm.model` in place; resumes from `out_dir/checkpoint` when one exists. Under
+    `accelerate launch` each process trains its share of every batch (distributed.py) and only
+    the main one writes checkpoints."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    ranks = current_ranks()
+    device = ranks.accelerator.device if ranks.distributed else resolve_device(cfg.device)
     sm.model.to(device)
     micro = max(1, cfg.batch_size // cfg.grad_accum)
     lengths = [len(d.source) + len(d.target) for d in data]
@@ -183,8 +190,13 @@ def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path
     random.seed(cfg.seed)
     state = load_checkpoint(out_dir, sm, opt, sched) or {
         "epoch": 0, "batch": 0, "step": 0, "fidelity": [], "loss": None, "seconds": 0.0, "stopped": False}
+    state.setdefault("epoch_losses", [])  # checkpoints written before losses were kept per epoch
+    state.setdefault("loss_sum", 0.0)
+    state.setdefault("loss_count", 0)
+    model, opt = ranks.prepare(sm.model, opt)
     dtype = autocast_dtype(cfg, device)
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=state["step"], disable=not cfg.progress,
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=state["step"],
+               disable=not cfg.progress or not ranks.main,
                unit="step", dynamic_ncols=True, leave=False)
     started = time.perf_counter() - state["seconds"]
     session_start, seen_tokens = time.perf_counter(), 0
@@ -193,55 +205,83 @@ def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path
         sm.model.train()
         while state["batch"] < len(batches):
             group = batches[state["batch"]:state["batch"] + cfg.grad_accum]
-            tokens, loss = _optimizer_step(sm, [[data[k] for k in b] for b in group], cfg, opt, device, dtype)
+            tokens, loss = _optimizer_step(sm, [[data[k] for k in b] for b in group], cfg, opt, device, dtype,
+                                           Replica(model, ranks))
             sched.step()
             state["batch"] += len(group)
             state["step"] += 1
             state["loss"] = loss if state["loss"] is None else 0.9 * state["loss"] + 0.1 * loss
+            state["loss_sum"] += loss
+            state["loss_count"] += 1
             bar.update(1)
             seen_tokens += tokens
             rate = seen_tokens / max(1e-9, time.perf_counter() - session_start)
             bar.set_postfix(loss=f"{state['loss']:.3f}", tok_s=f"{rate:.0f}", epoch=state["epoch"] + 1,
                             refresh=False)
-            if state["step"] % cfg.save_every_steps == 0 and state["batch"] < len(batches):
+            if state["step"] % cfg.save_every_steps == 0 and state["batch"] < len(batches) and ranks.main:
                 state["seconds"] = time.perf_counter() - started
                 save_checkpoint(out_dir, sm, opt, sched, state)
             if on_step is not None:
                 on_step(state["step"])
         state["epoch"] += 1
         state["batch"] = 0
+        state["epoch_losses"].append(state["loss_sum"] / max(1, state["loss_count"]))
+        state["loss_sum"], state["loss_count"] = 0.0, 0
         if fidelity is not None:
-            state["fidelity"].append(float(fidelity()))
+            state["fidelity"].append(ranks.mean(float(fidelity())))
             log.info("epoch %d: loss %.4f, fidelity %.2f", state["epoch"], state["loss"], state["fidelity"][-1])
             state["stopped"] = fidelity_converged(state["fidelity"], cfg.fidelity_patience, cfg.fidelity_delta,
                                                   cfg.min_epochs)
         else:
             log.info("epoch %d: loss %.4f", state["epoch"], state["loss"])
         state["seconds"] = time.perf_counter() - started
-        save_checkpoint(out_dir, sm, opt, sched, state)
+        if ranks.main:
+            save_checkpoint(out_dir, sm, opt, sched, state)
     bar.close()
     return TrainReport(epochs=state["epoch"], steps=state["step"], seconds=state["seconds"],
                        final_loss=state["loss"], fidelity=list(state["fidelity"]),
-                       stopped_early=state["stopped"] and state["epoch"] < cfg.epochs)
+                       stopped_early=state["stopped"] and state["epoch"] < cfg.epochs,
+                       extra={"epoch_losses": list(state["epoch_losses"])})
+
+
+@dataclass
+class Replica:
+    """The model to call (wrapped by accelerate when several processes train) and this
+    process's place among them."""
+
+    model: torch.nn.Module
+    ranks: Ranks
 
 
 def _optimizer_step(sm: StudentModel, group: list[list[Encoded]], cfg: TrainConfig,
                     opt: torch.optim.Optimizer, device: torch.device,
-                    dtype: torch.dtype | None) -> tuple[int, float]:
-    """One optimizer step over `grad_accum` micro-batches; loss normalised by target tokens.
-    Token counts come from the host-side lists, and the loss is read back once per step: each
-    read of a device value makes the host wait for the GPU."""
+                    dtype: torch.dtype | None, replica: Replica) -> tuple[int, float]:
+    """One optimizer step over `grad_accum` micro-batches; loss normalised by the target tokens
+    of the whole (global) step. Token counts come from the host-side lists, and the loss is
+    read back once per step: each read of a device value makes the host wait for the GPU.
+    With several processes each trains its share of every micro-batch, its summed loss scaled
+    by the number of processes, so the averaged gradient is the one-process gradient."""
+    ranks = replica.ranks
     n_target = sum(len(it.target) for items in group for it in items)
     tokens = n_target + sum(len(it.source) for items in group for it in items)
     total = torch.zeros((), device=device)
-    for items in group:
+    for m, items in enumerate(group):
+        weight = 1.0
+        if ranks.distributed:
+            mine = ranks.share(list(range(len(items))))
+            # an empty share still joins the gradient exchange, with one item at weight 0
+            weight = float(ranks.world) if mine else 0.0
+            items = [items[k] for k in mine] if mine else items[:1]
         batch = collate(items, sm, device)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss_sum = token_loss_sum(sm, batch)
-        (loss_sum / n_target).backward()
-        total += loss_sum.detach()
+        with ranks.no_sync(replica.model, skip=m < len(group) - 1):
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss_sum = token_loss_sum(sm, batch, replica.model)
+            ranks.backward(loss_sum / n_target if not ranks.distributed else loss_sum * weight / n_target)
+        total += loss_sum.detach() if weight else 0.0
     if cfg.max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(sm.model.parameters(), cfg.max_grad_norm)
+        ranks.clip(replica.model, cfg.max_grad_norm)
     opt.step()
     opt.zero_grad(set_to_none=True)
+    if ranks.distributed:
+        return tokens, ranks.mean(float(total) * ranks.world / max(1, n_target))
     return tokens, float(total) / max(1, n_target)

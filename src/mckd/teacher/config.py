@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
@@ -26,6 +27,72 @@ from mckd.teacher.prompts import PromptConfig
 
 BackendKind = Literal["openai", "llamacpp", "transformers", "fake"]
 GrammarField = Literal["grammar", "guided_grammar", "structured_outputs", "none"]
+# llama.cpp's drafters: a smaller model of the same vocabulary, or n-gram lookups in the tokens
+# seen so far (prompt and answer), which cost no model call.
+SpeculativeType = Literal[
+    "draft", "ngram_simple", "ngram_map_k", "ngram_map_k4v", "ngram_mod", "ngram_cache"
+]
+
+
+class SpeculativeConfig(BaseModel):
+    """Speculative decoding in the in-process llama.cpp backend: a drafter proposes the next
+    tokens and the teacher checks them all in one batch, keeping the longest prefix it would
+    have produced itself. The teacher's own sampler (grammar included) picks every token, so a
+    greedy answer does not depend on these settings. Off unless a type or a draft model is set."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    type: list[SpeculativeType] = Field(
+        default_factory=list,
+        description="Drafters, one name or a list: draft (the draft_model), ngram_simple, "
+        "ngram_map_k, ngram_map_k4v, ngram_mod, ngram_cache. Empty: draft when draft_model is "
+        "set, else no speculation.",
+    )
+    draft_model: str | None = Field(
+        None,
+        description="Draft model: a name from `mckd models list` or a .gguf path, with the "
+        "teacher's vocabulary (qwen2.5-coder-0.5b for the 1.5B teacher).",
+    )
+    n_max: int = Field(8, ge=1, le=64, description="Most tokens drafted per step.")
+    n_min: int = Field(
+        0, ge=0, description="Fewest tokens a draft model's draft must have to be checked."
+    )
+    p_min: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A draft model stops drafting when its own top token is less likely than this.",
+    )
+    ngram_n: int = Field(
+        4, ge=1, le=64, description="n-gram drafters: tokens matched to find a continuation."
+    )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if value is None or value == "none":
+            return []
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> SpeculativeConfig:
+        if len(set(self.type)) != len(self.type):
+            raise ValueError(f"type lists a drafter twice: {self.type}")
+        if "draft" in self.type and not self.draft_model:
+            raise ValueError("type 'draft' needs a draft_model")
+        if self.draft_model and self.type and "draft" not in self.type:
+            raise ValueError(
+                f"draft_model is set but type {self.type} has no 'draft': add it or unset the model"
+            )
+        return self
+
+    def types(self) -> list[str]:
+        """The drafters in force (empty: no speculation)."""
+        return list(self.type) or (["draft"] if self.draft_model else [])
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.types())
 
 
 class TeacherConfig(BaseModel):
@@ -88,6 +155,11 @@ class TeacherConfig(BaseModel):
         "demonstrations take ~3,100 tokens."
     )
     n_threads: int = Field(1, ge=1, description="CPU threads for the in-process llama.cpp backend.")
+    speculative: SpeculativeConfig = Field(
+        default_factory=SpeculativeConfig,
+        description="llamacpp backend: speculative decoding (draft model and/or n-gram "
+        "drafting); see SpeculativeConfig and docs/TEACHER.md. Off by default.",
+    )
     device: str = Field(
         "auto", description="transformers backend: 'auto', 'cpu', 'cuda', 'cuda:1', ..."
     )

@@ -656,7 +656,7 @@ def usable_form(task: Task, form: str, demos: Sequence[Example]) -> str:
 def model_id(cfg: TeacherConfig) -> str:
     """The model name a backend built from `cfg` puts in cache keys, without building it."""
     if cfg.backend == "llamacpp":
-        from mckd.teacher.backends.llamacpp import resolve_model_path
+        from mckd.teacher.backends.llamacpp import cache_model_name
 
-        return resolve_model_path(cfg.model).name
+        return cache_model_name(cfg)
     return cfg.model or ("fake" if cfg.backend == "fake" else "")

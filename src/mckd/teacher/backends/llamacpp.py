@@ -4,11 +4,17 @@ One in-process server, so calls are serialized; each runs in a worker thread so 
 (progress, cache writes) keeps going. Consecutive prompts that share a prefix (the same
 demonstrations) reuse the engine's KV cache; `cached_tokens` in the completion says how many
 prompt tokens were served that way.
+
+Speculative decoding (`TeacherConfig.speculative`) is llama.cpp's own: a draft model or n-gram
+lookups propose tokens, the teacher evaluates them in one batch and its sampler, grammar
+included, keeps the longest prefix it agrees with. Greedy answers therefore do not depend on
+the drafter, and the cache key leaves it out; sampled answers may, and there it is in the key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from pathlib import Path
@@ -16,13 +22,14 @@ from typing import Any
 
 from mckd.errors import ConfigError
 from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest, approx_tokens
-from mckd.teacher.config import TeacherConfig
+from mckd.teacher.config import SpeculativeConfig, TeacherConfig
 
 log = logging.getLogger(__name__)
 
 
-def resolve_model_path(model: str) -> Path:
-    """A path to a .gguf file, or the name of a model known to `mckd models` (fetched)."""
+def resolve_model_path(model: str, *, setting: str = "teacher.model") -> Path:
+    """A path to a .gguf file, or the name of a model known to `mckd models` (fetched).
+    `setting` names the option in the error."""
     path = Path(model).expanduser()
     if path.is_file():
         return path
@@ -31,9 +38,53 @@ def resolve_model_path(model: str) -> Path:
     if model in models.MODELS:
         return models.model_path(model)
     known = ", ".join(sorted(models.MODELS))
-    raise ConfigError(
-        f"teacher.model: {model!r} is neither a .gguf file nor a known model ({known})"
-    )
+    raise ConfigError(f"{setting}: {model!r} is neither a .gguf file nor a known model ({known})")
+
+
+def speculation_id(spec: SpeculativeConfig) -> str:
+    """The drafter settings as one compact string; the draft model by file name only."""
+    data = spec.model_dump(mode="json")
+    data["type"] = spec.types()
+    if spec.draft_model:
+        data["draft_model"] = resolve_model_path(
+            spec.draft_model, setting="teacher.speculative.draft_model"
+        ).name
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def cache_model_name(cfg: TeacherConfig) -> str:
+    """What stands for the model in cache keys: the .gguf file name, and under sampling
+    (temperature > 0) with speculation on, the drafter settings too. A greedy answer is the
+    teacher's argmax at every position whoever proposed the tokens (up to floating-point
+    near-ties, which the thread count moves as well), so another drafter keeps the cache. A sampled answer is one draw, and which draw comes out is up to the verification
+    scheme (llama.cpp also has a probabilistic acceptance that changes it), so there the
+    drafter is part of the key."""
+    name = resolve_model_path(cfg.model).name
+    if cfg.speculative.enabled and cfg.temperature > 0:
+        name += "+speculative" + speculation_id(cfg.speculative)
+    return name
+
+
+def _speculative_params(params: Any, cfg: TeacherConfig, xllamacpp: Any) -> None:
+    """Fill llama.cpp's `CommonParams.speculative` from `cfg.speculative`."""
+    spec, sp = cfg.speculative, params.speculative
+    kinds = xllamacpp.common_speculative_type
+    names = {"draft": "DRAFT_SIMPLE"}
+    sp.types = [getattr(kinds, "COMMON_SPECULATIVE_TYPE_" + names.get(t, t.upper()))
+                for t in spec.types()]
+    sp.draft.n_max = spec.n_max  # the server caps every drafter's proposal with this
+    sp.draft.n_min = min(spec.n_min, spec.n_max)
+    sp.draft.p_min = spec.p_min
+    if spec.draft_model:
+        path = resolve_model_path(spec.draft_model, setting="teacher.speculative.draft_model")
+        sp.draft.mparams.path = str(path)
+        for cpu in (sp.draft.cpuparams, sp.draft.cpuparams_batch):
+            cpu.n_threads = cfg.n_threads
+    for ngram in (sp.ngram_simple, sp.ngram_map_k, sp.ngram_map_k4v):
+        ngram.size_n, ngram.size_m = spec.ngram_n, spec.n_max
+    sp.ngram_mod.n_match = spec.ngram_n
+    sp.ngram_mod.n_max = spec.n_max
+    sp.ngram_mod.n_min = max(1, min(spec.n_min, spec.n_max))
 
 
 class LlamaCppBackend:
@@ -50,22 +101,31 @@ class LlamaCppBackend:
                 "the llamacpp backend needs xllamacpp: pip install 'mckd[local]'"
             ) from e
         self.path = resolve_model_path(cfg.model)
-        self.model = self.path.name  # the cache key names the file, not where it lives
+        self.model = cache_model_name(cfg)  # names the file, not where it lives
         self.context_size = cfg.context_size
+        self.speculative = cfg.speculative.types()
+        # the key carries the drafter only when the run samples (see cache_model_name)
+        self._sampling_keyed = cfg.temperature > 0
         params = xllamacpp.CommonParams()
         params.model.path = str(self.path)
         params.n_ctx = cfg.context_size
         params.cpuparams.n_threads = cfg.n_threads
         params.cpuparams_batch.n_threads = cfg.n_threads
         params.verbosity = -1  # llama.cpp logs every slot event otherwise
+        if self.speculative:
+            _speculative_params(params, cfg, xllamacpp)
         start = time.perf_counter()
-        self._server = xllamacpp.Server(params)
+        try:
+            self._server = xllamacpp.Server(params)
+        except Exception as e:  # e.g. a draft model whose vocabulary does not match
+            raise ConfigError(f"teacher: llama.cpp could not load {self.path.name} ({e})") from e
         log.info(
-            "loaded %s in %.1fs (%d threads, context %d)",
+            "loaded %s in %.1fs (%d threads, context %d, speculative %s)",
             self.path,
             time.perf_counter() - start,
             cfg.n_threads,
             cfg.context_size,
+            "+".join(self.speculative) or "off",
         )
         self._lock = asyncio.Lock()
         self._lock_loop: asyncio.AbstractEventLoop | None = None
@@ -88,6 +148,14 @@ class LlamaCppBackend:
         return body
 
     def _call(self, request: TeacherRequest) -> Completion:
+        if self.speculative and request.temperature > 0 and not self._sampling_keyed:
+            # the cache key names the drafter only for runs configured to sample, and llama.cpp
+            # takes no per-request switch to turn speculation off for this one call
+            raise BackendError(
+                "bad_request",
+                f"a sampled request (temperature {request.temperature}) to a teacher configured "
+                "greedy with speculative decoding: set teacher.temperature to sample",
+            )
         body = self.body(request)
         start = time.perf_counter()
         if request.messages is not None:

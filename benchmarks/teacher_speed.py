@@ -1,0 +1,181 @@
+"""Measure how fast the local teacher labels with each of llama.cpp's speculative drafters.
+
+Every condition labels the same test sentences of the built-in demo with the same prompt
+(labeled form, single-root grammar, shared demonstrations, greedy) through the llama.cpp
+backend; only `TeacherConfig.speculative` differs. Per sentence it records the answer, wall
+seconds, generated tokens and llama.cpp's draft counts (`timings.draft_n`, `draft_n_accepted`);
+the report gives sentences per minute, generated tokens per second, the draft acceptance rate,
+how many answers are valid trees and how many are identical to plain decoding. Run one
+condition at a time on an otherwise idle machine: timings taken next to other work say little.
+
+    python benchmarks/teacher_speed.py prepare --data DIR
+    python benchmarks/teacher_speed.py run --data DIR --out OUT -k 10 --condition plain ...
+    python benchmarks/teacher_speed.py report --data DIR --out OUT -k 10
+
+Records go to OUT/k<K>/<condition>.jsonl as they arrive, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from teacher_levers import BASE, load, prepare_demo
+
+from mckd.examples import Example
+from mckd.tasks.trees import parse_bracketed, tree_words
+from mckd.teacher.backends.base import BackendError
+from mckd.teacher.prompts import PromptBuilder, PromptConfig
+
+DRAFT = "qwen2.5-coder-0.5b"
+# name -> speculative settings (TeacherConfig.speculative); the draft model comes from --draft-model
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "draft": {"type": ["draft"]},
+    "draft-n4": {"type": ["draft"], "n_max": 4},
+    "ngram_simple": {"type": ["ngram_simple"]},
+    "ngram_map_k": {"type": ["ngram_map_k"]},
+    "ngram_map_k4v": {"type": ["ngram_map_k4v"]},
+    "ngram_mod": {"type": ["ngram_mod"]},
+    "ngram_cache": {"type": ["ngram_cache"]},
+    "draft+ngram_mod": {"type": ["draft", "ngram_mod"]},
+    "draft+ngram_simple": {"type": ["draft", "ngram_simple"]},
+}
+
+
+def speculative(name: str, draft_model: str, n_max: int | None) -> dict[str, Any]:
+    spec = dict(CONDITIONS[name])
+    if "draft" in spec.get("type", []):
+        spec["draft_model"] = draft_model
+    if n_max is not None and spec:
+        spec["n_max"] = n_max
+    return spec
+
+
+def valid_tree(text: str, ex: Example) -> bool:
+    try:
+        return tree_words(parse_bracketed(text.strip())) == ex.source.split()
+    except Exception:
+        return False
+
+
+def run_condition(name: str, data: Path, out: Path, *, n: int, k: int, model: str,
+                  draft_model: str, threads: int, n_max: int | None) -> None:
+    from mckd.teacher.backends.llamacpp import LlamaCppBackend
+    from mckd.teacher.config import TeacherConfig
+
+    labeled, test = load(data, n)
+    context = 8192 if k > 10 else 4096  # 30 labeled demonstrations take ~3,100 tokens
+    path = out / f"k{k}" / f"{name}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {json.loads(line)["id"] for line in path.open()} if path.exists() else set()
+    todo = [ex for ex in test if ex.id not in done]
+    if not todo:
+        return
+    spec = speculative(name, draft_model, n_max)
+    backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model=model, context_size=context,
+                                            n_threads=threads, speculative=spec))
+    builder = PromptBuilder(labeled, PromptConfig(**{**BASE, "k": k}),
+                            count_tokens=lambda t: int(len(t) / 2.5) + 1, context_size=context,
+                            pool=test)
+    with path.open("a") as f:
+        for ex in todo:
+            load0 = os.getloadavg()[0]
+            rec: dict[str, Any] = {"id": ex.id, "speculative": spec, "threads": threads}
+            try:
+                comp = asyncio.run(backend.acomplete(builder.build_request(ex)))
+            except BackendError as e:
+                rec.update(text="", error=str(e))
+            else:
+                t = comp.extra.get("timings", {})
+                rec.update(text=comp.text, seconds=comp.seconds, prompt_tokens=comp.prompt_tokens,
+                           cached_tokens=comp.extra.get("cached_tokens", 0),
+                           completion_tokens=comp.completion_tokens,
+                           predicted_ms=t.get("predicted_ms", 0.0), draft_n=t.get("draft_n", 0),
+                           draft_accepted=t.get("draft_n_accepted", 0))
+            rec["load"] = (load0 + os.getloadavg()[0]) / 2
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            print(f"{name} k{k} {ex.id} {rec.get('seconds', 0):.1f}s "
+                  f"drafted {rec.get('draft_n', 0)} accepted {rec.get('draft_accepted', 0)}",
+                  flush=True)
+    backend.close()
+
+
+def _records(path: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    recs: dict[str, dict[str, Any]] = {}
+    for line in path.open():
+        rec = json.loads(line)
+        recs.setdefault(rec["id"], rec)
+    return {i: recs[i] for i in ids if i in recs}
+
+
+def report(data: Path, out: Path, *, n: int, k: int) -> str:
+    _, test = load(data, n)
+    by_id = {ex.id: ex for ex in test}
+    ids = list(by_id)
+    plain = _records(out / f"k{k}" / "plain.jsonl", ids)
+    rows = ["| condition | sentences | sentences / min | generated tok/s | drafted | accepted "
+            "(rate) | valid trees | identical to plain | s / sentence (first call) | load avg |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in CONDITIONS:
+        recs = _records(out / f"k{k}" / f"{name}.jsonl", ids)
+        if not recs:
+            continue
+        ok = [r for r in recs.values() if "seconds" in r]
+        secs = sum(r["seconds"] for r in ok)
+        gen = sum(r["completion_tokens"] for r in ok)
+        gen_s = sum(r["predicted_ms"] for r in ok) / 1000
+        drafted = sum(r["draft_n"] for r in ok)
+        accepted = sum(r["draft_accepted"] for r in ok)
+        rate = f"{accepted} ({accepted / drafted:.0%})" if drafted else "0"
+        valid = sum(valid_tree(r["text"], by_id[i]) for i, r in recs.items())
+        same = sum(i in plain and plain[i]["text"] == r["text"] for i, r in recs.items())
+        first = recs[ids[0]]["seconds"] if ids[0] in recs and "seconds" in recs[ids[0]] else 0.0
+        load_avg = sum(r["load"] for r in recs.values()) / len(recs)
+        rows.append(f"| {name} | {len(recs)} | {60 * len(ok) / max(secs, 1e-9):.2f} | "
+                    f"{gen / max(gen_s, 1e-9):.1f} | {drafted} | {rate} | {valid}/{len(recs)} | "
+                    f"{same}/{len(recs)} | {first:.1f} | {load_avg:.1f} |")
+    legend = [f"- `{name}`: {json.dumps(CONDITIONS[name])}" for name in CONDITIONS]
+    return "\n".join([f"k = {k} demonstrations", "", *rows, "", *legend])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("action", choices=["prepare", "run", "report"])
+    ap.add_argument("--data", type=Path, required=True, help="directory with labeled.jsonl, test.jsonl")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/.teacher_speed"))
+    ap.add_argument("--condition", action="append", choices=list(CONDITIONS), default=[],
+                    help="run: conditions, one after another (default: all)")
+    ap.add_argument("-n", type=int, default=50, help="first N test sentences")
+    ap.add_argument("-k", type=int, default=10, choices=[10, 30],
+                    help="shared demonstrations (context 4096 for 10, 8192 for 30)")
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b", help="teacher: name or .gguf path")
+    ap.add_argument("--draft-model", default=DRAFT, help="draft model: name or .gguf path")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-max", type=int, default=None,
+                    help="override every condition's most tokens drafted per step")
+    args = ap.parse_args()
+    if args.action == "prepare":
+        prepare_demo(args.data)
+    elif args.action == "run":
+        for name in args.condition or list(CONDITIONS):
+            t = time.time()
+            run_condition(name, args.data, args.out, n=args.n, k=args.k, model=args.model,
+                          draft_model=args.draft_model, threads=args.threads, n_max=args.n_max)
+            print(f"== {name} done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
+    else:
+        print(report(args.data, args.out, n=args.n, k=args.k))
+
+
+if __name__ == "__main__":
+    main()

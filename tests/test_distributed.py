@@ -1,0 +1,141 @@
+"""Students on several processes (accelerate, DDP over gloo on CPU): each process's share of a
+global batch and its loss weight; two processes train to the one-process loss curve."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mckd.examples import write_examples
+from mckd.student import train_file
+from mckd.student.distributed import Ranks
+from mckd.student.finetune import Loop
+from test_chart import examples as chart_examples
+from test_student_train import examples as tree_examples
+
+# Two processes add float sums in another order than one: losses and weights agree to about
+# 1e-7 (measured); the bound leaves room for other CPUs' kernels.
+TOLERANCE = 1e-5
+
+
+def test_shares_of_a_global_batch_are_disjoint_contiguous_and_cover_it() -> None:
+    for n in range(0, 12):
+        batch = list(range(100, 100 + n))
+        for world in (1, 2, 3):
+            shares = [Ranks(None, r, world).share(batch) for r in range(world)]
+            assert [k for s in shares for k in s] == batch
+            assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_scaled_share_losses_average_to_the_global_batch_mean() -> None:
+    """What DDP computes (the mean over processes of each one's scaled mean loss) is the mean
+    over the whole batch's units, whatever the units per item and the split."""
+    rng = random.Random(0)
+    for _ in range(50):
+        world = rng.randint(2, 4)
+        batch = list(range(rng.randint(1, 9)))
+        units = {k: rng.randint(0, 5) for k in batch}
+        losses = {k: [rng.random() for _ in range(units[k])] for k in batch}  # per unit
+        everything = [x for k in batch for x in losses[k]]
+        expected = sum(everything) / max(1, len(everything))
+        parts = []
+        for r in range(world):
+            mine, scale = Loop(None, None, None, Ranks(None, r, world)).take(batch, units.__getitem__)
+            mine_losses = [x for k in mine for x in losses[k]]
+            mean = sum(mine_losses) / max(1, len(mine_losses))
+            parts.append(mean * scale)
+            assert mine, "an empty share still runs one item (at weight 0)"
+        assert sum(parts) / world == pytest.approx(expected, abs=1e-12)
+
+
+def test_one_process_takes_the_whole_batch_unscaled() -> None:
+    assert Loop(None, None, None).take([3, 1, 2], lambda k: k) == ([3, 1, 2], None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_two(train: Path, out: Path, args: list[str]) -> None:
+    """`mckd train` under `accelerate launch` with 2 processes. Without GPUs `--multi_gpu`
+    starts them through torchrun and the training asks accelerate for a CPU group (gloo);
+    accelerate's `--cpu` launcher starts one process unless given an MPI hostfile."""
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    assert accelerate is not None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+           "-m", "mckd", "train", "--train", str(train), "--out", str(out), *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "training on 2 processes" in done.stderr
+
+
+def assert_same_training(one: Path, two: Path, report: str) -> None:
+    a, b = json.loads((one / report).read_text()), json.loads((two / report).read_text())
+    assert a["steps"] == b["steps"]
+    assert b["extra"]["epoch_losses"] == pytest.approx(a["extra"]["epoch_losses"], rel=TOLERANCE)
+    assert a["extra"]["epoch_losses"][-1] < a["extra"]["epoch_losses"][0]  # it learned
+    wa, wb = (load_file(str(d / "model" / "model.safetensors")) for d in (one, two))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=TOLERANCE, rtol=0), k
+    assert not (two / "checkpoint").exists()
+
+
+@pytest.fixture(scope="module")
+def dropout_free_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random BERT without dropout: dropout masks depend on how a batch is split, so
+    only a dropout-free model follows the same curve step for step."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mckd.student.encoder import resolve_encoder
+
+    path = tmp_path_factory.mktemp("bert-no-dropout")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("minilm"))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_chart_student_like_one(dropout_free_encoder: str, tmp_path: Path) -> None:
+    # 8 sentences in global batches of 3, 3 and 2: the processes take 1 + 2 and 1 + 1
+    data = tmp_path / "train.jsonl"
+    write_examples(data, chart_examples())
+    args = ["kind=chart", f"encoder={dropout_free_encoder}", "span_hidden=16", "epochs=3", "min_steps=0",
+            "batch_size=3", "early_stopping=none", "lr_encoder=1e-3", "lr_head=3e-3", "device=cpu"]
+    sets = [x for a in args for x in ("--set", a)]
+    train_file(data, tmp_path / "one", overrides=args)
+    launch_two(data, tmp_path / "two", sets)
+    assert_same_training(tmp_path / "one", tmp_path / "two", "train_report.json")
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_seq2seq_student_like_one(tmp_path: Path) -> None:
+    # 21 pairs, global batch 8 as 2 micro-batches of 4 (grad_accum): the last step has 5 pairs
+    data = tmp_path / "train.jsonl"
+    write_examples(data, tree_examples(21))
+    args = ["t5_shape.d_model=32", "t5_shape.d_ff=64", "t5_shape.num_layers=1", "t5_shape.num_heads=2",
+            "dropout=0", "train.epochs=2", "train.batch_size=8", "train.grad_accum=2",
+            "train.fidelity_sample=0", "train.progress=false", "train.lr=3e-3", "train.device=cpu"]
+    sets = [x for a in args for x in ("--set", a)]
+    train_file(data, tmp_path / "one", model="t5-tiny", overrides=args)
+    launch_two(data, tmp_path / "two", ["--model", "t5-tiny", *sets])
+    assert_same_training(tmp_path / "one", tmp_path / "two", "DONE")
