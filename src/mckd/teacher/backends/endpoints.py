@@ -81,11 +81,13 @@ class EndpointPool:
         self._turn += 1
         return min(choice, key=lambda e: (e.inflight / e.capacity, order[id(e)]))
 
-    def release(self, ep: Endpoint, *, failed: bool, retry_after: float | None = None) -> None:
+    def release(self, ep: Endpoint, *, failed: bool | None, retry_after: float | None = None) -> None:
         """Give the slot back. `failed`: a transient failure that says something about the
-        endpoint (not about the request)."""
+        endpoint (not about the request); None: no outcome (the attempt was cancelled)."""
         ep.inflight -= 1
-        if not failed:
+        if failed is None:
+            pass
+        elif not failed:
             ep.answered += 1
             ep.failures, ep.down_until = 0, 0.0
         else:

@@ -144,7 +144,7 @@ class OpenAIBackend:
                 log.debug("attempt %d on %s failed (%s); retrying in %.2fs",
                           attempt, ep.url, err, delay)
             except BaseException:
-                pool.release(ep, failed=False)  # cancelled: the slot is free, nothing learned
+                pool.release(ep, failed=None)  # cancelled: the slot is free, nothing learned
                 raise
             else:
                 pool.release(ep, failed=False)
