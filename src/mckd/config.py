@@ -33,16 +33,17 @@ class DataConfig(BaseModel):
 
     source: Literal["demo", "files"] = Field(
         "demo",
-        description="demo: the built-in generated treebank (sizes in `demo`); files: the three "
-        "JSONL files below (written by `mckd data split`, or your own Example records).",
+        description="demo: the task's built-in generated corpus (parsing: a treebank; slots: "
+        "assistant requests; sizes in `demo`); files: the three JSONL files below (written by "
+        "`mckd data split`, or your own Example records).",
     )
     demo: DemoCorpusConfig = Field(
         default_factory=DemoCorpusConfig, description="demo: sizes and seed of the built-in corpus."
     )
     labeled: str | None = Field(None, description="files: JSONL of gold pairs (target set).")
     unlabeled: str | None = Field(
-        None, description="files: JSONL of inputs; targets are ignored, gold trees in meta are "
-        "used only to score pseudolabel quality."
+        None, description="files: JSONL of inputs; targets are ignored, gold kept in meta "
+        "(parsing: meta.tree; slots: meta.gold) is used only to score pseudolabel quality."
     )
     test: str | None = Field(None, description="files: JSONL of gold test pairs.")
     n_labeled: int | None = Field(
