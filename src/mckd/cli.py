@@ -186,7 +186,7 @@ def predict(
 
 @app.command("run")
 def run(
-    config: Annotated[str | None, typer.Argument(help="Run config (YAML); the built-in demo when omitted.")] = None,
+    config: Annotated[str | None, typer.Argument(help="Run config (YAML), or a packaged demo by name (slots-demo); the built-in parsing demo when omitted.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), e.g. --set student.epochs=3.")] = None,
     force: Annotated[list[str] | None, typer.Option("--force", help="Redo this step and every step after it (repeatable), e.g. --force stage1.")] = None,
     seeds: Annotated[int | None, typer.Option("--seeds", help="Repeat the run with S seeds; report mean and standard deviation.")] = None,
