@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from mckd.student.bio import bio_constraints, tag_set, viterbi
+from mckd.student.bio import bio_constraints, viterbi
+from mckd.tasks.slots import tag_set
 
 
 def main() -> None:

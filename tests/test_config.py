@@ -103,7 +103,7 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     assert again == cfg
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "ptb-paper.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "ptb-paper.yaml", "slots-demo.yaml"])
 def test_shipped_configs_load(name: str) -> None:
     cfg = load_config(REPO / "configs" / name)
     assert cfg.methods and cfg.stages
@@ -116,6 +116,26 @@ def test_demo_config_is_package_data_and_matches_repo_copy() -> None:
     assert cfg.data.source == "demo" and cfg.data.demo.n_labeled == 50
     assert cfg.teacher.backend == "llamacpp" and cfg.student.kind == "chart"
     assert cfg.stages == [2, 3]
+
+
+def test_slots_demo_is_packaged_and_loads_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    packaged = demo_config_path("slots-demo")
+    assert packaged.read_text() == (REPO / "configs" / "slots-demo.yaml").read_text()
+    monkeypatch.chdir(tmp_path)  # `mckd run slots-demo` from anywhere
+    cfg = load_config("slots-demo")
+    assert cfg.task_name() == "slots" and cfg.student.kind == "tagger"
+    assert cfg.data.source == "demo" and cfg.data.demo.n_labeled == 50
+    assert (cfg.data.demo.n_unlabeled, cfg.data.demo.n_test) == (300, 100)
+    assert cfg.methods == ["teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd"] and cfg.stages == [2, 3]
+    assert cfg.baselines and not cfg.add_gold and not cfg.init_from_sft
+    demo = load_config(None).teacher
+    for key in ("backend", "model", "n_threads", "k_demos", "context_size", "temperature"):
+        assert getattr(cfg.teacher, key) == getattr(demo, key), key
+    # a file of that name in the working directory wins; an unknown name is one line
+    (tmp_path / "slots-demo").write_text("name: mine\n")
+    assert load_config("slots-demo").name == "mine"
+    with pytest.raises(ConfigError, match="no-such-demo: no such config file"):
+        load_config("no-such-demo")
 
 
 def test_saved_config_loads_again(tmp_path: Path) -> None:

@@ -14,12 +14,19 @@ import pytest
 
 from mckd.errors import ConfigError, InputError
 from mckd.examples import Example
-from mckd.tasks.base import AnswerError, Task, primary_metric
-from mckd.tasks.slots import SlotsTask, TagConstraint, repair_tags, tag_grammar
+from mckd.tasks import TASKS, get_task
+from mckd.tasks.base import Repaired, Task, primary_metric
+from mckd.tasks.slots import SlotsTask, repair_tags, tag_grammar
+from mckd.teacher.prompts import HookOptions
 from test_grammar import Gbnf
 
 TASK = SlotsTask()
 LABELS = ["O", "B-city", "I-city", "B-day", "I-day"]
+WITH_LABELS = HookOptions(labels=LABELS)
+
+
+def _count(text: str) -> int:
+    return len(text.split())
 
 
 def _ex(source: str, tags: str | None, **meta) -> Example:
@@ -36,7 +43,8 @@ def _bio_valid(tags: list[str]) -> bool:
 
 
 def test_implements_the_protocol() -> None:
-    assert isinstance(TASK, Task)
+    assert isinstance(TASK, Task) and isinstance(TASKS["slots"], SlotsTask)
+    assert get_task("slots") is TASKS["slots"]
     assert primary_metric(TASK).key == "f1"
     assert sum(m.primary for m in TASK.metrics) == 1
     assert TASK.student_kinds[0] == "tagger" and TASK.prompt_forms == ("tags", "interleaved")
@@ -86,32 +94,40 @@ def test_prompt_outputs_and_label_set() -> None:
     assert "one tag per word" in TASK.instruction("tags")
     with pytest.raises(ConfigError, match="unknown prompt form"):
         TASK.instruction("trees")
-    assert TASK.label_set([ex], extra=["day", "I-music-item"]) == [
-        "O", "B-city", "I-city", "B-day", "I-day", "B-music-item", "I-music-item"]
-    assert TASK.answer_budget("a b c", "interleaved") > TASK.answer_budget("a b c", "tags") > 3
+    labels = TASK.label_set([ex], extra=["day", "I-music-item"])
+    assert labels == ["O", "B-city", "I-city", "B-day", "I-day", "B-music-item", "I-music-item"]
+    assert json.loads(json.dumps(labels)) == labels  # saved with a generating student
+    # a pool example's pseudolabel (its target) counts, not the gold kept for scoring
+    pool = _ex("fly to rome", "O O B-town", gold="O O B-city")
+    assert TASK.label_set([pool]) == ["O", "B-town", "I-town"]
+    assert TASK.label_set([_ex("on monday", None, gold="O B-day")]) == ["O", "B-day", "I-day"]
+    assert TASK.answer_budget("a b c", "interleaved", _count) > TASK.answer_budget("a b c", "tags", _count) > 3
+    assert TASK.answer_budget("a b c d e f", "tags", _count) > TASK.answer_budget("a b c", "tags", _count)
 
 
 @pytest.mark.parametrize("form", ["tags", "interleaved"])
 def test_read_answer_round_trip(form: str) -> None:
     ex = _ex("fly to new york on monday", "O O B-city I-city O B-day")
     raw = " " + TASK.demo_output(ex, form) + "\nInput: something else"
-    rep = TASK.read_answer(raw, ex, form)
+    rep = TASK.read_answer(raw, ex, form, WITH_LABELS)
     assert rep.valid and rep.text == ex.target and rep.problems == []
 
 
 def test_read_answer_repairs_and_names_the_problems() -> None:
     ex = _ex("fly to new york", None)
-    rep = TASK.read_answer("O B-cty I-city I-city O", ex, "tags", labels=LABELS)
+    rep = TASK.read_answer("O B-cty I-city I-city O", ex, "tags", WITH_LABELS)
     assert rep.text == "O O B-city I-city"
     assert rep.problems == ["replaced 1 unknown tag with O", "dropped 1 extra tags",
                             "made 1 I- without B- into B-"]
-    rep = TASK.read_answer("O city", ex, "tags")
+    # without a label set only the shape of a tag is checked
+    assert TASK.read_answer("B-cty O O O", ex, "tags", None) == Repaired("B-cty O O O")
+    rep = TASK.read_answer("O city", ex, "tags", None)
     assert rep.text == "O O O O"
     assert rep.problems == ["replaced 1 unknown tag with O", "added 2 missing tags as O"]
-    rep = TASK.read_answer("fly O to O new york B-city", ex, "interleaved")
+    rep = TASK.read_answer("fly O to O new york B-city", ex, "interleaved", WITH_LABELS)
     assert rep.text == "O O B-city O"
     assert rep.problems[0] == "answer words differ from the input"
-    assert not TASK.read_answer("I cannot help with that.", ex, "tags").valid
+    assert not TASK.read_answer("I cannot help with that.", ex, "tags", WITH_LABELS).valid
 
 
 def test_repair_leaves_valid_tags_alone() -> None:
@@ -119,15 +135,17 @@ def test_repair_leaves_valid_tags_alone() -> None:
 
 
 def test_combine_vote_and_mbr() -> None:
-    answers = ["O B-city I-city", "O B-day I-city", "O B-day I-day", "O O"]
-    text, info = TASK.combine("a b c", answers, "vote")
+    answers = [Repaired(a) for a in ("O B-city I-city", "O B-day I-city", "O B-day I-day", "O O")]
+    answers.append(Repaired(None, ["no tags in the answer"]))
+    rep, info = TASK.combine("a b c", answers, "vote")
     # per word: O, B-day (2 of 3), I-city (tie, first sample) -> I-city after B-day -> B-city
-    assert text == "O B-day B-city"
-    assert info["used"] == 3 and info["samples"] == 4 and info["bio_fixed"] == 1
-    text, info = TASK.combine("a b c", answers, "mbr")
-    assert text == "O B-day I-city" and info["chosen"] == 1
-    with pytest.raises(AnswerError):
-        TASK.combine("a b c", ["O", "nonsense"], "vote")
+    assert rep == Repaired("O B-day B-city", ["made 1 I- without B- into B-"])
+    assert info["usable"] == 3 and info["samples"] == 5 and info["bio_fixed"] == 1
+    rep, info = TASK.combine("a b c", answers, "mbr")
+    assert rep == Repaired("O B-day I-city") and info["chosen"] == 1
+    # no usable sample: the first goes on as it is (its problems say why)
+    broken = [Repaired(None, ["no tags in the answer"]), Repaired("O")]
+    assert TASK.combine("a b c", broken, "vote") == (broken[0], {"samples": 2, "usable": 0})
 
 
 @pytest.mark.parametrize("form", ["tags", "interleaved"])
@@ -150,7 +168,7 @@ def test_grammar_samples_are_valid_answers() -> None:
     rng = random.Random(0)
     ex = _ex(" ".join(words), None)
     for _ in range(200):
-        rep = TASK.read_answer(g.sample(rng), ex, "interleaved", labels=LABELS)
+        rep = TASK.read_answer(g.sample(rng), ex, "interleaved", WITH_LABELS)
         assert rep.valid and rep.problems == [], rep
 
 
@@ -162,13 +180,11 @@ def test_grammar_bad_input() -> None:
     assert TASK.grammar("a b", "tags", ["O"], None) is not None
 
 
-def test_decoding_constraint() -> None:
-    c = TASK.decoding_constraint("a b c", LABELS)
-    assert isinstance(c, TagConstraint)
-    assert c.allowed([]) == ["O", "B-city", "B-day"]
-    assert c.allowed(["B-city"]) == ["O", "B-city", "B-day", "I-city"]
-    assert c.allowed(["B-city", "I-city"])[-1] == "I-city"
-    assert c.allowed(["O", "O", "O"]) == []
+def test_grammar_admits_a_leading_space_only_in_the_completion_style() -> None:
+    completion = Gbnf(TASK.grammar("a b", "tags", LABELS, HookOptions(style="completion")))
+    chat = Gbnf(TASK.grammar("a b", "tags", LABELS, HookOptions(style="chat")))
+    assert completion.accepts(" O B-day") and completion.accepts("O B-day")
+    assert chat.accepts("O B-day") and not chat.accepts(" O B-day")
 
 
 # --------------------------------------------------------------------------- readers
@@ -253,10 +269,18 @@ def test_reads_jsonl(tmp_path: Path) -> None:
 def test_evaluate_files_matches_the_recorded_conlleval_output(test_data: Path) -> None:
     d = test_data / "conlleval"
     scores = TASK.evaluate_files(d / "gold.txt", d / "pred.txt", "conlleval")
-    expected = json.loads((d / "expected.json").read_text())["summary"]
-    assert {k: scores[k] for k in expected} == expected
-    assert scores["sentences"] == 300 and "intent_accuracy" not in scores
-    assert scores["per_type"]["music-item"]["found"] > 0
+    expected = json.loads((d / "expected.json").read_text())
+    assert {k: scores[k] for k in expected["summary"]} == expected["summary"]
+    assert set(scores) == CONTRACT_KEYS  # exactly the contract's keys (no intents given)
+    assert scores["sentences"] == 300 and scores["per_type"]["music-item"]["found"] > 0
+    rows = TASK.evaluate_files(d / "gold.txt", d / "pred.txt", "conlleval",
+                               per_sentence=True)["per_sentence"]
+    assert [r.pop("id") for r in rows] == list(range(1, 301))
+    assert rows == expected["sentences"]
+
+
+CONTRACT_KEYS = {"f1", "precision", "recall", "sentences", "tokens", "gold_chunks", "found_chunks",
+                 "correct_chunks", "accuracy", "exact_match", "per_type"}
 
 
 def test_evaluate_jsonl_with_intents(tmp_path: Path) -> None:
@@ -270,6 +294,7 @@ def test_evaluate_jsonl_with_intents(tmp_path: Path) -> None:
                             for i, (s, t, it) in enumerate([("a b", "O B-x", "f"),
                                                             ("c", "O", "f")])))
     scores = TASK.evaluate_files(gold, pred, "conlleval")
+    assert set(scores) == CONTRACT_KEYS | {"intent_accuracy"}
     assert scores["intent_accuracy"] == 50.0 and scores["f1"] == 66.67
     assert scores["exact_match"] == 50.0 and scores["accuracy"] == 66.67
 
@@ -325,11 +350,41 @@ def test_llamacpp_answers_under_the_grammar_are_valid(form: str) -> None:
     try:
         for ex in corpus.test:
             prompt = f"{TASK.instruction(form)}\n\n{demos}Input: {ex.source}\nOutput:"
-            req = TeacherRequest(prompt=prompt, max_tokens=TASK.answer_budget(ex.source, form),
+            req = TeacherRequest(prompt=prompt, max_tokens=TASK.answer_budget(ex.source, form, _count),
                                  grammar=TASK.grammar(ex.source, form, labels, None))
             raw = asyncio.run(backend.acomplete(req)).text
-            rep = TASK.read_answer(raw, ex, form, labels=labels)
+            rep = TASK.read_answer(raw, ex, form, HookOptions(labels=labels))
             assert rep.valid and rep.problems == [], (raw, rep)
             assert len(rep.text.split()) == len(ex.source.split())
     finally:
         backend.close()
+
+
+def test_the_labelling_run_repairs_tags_outside_the_label_set(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The label set of the run's prompts (labeled tags plus task.labels) reaches read_answer:
+    a tag outside it becomes O, and the ledger says so."""
+    import mckd.teacher.backends as backends
+    from mckd.examples import read_examples, write_examples
+    from mckd.teacher.backends.fake import FakeBackend
+    from mckd.teacher.config import TeacherConfig
+    from mckd.teacher.label import label_files
+
+    answers = {"fly to rome": "O O B-city", "play some jazz": "O O B-genre"}
+    monkeypatch.setattr(backends, "build_backend", lambda c: FakeBackend(
+        lambda r: answers[r.prompt.rsplit("Input: ", 1)[1].split("\n")[0]]))
+    write_examples(tmp_path / "demos.jsonl", [_ex("fly to boston", "O O B-city")])
+    write_examples(tmp_path / "pool.jsonl", [Example(f"u{i}", s) for i, s in enumerate(answers)])
+    res = label_files(tmp_path / "pool.jsonl", tmp_path / "out",
+                      TeacherConfig(backend="fake", k_demos=1, cache=False), task="slots",
+                      labeled_path=tmp_path / "demos.jsonl", progress=False)
+    assert [ex.target for ex in res.labels] == ["O O B-city", "O O O"]
+    assert res.labels[1].meta["teacher"]["problems"] == ["replaced 1 unknown tag with O"]
+    ledger = [json.loads(line) for line in (tmp_path / "out" / "ledger.jsonl").read_text().splitlines()]
+    assert [rec.get("problems") for rec in ledger] == [[], ["replaced 1 unknown tag with O"]]
+    # with the type in task.labels, the answer stands
+    res = label_files(tmp_path / "pool.jsonl", tmp_path / "out2",
+                      TeacherConfig(backend="fake", k_demos=1, cache=False), task="slots",
+                      labeled_path=tmp_path / "demos.jsonl", extra_labels=["genre"], progress=False)
+    assert [ex.target for ex in res.labels] == ["O O B-city", "O O B-genre"]
+    assert read_examples(tmp_path / "out2" / "pseudolabels.jsonl")[1].meta["teacher"]["valid"]

@@ -15,9 +15,10 @@ import torch
 from mckd.errors import InputError, MckdError
 from mckd.examples import Example
 from mckd.student import TaggerConfig, build_student, load_trained_student, tagger_train
-from mckd.student.bio import as_valid, bio_constraints, is_valid, tag_set, viterbi
+from mckd.student.bio import bio_constraints, viterbi
 from mckd.student.crf import BioCrf
 from mckd.student.tagger import TaggerStudent, target_tags
+from mckd.tasks.slots import as_valid, is_valid, tag_set
 
 CITIES = ["boston", "denver", "new york", "paris", "san francisco", "chicago"]
 DAYS = ["monday", "friday", "next tuesday"]

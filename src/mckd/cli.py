@@ -57,10 +57,28 @@ def data_synth_treebank(
     typer.echo(f"wrote {n} trees to {out}")
 
 
+@data_app.command("synth-slots")
+def data_synth_slots(
+    out: Annotated[str, typer.Option("--out", help="Output directory for labeled/unlabeled/test.jsonl and split.json.")],
+    labeled: Annotated[int, typer.Option("--labeled", min=0, help="Gold pairs (demonstrations).")] = 50,
+    pool: Annotated[int, typer.Option("--pool", min=0, help="Unlabeled inputs (gold tags kept in meta for scoring).")] = 1000,
+    test: Annotated[int, typer.Option("--test", min=0, help="Test sentences (30% of them from held-out templates and fillers).")] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same corpus.")] = 0,
+) -> None:
+    """Generate the built-in slot-filling corpus (multi-domain assistant requests, BIO tags)."""
+    from mckd.data.synth_slots import synth_slot_corpus, write_slot_corpus
+
+    corpus = synth_slot_corpus(labeled, pool, test, seed=seed)
+    info = {"task": "slots", "corpus": "synthetic assistant requests (mckd.data.synth_slots)",
+            "config": {"n_labeled": labeled, "n_pool": pool, "n_test": test, "seed": seed}}
+    sizes = write_slot_corpus(out, corpus, info)
+    typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")
+
+
 @data_app.command("split")
 def data_split(
     out: Annotated[str, typer.Option("--out", help="Output directory for labeled/unlabeled/test.jsonl.")],
-    corpus: Annotated[str | None, typer.Option("--corpus", "--trees", help="The task's corpus: constituency: a PTB .mrg file, one-tree-per-line file, or a directory.")] = None,
+    corpus: Annotated[str | None, typer.Option("--corpus", "--trees", help="The task's corpus. constituency: a PTB .mrg file, one-tree-per-line file, or a directory; slots: an ATIS/Snips directory (seq.in, seq.out, label; or train/ valid/ test/ of them), a CoNLL file, or Example JSONL.")] = None,
     task: Annotated[str, typer.Option("--task", help="Task whose reader reads the corpus (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
     labeled: Annotated[int, typer.Option("--labeled", help="Gold pairs (demonstrations).")] = 50,
     test: Annotated[int | None, typer.Option("--test", help="Test sentences [default: 500, or all of --test-corpus].")] = None,
@@ -139,7 +157,7 @@ def train(
     train_file: Annotated[str, typer.Option("--train", help="Labeled examples (JSONL with targets).")],
     out: Annotated[str, typer.Option("--out", help="Output directory (checkpoints; the model in OUT/model).")],
     model: Annotated[str | None, typer.Option("--model", help="Hub name, local directory or preset (t5-tiny, t5-small, t5-base, minilm).")] = None,
-    task: Annotated[str, typer.Option("--task", help="Task whose fidelity F1 drives early stopping.")] = DEFAULT_TASK,
+    task: Annotated[str, typer.Option("--task", help="Task whose fidelity F1 drives early stopping; its first student kind is the default.")] = DEFAULT_TASK,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Any student setting, KEY=VALUE (repeatable), e.g. --set train.epochs=5 --set generate.constrained=true --set kind=causal.")] = None,
 ) -> None:
     """Train a student on labeled examples; rerun the same command to resume."""
@@ -168,7 +186,7 @@ def predict(
 
 @app.command("run")
 def run(
-    config: Annotated[str | None, typer.Argument(help="Run config (YAML); the built-in demo when omitted.")] = None,
+    config: Annotated[str | None, typer.Argument(help="Run config (YAML), or a packaged demo by name (slots-demo); the built-in parsing demo when omitted.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), e.g. --set student.epochs=3.")] = None,
     force: Annotated[list[str] | None, typer.Option("--force", help="Redo this step and every step after it (repeatable), e.g. --force stage1.")] = None,
     seeds: Annotated[int | None, typer.Option("--seeds", help="Repeat the run with S seeds; report mean and standard deviation.")] = None,
@@ -204,12 +222,12 @@ def report(run_dir: Annotated[str, typer.Argument(help="A run directory holding 
 
 @app.command("evaluate")
 def evaluate(
-    gold: Annotated[str, typer.Option("--gold", help="Gold file (constituency: trees, one per line, labeled with POS tags).")],
-    pred: Annotated[str, typer.Option("--pred", help="Predictions (constituency: trees, one per line, labeled or the unlabeled ( ( w ) ( w ) ) form).")],
+    gold: Annotated[str, typer.Option("--gold", help="Gold file (constituency: trees, one per line, labeled with POS tags; slots: BIO tags, one sentence per line, or Example JSONL).")],
+    pred: Annotated[str, typer.Option("--pred", help="Predictions (constituency: trees, one per line, labeled or the unlabeled ( ( w ) ( w ) ) form; slots: as --gold).")],
     task: Annotated[str, typer.Option("--task", help="Task (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
-    metric: Annotated[str | None, typer.Option("--metric", help="The task's metric [constituency: mckd (the paper's metric) | evalb | evalb-unlabeled (COLLINS.prm)]; default: the task's first.")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="The task's metric [constituency: mckd (the paper's metric) | evalb | evalb-unlabeled (COLLINS.prm); slots: conlleval]; default: the task's first.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
-    sentences: Annotated[bool, typer.Option("--sentences", help="With --json: add per-sentence rows (EVALB's table).")] = False,
+    sentences: Annotated[bool, typer.Option("--sentences", help="With --json: add per-sentence rows (EVALB's table, conlleval's figures per sentence).")] = False,
 ) -> None:
     """Score predictions against gold with the task's metric."""
     import json

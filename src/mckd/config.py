@@ -33,16 +33,17 @@ class DataConfig(BaseModel):
 
     source: Literal["demo", "files"] = Field(
         "demo",
-        description="demo: the built-in generated treebank (sizes in `demo`); files: the three "
-        "JSONL files below (written by `mckd data split`, or your own Example records).",
+        description="demo: the task's built-in generated corpus (parsing: a treebank; slots: "
+        "assistant requests; sizes in `demo`); files: the three JSONL files below (written by "
+        "`mckd data split`, or your own Example records).",
     )
     demo: DemoCorpusConfig = Field(
         default_factory=DemoCorpusConfig, description="demo: sizes and seed of the built-in corpus."
     )
     labeled: str | None = Field(None, description="files: JSONL of gold pairs (target set).")
     unlabeled: str | None = Field(
-        None, description="files: JSONL of inputs; targets are ignored, gold trees in meta are "
-        "used only to score pseudolabel quality."
+        None, description="files: JSONL of inputs; targets are ignored, gold kept in meta "
+        "(parsing: meta.tree; slots: meta.gold) is used only to score pseudolabel quality."
     )
     test: str | None = Field(None, description="files: JSONL of gold test pairs.")
     n_labeled: int | None = Field(
@@ -237,15 +238,29 @@ def _default_student_kind(task: Any) -> str | None:
     return found.student_kinds[0] if found is not None else None
 
 
-def demo_config_path() -> Path:
-    """The built-in demo configuration shipped inside the package."""
-    return Path(str(resources.files("mckd") / "configs" / "demo.yaml"))
+def demo_config_path(name: str = "demo") -> Path:
+    """A demo configuration shipped inside the package (`demo`: parsing; `slots-demo`)."""
+    return Path(str(resources.files("mckd") / "configs" / f"{name}.yaml"))
+
+
+def resolve_config_path(path: str | Path | None) -> Path:
+    """The config file to read: the built-in demo for None, a packaged demo for its bare name
+    (`mckd run slots-demo`) when no such file exists here, else the path as given."""
+    if path is None:
+        return demo_config_path()
+    given = Path(path)
+    if not given.exists() and given.suffix == "" and given.parent == Path("."):
+        packaged = demo_config_path(given.name)
+        if packaged.exists():
+            return packaged
+    return given
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML run config (the built-in demo when `path` is None), apply `a.b=value`
-    overrides (values parsed as YAML), and validate. Every problem is one ConfigError line."""
-    path = Path(path) if path is not None else demo_config_path()
+    """Read a YAML run config (the built-in demo when `path` is None; a packaged demo by its
+    name, e.g. "slots-demo"), apply `a.b=value` overrides (values parsed as YAML), and
+    validate. Every problem is one ConfigError line."""
+    path = resolve_config_path(path)
     data = _read_yaml(path)
     for item in overrides or []:
         _apply_override(data, item)

@@ -1,4 +1,5 @@
-"""The built-in demo corpus: synthetic trees, split into labeled / unlabeled / test, in one call."""
+"""The built-in demo corpus: its sizes (any task's), and the synthetic trees split into labeled /
+unlabeled / test in one call."""
 
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ DONE = "DONE"
 
 
 class DemoCorpusConfig(BaseModel):
-    """The synthetic corpus a demo run uses when no treebank is given."""
+    """Sizes and seed of the task's built-in corpus, which a run with `data.source: demo` uses
+    (`Task.builtin_corpus`: parsing, the synthetic treebank; slots, generated assistant
+    requests). The field names are the treebank's; `n_unlabeled` is the pool for any task."""
 
     model_config = ConfigDict(extra="forbid")
 
     n_labeled: int = Field(50, ge=1, description="Gold pairs (prompt demonstrations).")
     n_unlabeled: int = Field(1000, ge=1, description="Pool of sentences for the teacher to label.")
     n_test: int = Field(500, ge=1, description="Held-out test sentences.")
-    seed: int = Field(0, description="Seed of the grammar and of the split.")
+    seed: int = Field(0, description="Seed of the generator and of the split.")
     max_len: int = Field(
         MAX_LEN,
         ge=MIN_LEN,

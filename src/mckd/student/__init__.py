@@ -100,11 +100,12 @@ def load_trained_student(path: str | Path, task: Any = None) -> Student:
 def train_file(train_path: str | Path, out_dir: str | Path, *, model: str | None = None,
                overrides: list[str] | None = None, task: str = DEFAULT_TASK) -> TrainReport:
     """`mckd train`: train a student on a labeled JSONL file; the model goes to `out_dir/model`.
-    The student kind defaults to the seq2seq model."""
+    The student kind defaults to the task's first (parsing: seq2seq; slots: tagger)."""
     from mckd.examples import read_examples
 
     task_obj = get_task(task)
     raw = parse_overrides(overrides or [])
+    raw.setdefault("kind", task_obj.student_kinds[0])
     if model is not None:
         raw["encoder" if raw.get("kind") in _ENCODER_KINDS else "model"] = model
     cfg = parse_student_config(raw)

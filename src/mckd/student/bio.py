@@ -1,35 +1,14 @@
-"""BIO tag sets and decoding under the BIO constraints: `I-x` only right after `B-x` or `I-x`,
-never at the start of a sentence. Viterbi over per-word scores then returns the best tag
-sequence that is valid by construction.
+"""Decoding under the BIO constraints: `I-x` only right after `B-x` or `I-x`, never at the
+start of a sentence. Viterbi over per-word scores then returns the best tag sequence that is
+valid by construction. What a valid tag sequence is, and tag sets, are the slot task's
+(mckd.tasks.slots).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
-OUTSIDE = "O"
-
-
-def tag_problem(tag: str) -> str | None:
-    """Why `tag` is not a BIO tag (`O`, `B-type`, `I-type`), or None if it is one."""
-    if tag == OUTSIDE or (tag[:2] in ("B-", "I-") and len(tag) > 2):
-        return None
-    return f"tag {tag!r} is not O, B-type or I-type"
-
-
-def tag_set(sequences: Iterable[Sequence[str]], existing: Sequence[str] = ()) -> list[str]:
-    """`existing` (kept in its order, so a trained layer's rows still mean the same tags), then
-    `O` and, for every type seen in `sequences` as B-x or I-x, both B-x and I-x, sorted."""
-    types = {tag[2:] for seq in sequences for tag in seq if tag != OUTSIDE}
-    out = list(existing)
-    seen = set(out)
-    for tag in [OUTSIDE, *(f"{p}-{t}" for t in sorted(types) for p in "BI")]:
-        if tag not in seen:
-            out.append(tag)
-            seen.add(tag)
-    return out
 
 
 def bio_constraints(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -127,27 +106,3 @@ def _backtrack(best: np.ndarray, back: np.ndarray, lengths: Sequence[int]) -> li
     for i in range(width - 1, 0, -1):
         paths[:, i - 1] = back[np.arange(batch), i, paths[:, i]]
     return [paths[b, :n].tolist() for b, n in enumerate(lengths)]
-
-
-def as_valid(tags: Sequence[str]) -> list[str]:
-    """The same chunks as conlleval reads them, as a valid sequence: an `I-x` that does not
-    follow `B-x` or `I-x` starts a chunk, so it becomes `B-x`."""
-    out: list[str] = []
-    for tag in tags:
-        prev = out[-1] if out else OUTSIDE
-        if tag.startswith("I-") and prev not in (f"B-{tag[2:]}", tag):
-            tag = f"B-{tag[2:]}"
-        out.append(tag)
-    return out
-
-
-def is_valid(tags: Sequence[str]) -> bool:
-    """Whether a tag sequence obeys the BIO constraints."""
-    prev = OUTSIDE
-    for tag in tags:
-        if tag_problem(tag) is not None:
-            return False
-        if tag.startswith("I-") and prev not in (f"B-{tag[2:]}", tag):
-            return False
-        prev = tag
-    return True

@@ -65,9 +65,9 @@ class GenerateConfig(_Strict):
 
     num_beams: int = Field(1, ge=1, description="1 = greedy (the paper's choice); >1 = beam search.")
     batch_size: int = Field(64, ge=1, description="Sources per generation batch (sorted by length first).")
-    constrained: bool | None = Field(None, description="Constrain decoding to single-rooted bracket trees over "
-                                     "exactly the input's words, each in its own brackets (every output is then a "
-                                     "valid tree); null: on for the constituency task, off otherwise.")
+    constrained: bool | None = Field(None, description="Constrain decoding to the task's valid outputs (parsing: "
+                                     "single-rooted bracket trees over exactly the input's words; slots: one valid "
+                                     "BIO tag per input word); null: on where the task has a decoding constraint.")
     max_new_tokens: int | None = Field(None, ge=1, description="Most tokens generated; null derives it from the "
                                        "training targets (unconstrained) or the input's length (constrained).")
 

@@ -24,7 +24,7 @@ from torch import nn
 from mckd.errors import InputError, MckdError
 from mckd.examples import Example
 from mckd.student.base import Prediction, TrainReport
-from mckd.student.bio import OUTSIDE, bio_constraints, tag_problem, viterbi
+from mckd.student.bio import bio_constraints, viterbi
 from mckd.student.config import TaggerConfig
 from mckd.student.crf import BioCrf
 from mckd.student.encoder import (
@@ -37,6 +37,7 @@ from mckd.student.encoder import (
     replace_dir,
     split_words,
 )
+from mckd.tasks.slots import OUTSIDE, tag_problem
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from torch.nn import functional as F
 from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.student.base import TrainReport
-from mckd.student.bio import as_valid, tag_set
 from mckd.student.encoder import Encoded
 from mckd.student.finetune import Loop, clip_and_step, finished_report, run_training
 from mckd.student.tagger import target_tags
+from mckd.tasks.slots import as_valid, tag_set
 
 if TYPE_CHECKING:
     from mckd.student.tagger import TaggerStudent

@@ -9,9 +9,10 @@ from __future__ import annotations
 from mckd.errors import ConfigError
 from mckd.tasks.base import AnswerError, Corpus, Metric, Repaired, Task, primary_metric
 from mckd.tasks.constituency import ConstituencyTask
+from mckd.tasks.slots import SlotsTask
 from mckd.tasks.text import TextTask
 
-TASKS: dict[str, Task] = {"constituency": ConstituencyTask(), "text": TextTask()}
+TASKS: dict[str, Task] = {"constituency": ConstituencyTask(), "slots": SlotsTask(), "text": TextTask()}
 DEFAULT_TASK = "constituency"
 # Older names still accepted: `mckd label --task none` kept the raw text.
 ALIASES = {"none": "text"}
@@ -26,4 +27,4 @@ def get_task(name: str) -> Task:
 
 
 __all__ = ["ALIASES", "DEFAULT_TASK", "TASKS", "AnswerError", "ConstituencyTask", "Corpus", "Metric",
-           "Repaired", "Task", "TextTask", "get_task", "primary_metric"]
+           "Repaired", "SlotsTask", "Task", "TextTask", "get_task", "primary_metric"]

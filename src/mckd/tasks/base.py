@@ -155,7 +155,8 @@ class Task(Protocol):
 
     def read_answer(self, raw: str, example: Example, form: str, options: Any) -> Repaired:
         """A raw answer -> the target form, repaired; raises only AnswerError. `options` as for
-        `grammar` (parsing reads `nest_flat`)."""
+        `grammar` (parsing reads `nest_flat`), plus `options.labels`, the label set the prompts
+        use (slots repairs tags outside it); None when the caller has no prompt settings."""
         ...
 
     def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:

@@ -23,7 +23,7 @@ from mckd.errors import InputError
 from mckd.examples import Example, example_from_json
 from mckd.io import read_text_lines
 from mckd.tasks.conlleval import rounded, score_tag_sequences
-from mckd.tasks.slots import TAG, tag_problem
+from mckd.tasks.slots import TAG, sequence_problem
 
 SPLIT_DIRS = ("train", "valid", "dev", "test")
 METRICS = ("conlleval",)
@@ -53,7 +53,7 @@ def read_seq_folder(folder: Path, split: str | None = None) -> list[Example]:
         words, tags = w.split(), t.split()
         if not words:
             raise InputError(words_path, i + 1, "empty sentence")
-        problem = tag_problem(tags, words)
+        problem = sequence_problem(tags, words)
         if problem:
             raise InputError(tags_path, i + 1, f"{problem} (in {words_path})")
         meta: dict[str, Any] = {"split": split} if split else {}
@@ -122,7 +122,7 @@ def read_slot_jsonl(path: Path) -> list[Example]:
         gold = ex.target or ex.meta.get("gold")
         if gold is None:
             raise InputError(path, lineno, "no tags: needs 'target' or meta['gold']")
-        problem = tag_problem(gold.split(), ex.source.split())
+        problem = sequence_problem(gold.split(), ex.source.split())
         if problem:
             raise InputError(path, lineno, problem)
         out.append(Example(ex.id, ex.source, ex.target, {**ex.meta, "gold": gold}))
@@ -188,10 +188,13 @@ def read_tag_file(path: str | Path) -> tuple[list[list[str]], list[str | None], 
     return tags, intents, where
 
 
-def evaluate_tag_files(gold: str | Path, pred: str | Path, metric: str = "conlleval") -> dict[str, Any]:
+def evaluate_tag_files(gold: str | Path, pred: str | Path, metric: str = "conlleval", *,
+                       per_sentence: bool = False) -> dict[str, Any]:
     """`mckd evaluate --task slots`: conlleval's figures for a prediction file against a gold
-    file, as the script prints them (2 decimals), with `intent_accuracy` when both files give
-    every sentence an intent. Any bad input is an InputError with file:line."""
+    file, as the script prints them (2 decimals): exactly the keys of the contract, with
+    `intent_accuracy` when both files give every sentence an intent, and with `per_sentence`
+    (the script's figures for each sentence alone) when asked. Any bad input is an InputError
+    with file:line."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
     g_tags, g_int, _ = read_tag_file(gold)
@@ -204,9 +207,21 @@ def evaluate_tag_files(gold: str | Path, pred: str | Path, metric: str = "conlle
         if len(g) != len(p):
             raise InputError(pred, lineno, f"{len(p)} tags, but the gold sentence has {len(g)}")
     with_intents = all(i is not None for i in g_int + p_int)
-    scores = score_tag_sequences(
+    scores = rounded(score_tag_sequences(
         g_tags, p_tags,
         gold_intents=g_int if with_intents else None,  # type: ignore[arg-type]
         pred_intents=p_int if with_intents else None,  # type: ignore[arg-type]
-    )
-    return {"metric": metric, **rounded(scores)}
+    ))
+    if per_sentence:
+        scores["per_sentence"] = [_sentence_row(i, g, p) for i, (g, p) in
+                                  enumerate(zip(g_tags, p_tags, strict=True), start=1)]
+    return scores
+
+
+def _sentence_row(i: int, gold: list[str], pred: list[str]) -> dict[str, Any]:
+    one = rounded(score_tag_sequences([gold], [pred]))
+    return {"id": i, **{k: one[k] for k in SENTENCE_KEYS}}
+
+
+SENTENCE_KEYS = ("tokens", "gold_chunks", "found_chunks", "correct_chunks", "accuracy",
+                 "precision", "recall", "f1")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mckd.errors import ConfigError
 from mckd.examples import Example
-from mckd.tasks.base import AnswerError, Corpus, Metric, Repaired
+from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
 from mckd.tasks.conlleval import score_tag_sequences, split_tag
 
 TAG = re.compile(r"O|[BI]-\S+")
@@ -37,9 +37,18 @@ INSTRUCTIONS = {
 
 
 # --------------------------------------------------------------------------- tag sequences
+# This module owns what a valid BIO sequence is and how a broken one is repaired; the tagging
+# student (student/tagger.py, student/bio.py) imports these.
+
+OUTSIDE = "O"
 
 
-def tag_problem(tags: Sequence[str], words: Sequence[str]) -> str | None:
+def tag_problem(tag: str) -> str | None:
+    """Why `tag` is not a BIO tag (`O`, `B-type`, `I-type`), or None if it is one."""
+    return None if TAG.fullmatch(tag) else f"tag {tag!r} is not O, B-type or I-type"
+
+
+def sequence_problem(tags: Sequence[str], words: Sequence[str]) -> str | None:
     """What is wrong with gold tags for these words (count, shape, emptiness), or None.
     An `I-x` after `O` is allowed in gold data: conlleval reads it as a chunk start."""
     if not words:
@@ -52,18 +61,34 @@ def tag_problem(tags: Sequence[str], words: Sequence[str]) -> str | None:
     return None
 
 
-def bio_fixed(tags: Sequence[str]) -> tuple[list[str], int]:
-    """Tags with every `I-x` that does not follow `B-x`/`I-x` turned into `B-x`, and how many."""
+def as_valid(tags: Sequence[str]) -> list[str]:
+    """The same chunks as conlleval reads them, as a valid sequence: an `I-x` that does not
+    follow `B-x` or `I-x` starts a chunk, so it becomes `B-x`."""
     out: list[str] = []
-    fixed = 0
-    prev = "O"
     for tag in tags:
-        if tag.startswith("I-") and prev[2:] != tag[2:]:
-            tag = "B-" + tag[2:]
-            fixed += 1
+        prev = out[-1] if out else OUTSIDE
+        if tag.startswith("I-") and prev not in (f"B-{tag[2:]}", tag):
+            tag = f"B-{tag[2:]}"
         out.append(tag)
-        prev = tag
-    return out, fixed
+    return out
+
+
+def is_valid(tags: Sequence[str]) -> bool:
+    """Whether a tag sequence obeys the BIO constraints (`I-x` only after `B-x` or `I-x`)."""
+    return all(TAG.fullmatch(t) for t in tags) and as_valid(tags) == list(tags)
+
+
+def tag_set(sequences: Iterable[Sequence[str]], existing: Sequence[str] = ()) -> list[str]:
+    """`existing` (kept in its order, so a trained layer's rows still mean the same tags), then
+    `O` and, for every type seen in `sequences` as B-x or I-x, both B-x and I-x, sorted."""
+    types = {tag[2:] for seq in sequences for tag in seq if tag != OUTSIDE}
+    out = list(existing)
+    seen = set(out)
+    for tag in [OUTSIDE, *(f"{p}-{t}" for t in sorted(types) for p in "BI")]:
+        if tag not in seen:
+            out.append(tag)
+            seen.add(tag)
+    return out
 
 
 def repair_tags(
@@ -77,14 +102,15 @@ def repair_tags(
     unknown = sum(not TAG.fullmatch(t) or (known is not None and t not in known) for t in tags)
     if unknown:
         problems.append(f"replaced {unknown} unknown tag{'s' if unknown > 1 else ''} with O")
-        tags = [t if TAG.fullmatch(t) and (known is None or t in known) else "O" for t in tags]
+        tags = [t if TAG.fullmatch(t) and (known is None or t in known) else OUTSIDE for t in tags]
     if len(tags) > n:
         problems.append(f"dropped {len(tags) - n} extra tags")
         tags = tags[:n]
     elif len(tags) < n:
         problems.append(f"added {n - len(tags)} missing tags as O")
-        tags = [*tags, *["O"] * (n - len(tags))]
-    out, fixed = bio_fixed(tags)
+        tags = [*tags, *[OUTSIDE] * (n - len(tags))]
+    out = as_valid(tags)
+    fixed = sum(a != b for a, b in zip(out, tags, strict=True))
     if fixed:
         problems.append(f"made {fixed} I- without B- into B-")
     return out, problems
@@ -169,24 +195,6 @@ def tag_grammar(
     return "\n".join(rules) + "\n"
 
 
-class TagConstraint:
-    """The legal next tags while generating a tag sequence for `n` words: one tag per word,
-    from the label set, `I-x` only after `B-x`/`I-x`. Tokenizer-free: a generating student
-    maps the allowed tags onto its vocabulary."""
-
-    def __init__(self, n: int, labels: Sequence[str]) -> None:
-        self.n = n
-        self.types = label_types(labels)
-        self.outside = ["O", *(f"B-{t}" for t in self.types)]
-
-    def allowed(self, prefix: Sequence[str]) -> list[str]:
-        """Tags that may come after `prefix` (empty when the sequence is complete)."""
-        if len(prefix) >= self.n:
-            return []
-        prev = split_tag(prefix[-1])[1] if prefix and prefix[-1] != "O" else ""
-        return [*self.outside, f"I-{prev}"] if prev in self.types else list(self.outside)
-
-
 # --------------------------------------------------------------------------- the task
 
 
@@ -217,7 +225,7 @@ class SlotsTask:
     def validate(self, example: Example) -> str | None:
         if example.target is None:
             return "no target"
-        return tag_problem(example.target.split(), example.source.split())
+        return sequence_problem(example.target.split(), example.source.split())
 
     def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
         """conlleval's figures; `valid`: predictions with one BIO tag per word. Any other
@@ -268,56 +276,55 @@ class SlotsTask:
         return " ".join(tags)
 
     def label_set(self, labeled: Sequence[Example], extra: Sequence[str] = ()) -> list[str]:
-        """O, and B-x and I-x for every type x in the labeled targets or in `extra` (full tags
-        or bare type names)."""
-        types: set[str] = set()
-        for ex in labeled:
-            types.update(split_tag(t)[1] for t in (gold_tags(ex) or []) if t != "O")
-        for label in extra:
-            types.add(split_tag(label)[1] if label[:2] in ("B-", "I-") else label)
-        types.discard("")
-        return ["O", *(f"{p}-{t}" for t in sorted(types) for p in "BI")]
+        """O, and B-x and I-x for every type x in the examples' tags (the target, else
+        meta["gold"]) or in `extra` (full tags or bare type names): a JSON list, saved with a
+        generating student for its decoding constraint."""
+        sequences = [(ex.target or ex.meta.get("gold") or "").split() for ex in labeled]
+        sequences.append([t if t[:2] in ("B-", "I-") else f"B-{t}" for t in extra if t != OUTSIDE])
+        return tag_set(sequences)
 
     def grammar(self, source: str, form: str, labels: Sequence[str], options: Any) -> str | None:
-        """`tag_grammar` for the input's words (`options` may set `leading_space`)."""
-        return tag_grammar(source.split(), labels, form=form,
-                           leading_space=getattr(options, "leading_space", True))
+        """`tag_grammar` for the input's words; in the completion style it admits one
+        leading space."""
+        style = getattr(options, "style", None) or "completion"
+        return tag_grammar(source.split(), labels, form=form, leading_space=style == "completion")
 
-    def answer_budget(self, source: str, form: str) -> int:
-        """A tag is a few tokens (`B-fromloc.city_name` is about 8); interleaving adds the words."""
+    def answer_budget(self, source: str, form: str, count_tokens: Callable[[str], int]) -> int:
+        """A tag is a few tokens (`B-fromloc.city_name` is about 6; 10 leaves room for longer
+        type names); interleaving adds the words."""
         words = source.split()
-        budget = 8 * len(words) + 8
+        budget = 10 * len(words) + 8
         if form == "interleaved":
-            budget += sum(len(w) // 3 + 2 for w in words)
+            budget += count_tokens(source) + len(words)
         return budget
 
-    def read_answer(
-        self, raw: str, example: Example, form: str, labels: Sequence[str] | None = None
-    ) -> Repaired:
-        """Tags read from the answer and repaired (`repair_tags`); `labels`, when given, is
-        the set a tag must come from. An answer with no tag at all is unusable."""
+    def read_answer(self, raw: str, example: Example, form: str, options: Any) -> Repaired:
+        """Tags read from the answer and repaired (`repair_tags`); `options.labels` (the label
+        set of the prompts, when the labelling run hands it over) is the set a tag must come
+        from. An answer with no tag at all is unusable."""
         words = example.source.split()
         tags, problems = read_tags(raw, words, form)
         if not any(TAG.fullmatch(t) for t in tags):
             return Repaired(None, [*problems, "no tags in the answer"])
-        fixed, repairs = repair_tags(tags, len(words), labels)
+        fixed, repairs = repair_tags(tags, len(words), getattr(options, "labels", None))
         return Repaired(" ".join(fixed), problems + repairs)
 
-    def combine(self, source: str, answers: Sequence[str], how: str) -> tuple[str, dict[str, Any]]:
+    def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
         """'vote': per word, the tag most samples give (ties: the earliest sample's), then
         any `I-x` left without `B-x` made `B-x`; 'mbr': the sample agreeing with the others
-        on the most tags. Samples without one tag per word are ignored."""
+        on the most tags. Samples without one tag per word are left out; when none is left,
+        the first sample goes on as it is."""
         n = len(source.split())
-        usable = [tags for a in answers if (tags := _pred_tags(a, n)) is not None]
+        usable = [tags for a in answers if (tags := _pred_tags(a.text, n)) is not None]
+        info: dict[str, Any] = {"samples": len(answers), "usable": len(usable)}
         if not usable:
-            raise AnswerError(f"none of {len(answers)} samples has one tag per word")
-        info: dict[str, Any] = {"samples": len(answers), "used": len(usable)}
+            return answers[0], info
         if how == "mbr":
             agree = [sum(sum(x == y for x, y in zip(a, b, strict=True)) for b in usable)
                      for a in usable]
             best = max(range(len(usable)), key=lambda i: (agree[i], -i))
             info["chosen"] = best
-            return " ".join(usable[best]), info
+            return Repaired(" ".join(usable[best])), info
         if how != "vote":
             raise ConfigError(f"slots: unknown consensus {how!r} (expected 'vote' or 'mbr')")
         voted = []
@@ -325,28 +332,42 @@ class SlotsTask:
             counts = Counter(column)
             top = max(counts.values())
             voted.append(next(t for t in column if counts[t] == top))
-        tags, fixed = bio_fixed(voted)
+        tags = as_valid(voted)
+        fixed = sum(a != b for a, b in zip(tags, voted, strict=True))
         info["unanimous"] = sum(len(set(c)) == 1 for c in zip(*usable, strict=True))
         info["bio_fixed"] = fixed
-        return " ".join(tags), info
+        return Repaired(" ".join(tags), [f"made {fixed} I- without B- into B-"] if fixed else []), info
 
     # --- students
-    def decoding_constraint(self, source: str, labels: Sequence[str]) -> TagConstraint:
-        return TagConstraint(len(source.split()), labels)
+    def decoding_constraint(self, source: str, labels: Any, tokenizer: Any, *,
+                            placeholder: str | None = None,
+                            space_first: bool = False) -> DecodingConstraint | None:
+        """Exactly one valid BIO tag from `labels` per input word (student/tag_constraint.py);
+        None when the student saved no label set. `placeholder` does not apply: tags do not
+        contain the input words."""
+        if not labels:
+            return None
+        from mckd.student.tag_constraint import TagConstraint
+
+        return TagConstraint(len(source.split()), labels, tokenizer, space_first=space_first)
 
     # --- data
     def read_corpus(self, path: str | Path) -> list[Example]:
+        """The ATIS/Snips `seq.in`/`seq.out`/`label` layout, CoNLL column files or Example
+        JSONL (tasks/slot_readers.py)."""
         from mckd.tasks.slot_readers import read_slot_corpus
 
         return read_slot_corpus(path)
 
-    def evaluate_files(self, gold: str | Path, pred: str | Path, metric: str = "conlleval") -> dict[str, Any]:
+    def evaluate_files(self, gold: str | Path, pred: str | Path, metric: str, *,
+                       per_sentence: bool = False) -> dict[str, Any]:
         from mckd.tasks.slot_readers import evaluate_tag_files
 
-        return evaluate_tag_files(gold, pred, metric)
+        return evaluate_tag_files(gold, pred, metric, per_sentence=per_sentence)
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
                        max_words: int | None = None) -> Corpus:
+        """The generated assistant-request corpus (mckd.data.synth_slots)."""
         from mckd.data.synth_slots import synth_slot_corpus
 
         return synth_slot_corpus(n_labeled, n_pool, n_test, seed=seed, max_words=max_words)

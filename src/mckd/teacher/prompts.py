@@ -14,7 +14,8 @@ that make a weak local teacher stronger or cheaper (each measured in benchmarks/
 - `demos="nearest"`: the k labeled examples closest to the input under a sentence encoder.
 - `grammar`: a per-input GBNF grammar from the task that admits only valid answers.
 - settings only some tasks read, passed to the task's hooks as `options` (parsing: `root`,
-  `max_depth`, `nest_flat`).
+  `max_depth`, `nest_flat`), with the run's label set as `options.labels` (slots: an answer's
+  tags outside it are repaired).
 
 A prompt never gets truncated: when it does not fit the model's context, demonstrations are
 dropped (with a warning) and a prompt that cannot fit even without any raises a
@@ -27,7 +28,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,6 +98,14 @@ class PromptConfig(BaseModel):
         "them: 'mbr' keeps the sample that agrees best with the others; 'vote' keeps the parts "
         "(parsing: spans) found in more than half of the samples.",
     )
+
+
+class HookOptions(PromptConfig):
+    """The prompt settings as a task's hooks (`grammar`, `read_answer`) see them: style and
+    form resolved, and the run's label set (`Task.label_set`), so that a task can repair an
+    answer's unknown labels."""
+
+    labels: Any = Field(None, description="The label set the prompts use.")
 
 
 # --------------------------------------------------------------------------- demonstrations
@@ -217,6 +226,7 @@ class PromptBuilder:
             self.nearest.prefetch([ex.source for ex in pool])
         self._demo_tokens: dict[int, int] = {}
         self.shrunk = 0  # prompts that lost demonstrations to fit the context
+        self._options: HookOptions | None = None
 
     # -- demonstrations
     def demo_indices(self, example: Example, sample_index: int = 0) -> list[int]:
@@ -319,6 +329,9 @@ class PromptBuilder:
         AnswerError)."""
         return self.task.read_answer(text, example, self.form, self.options())
 
-    def options(self) -> PromptConfig:
-        """The prompt settings as the task's hooks see them (style resolved)."""
-        return self.config.model_copy(update={"style": self.style, "form": self.form})
+    def options(self) -> HookOptions:
+        """The prompt settings as the task's hooks see them (style resolved, the label set)."""
+        if self._options is None:
+            self._options = HookOptions(**{**self.config.model_dump(), "style": self.style,
+                                           "form": self.form}, labels=self.labels)
+        return self._options
