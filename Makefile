@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo slots-demo test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mckd models fetch qwen2.5-coder-1.5b
 	$(BIN)/mckd run
+
+# The slot-filling demo (configs/slots-demo.yaml): same teacher, BIO tagging students.
+slots-demo: $(STAMP)
+	$(BIN)/mckd models fetch qwen2.5-coder-1.5b
+	$(BIN)/mckd run slots-demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
