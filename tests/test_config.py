@@ -129,8 +129,10 @@ def test_slots_demo_is_packaged_and_loads_by_name(tmp_path: Path, monkeypatch: p
     assert cfg.methods == ["teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd"] and cfg.stages == [2, 3]
     assert cfg.baselines and not cfg.add_gold and not cfg.init_from_sft
     demo = load_config(None).teacher
-    for key in ("backend", "model", "n_threads", "k_demos", "context_size", "temperature"):
+    for key in ("backend", "model", "n_threads", "context_size", "temperature"):
         assert getattr(cfg.teacher, key) == getattr(demo, key), key
+    # slot answers: word/tag pairs, shown with the labeled sentences nearest to each input
+    assert (cfg.teacher.prompt.form, cfg.teacher.prompt.demos, cfg.teacher.k_demos) == ("interleaved", "nearest", 5)
     # a file of that name in the working directory wins; an unknown name is one line
     (tmp_path / "slots-demo").write_text("name: mine\n")
     assert load_config("slots-demo").name == "mine"
