@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from mckd.errors import InputError, MckdError
@@ -29,11 +28,12 @@ from mckd.student.encoder import (
     Encoded,
     collate_words,
     encode_words,
-    fresh_dir,
     load_encoder,
+    load_weights,
+    open_student,
     pick_device,
-    replace_dir,
     resolve_encoder,
+    save_student,
     split_words,
 )
 
@@ -86,30 +86,18 @@ class ChartStudent:
     def save(self, path: Path) -> None:
         """Write config, encoder config, tokenizer and weights (safetensors) to a directory,
         replacing it atomically."""
-        path = Path(path)
-        tmp = fresh_dir(path)
-        (tmp / "chart_config.json").write_text(self.cfg.model_dump_json(indent=2) + "\n")
-        self.model.encoder.config.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        save_model(self.model, str(tmp / "model.safetensors"))
-        replace_dir(tmp, path)
+        config = self.cfg.model_dump_json(indent=2) + "\n"
+        save_student(path, self.model, self.tokenizer, {"chart_config.json": config})
 
     @classmethod
     def load(cls, path: Path, task: Any = None, *, device: str | None = None) -> ChartStudent:
         """Reopen a student written by `save` (no network, no pretrained download)."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-        path = Path(path)
-        cfg_file = path / "chart_config.json"
-        if not cfg_file.exists():
-            raise InputError(path, None, "not a saved chart student (no chart_config.json)")
-        cfg = ChartConfig.model_validate_json(cfg_file.read_text())
-        if device is not None:
-            cfg = cfg.model_copy(update={"device": device})
-        encoder = AutoModel.from_config(AutoConfig.from_pretrained(path))
+        cfg, encoder, tokenizer = open_student(
+            path, "chart_config.json", ChartConfig, "chart", device
+        )
         self = cls.__new__(cls)
-        self._setup(cfg, task, encoder, AutoTokenizer.from_pretrained(path))
-        load_model(self.model, str(path / "model.safetensors"), device=str(self.device))
+        self._setup(cfg, task, encoder, tokenizer)
+        load_weights(self.model, path, self.device)
         return self
 
     # ---- encoding -----------------------------------------------------------------------

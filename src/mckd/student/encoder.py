@@ -1,6 +1,6 @@
 """What the students on a pretrained encoder share (span chart, tagger): loading the encoder,
 one position per word (its subwords after [CLS], [SEP] after the last), padding a batch, and
-swapping a saved directory into place.
+saving and reopening a student's directory.
 
 A sentence is encoded as subword ids and `word_pos = [0, first subword of each word..., [SEP]]`:
 word k covers subwords `word_pos[k+1] .. word_pos[k+2] - 1`, so the same list serves first-
@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from safetensors.torch import load_model, save_model
 from torch import nn
 
 from mckd.errors import InputError, MckdError
-from mckd.student.config import _MINILM_ALIASES, MINILM
+from mckd.student.config import _MINILM_ALIASES, MINILM, EncoderStudentConfig
 
 Encoded = tuple[list[int], list[int]]  # subword ids, word_pos
+Config = TypeVar("Config", bound=EncoderStudentConfig)
 
 
 def resolve_encoder(name: str) -> str:
@@ -106,3 +108,41 @@ def fresh_dir(path: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
+
+
+def save_student(path: Path, model: nn.Module, tokenizer: Any, files: dict[str, str]) -> None:
+    """Write `files` (name to text: the student's config and the like), the encoder config,
+    the tokenizer and the weights (`model.safetensors`) to a directory, replacing it
+    atomically."""
+    path = Path(path)
+    tmp = fresh_dir(path)
+    for name, text in files.items():
+        (tmp / name).write_text(text)
+    model.encoder.config.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    save_model(model, str(tmp / "model.safetensors"))
+    replace_dir(tmp, path)
+
+
+def open_student(
+    path: Path, config_file: str, config_cls: type[Config], kind: str, device: str | None
+) -> tuple[Config, nn.Module, Any]:
+    """A directory written by `save_student`: its config (device overridden when given), an
+    encoder built from the saved config (weights still to load, no download) and the
+    tokenizer. A directory without `config_file` is one line naming it."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    path = Path(path)
+    cfg_file = path / config_file
+    if not cfg_file.exists():
+        raise InputError(path, None, f"not a saved {kind} student (no {config_file})")
+    cfg = config_cls.model_validate_json(cfg_file.read_text())
+    if device is not None:
+        cfg = cfg.model_copy(update={"device": device})
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(path))
+    return cfg, encoder, AutoTokenizer.from_pretrained(path)
+
+
+def load_weights(model: nn.Module, path: Path, device: torch.device) -> None:
+    """Load the weights `save_student` wrote to directory `path` into `model`."""
+    load_model(model, str(Path(path) / "model.safetensors"), device=str(device))

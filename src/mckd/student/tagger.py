@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from mckd.errors import InputError, MckdError
@@ -31,10 +30,11 @@ from mckd.student.encoder import (
     Encoded,
     collate_words,
     encode_words,
-    fresh_dir,
     load_encoder,
+    load_weights,
+    open_student,
     pick_device,
-    replace_dir,
+    save_student,
     split_words,
 )
 from mckd.tasks.slots import OUTSIDE, tag_problem
@@ -118,32 +118,22 @@ class TaggerStudent:
     def save(self, path: Path) -> None:
         """Write config, tag set, encoder config, tokenizer and weights (safetensors) to a
         directory, replacing it atomically."""
-        path = Path(path)
-        tmp = fresh_dir(path)
-        (tmp / "tagger_config.json").write_text(self.cfg.model_dump_json(indent=2) + "\n")
-        (tmp / "tags.json").write_text(json.dumps(self.tags, indent=0) + "\n")
-        self.model.encoder.config.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        save_model(self.model, str(tmp / "model.safetensors"))
-        replace_dir(tmp, path)
+        files = {
+            "tagger_config.json": self.cfg.model_dump_json(indent=2) + "\n",
+            "tags.json": json.dumps(self.tags, indent=0) + "\n",
+        }
+        save_student(path, self.model, self.tokenizer, files)
 
     @classmethod
     def load(cls, path: Path, task: Any = None, *, device: str | None = None) -> TaggerStudent:
         """Reopen a student written by `save` (no network, no pretrained download)."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-        path = Path(path)
-        cfg_file = path / "tagger_config.json"
-        if not cfg_file.exists():
-            raise InputError(path, None, "not a saved tagger student (no tagger_config.json)")
-        cfg = TaggerConfig.model_validate_json(cfg_file.read_text())
-        if device is not None:
-            cfg = cfg.model_copy(update={"device": device})
-        tags = json.loads((path / "tags.json").read_text())
-        encoder = AutoModel.from_config(AutoConfig.from_pretrained(path))
+        cfg, encoder, tokenizer = open_student(
+            path, "tagger_config.json", TaggerConfig, "tagger", device
+        )
+        tags = json.loads((Path(path) / "tags.json").read_text())
         self = cls.__new__(cls)
-        self._setup(cfg, task, encoder, AutoTokenizer.from_pretrained(path), tags)
-        load_model(self.model, str(path / "model.safetensors"), device=str(self.device))
+        self._setup(cfg, task, encoder, tokenizer, tags)
+        load_weights(self.model, path, self.device)
         return self
 
     # ---- encoding -----------------------------------------------------------------------
