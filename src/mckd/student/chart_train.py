@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from safetensors.torch import load_model
 from torch.nn import functional as F
 
 from mckd.errors import InputError
@@ -23,7 +22,8 @@ from mckd.examples import Example
 from mckd.student.base import TrainReport
 from mckd.student.chart import target_spans
 from mckd.student.cky import candidate_spans, span_f1
-from mckd.student.finetune import Loop, clip_and_step, finished_report, run_training
+from mckd.student.encoder import load_weights
+from mckd.student.finetune import Loop, clip_and_step, count_skipped, finished_report, run_training
 
 if TYPE_CHECKING:
     from mckd.student.chart import ChartStudent
@@ -44,9 +44,7 @@ class TrainData:
 def train_chart(student: ChartStudent, train: list[Example], out_dir: Path) -> TrainReport:
     done = finished_report(out_dir)
     if done is not None:
-        load_model(
-            student.model, str(out_dir / "model" / "model.safetensors"), device=str(student.device)
-        )
+        load_weights(student.model, out_dir / "model", student.device)
         log.info("training in %s already finished; loaded its weights", out_dir)
         return done
     data = prepare(student, train)
@@ -73,11 +71,7 @@ def prepare(student: ChartStudent, train: list[Example]) -> TrainData:
         encoded.append(enc)
         gold.append(spans)
         words.append(w)
-    skipped = len(train) - len(encoded)
-    if skipped:
-        log.warning("skipped %d training sentences too long for the encoder", skipped)
-    if not encoded:
-        raise InputError(None, None, "every training sentence is too long for the encoder")
+    skipped = count_skipped(len(train), len(encoded))
     return TrainData(encoded, labels, gold, words, skipped, digest.hexdigest())
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
+from mckd.errors import InputError
 from mckd.io import atomic_write
 from mckd.student.base import TrainReport, fidelity_converged
 from mckd.student.distributed import Ranks, current_ranks
@@ -244,6 +245,17 @@ def finish(
     shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     log.info("trained %d epochs, %d steps in %.0f s", report.epochs, report.steps, report.seconds)
     return report
+
+
+def count_skipped(n_sentences: int, n_encoded: int) -> int:
+    """How many training sentences were too long for the encoder, with a warning when any
+    were; none left to train on is an error."""
+    skipped = n_sentences - n_encoded
+    if skipped:
+        log.warning("skipped %d training sentences too long for the encoder", skipped)
+    if not n_encoded:
+        raise InputError(None, None, "every training sentence is too long for the encoder")
+    return skipped
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:

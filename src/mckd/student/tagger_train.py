@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from safetensors.torch import load_model
 from torch.nn import functional as F
 
 from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.student.base import TrainReport
-from mckd.student.encoder import Encoded
-from mckd.student.finetune import Loop, clip_and_step, finished_report, run_training
+from mckd.student.encoder import Encoded, load_weights
+from mckd.student.finetune import Loop, clip_and_step, count_skipped, finished_report, run_training
 from mckd.student.tagger import target_tags
 from mckd.tasks.slots import as_valid, tag_set
 
@@ -48,7 +47,7 @@ def train_tagger(student: TaggerStudent, train: list[Example], out_dir: Path) ->
     if done is not None:
         saved = out_dir / "model"
         student.set_tags(json.loads((saved / "tags.json").read_text()))
-        load_model(student.model, str(saved / "model.safetensors"), device=str(student.device))
+        load_weights(student.model, saved, student.device)
         log.info("training in %s already finished; loaded its weights", out_dir)
         return done
     data = prepare(student, train)
@@ -78,11 +77,7 @@ def prepare(student: TaggerStudent, train: list[Example]) -> TrainData:
         labels.append(np.array([index[t] for t in tags], dtype=np.int64))
         targets.append(" ".join(tags))
         words.append(w)
-    skipped = len(train) - len(encoded)
-    if skipped:
-        log.warning("skipped %d training sentences too long for the encoder", skipped)
-    if not encoded:
-        raise InputError(None, None, "every training sentence is too long for the encoder")
+    skipped = count_skipped(len(train), len(encoded))
     return TrainData(encoded, labels, targets, words, skipped, digest.hexdigest())
 
 
