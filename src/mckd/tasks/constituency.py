@@ -18,8 +18,6 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-
 from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.io import read_text_lines
@@ -597,22 +595,3 @@ def evaluate_files(
     if per_sentence:
         out["per_sentence"] = _evalb_rows(res)
     return out
-
-
-def scores_table(scores: dict) -> Table:
-    """A readable table of `evaluate_files` output (one column per block for EVALB)."""
-    blocks = {"all": scores}
-    blocks.update({k: v for k, v in scores.items() if isinstance(v, dict)})  # len<=40
-    table = Table(title=f"constituency, metric {scores['metric']}")
-    table.add_column("")
-    for name in blocks:
-        table.add_column(name, justify="right")
-    for key, value in scores.items():
-        if key == "metric" or isinstance(value, dict | list):
-            continue
-        cells = [blocks[b].get(key) for b in blocks]
-        table.add_row(
-            key,
-            *("-" if c is None else f"{c:.2f}" if isinstance(c, float) else str(c) for c in cells),
-        )
-    return table
