@@ -263,6 +263,17 @@ def test_reads_jsonl(tmp_path: Path) -> None:
         TASK.read_corpus(path)
 
 
+def test_jsonl_reader_names_the_line_of_a_duplicate_id_or_bad_json(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    line = json.dumps({"id": "a", "source": "to boston", "target": "O B-city"})
+    path.write_text(line + "\n\n" + line + "\n")
+    with pytest.raises(InputError, match=r"data.jsonl:3: duplicate id 'a' \(first on line 1\)"):
+        TASK.read_corpus(path)
+    path.write_text(line + "\n{not json\n")
+    with pytest.raises(InputError, match=r"data.jsonl:2: invalid JSON"):
+        TASK.read_corpus(path)
+
+
 # --------------------------------------------------------------------------- evaluate files
 
 

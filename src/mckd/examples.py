@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,25 +54,36 @@ def example_from_json(obj: Any, *, path: str | Path | None = None, line: int | N
     return Example(str(ex_id), source, target, meta)
 
 
+def example_from_line(text: str, *, path: str | Path | None, line: int) -> Example:
+    """One JSONL line as an example; bad JSON or a bad field is an error naming file and line."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(path, line, f"invalid JSON ({e.msg} at column {e.colno})") from None
+    return example_from_json(obj, path=path, line=line)
+
+
 def read_examples(path: str | Path, *, require_target: bool = False) -> list[Example]:
     """Read a JSONL file of examples. Any bad line raises `InputError` naming file and line."""
-    examples: list[Example] = []
+    return [ex for _, ex in numbered_examples(path, require_target=require_target)]
+
+
+def numbered_examples(
+    path: str | Path, *, require_target: bool = False
+) -> Iterator[tuple[int, Example]]:
+    """Each example of a JSONL file with its line number, for readers that check more and
+    must name the line. Any bad line raises `InputError` naming file and line."""
     seen: dict[str, int] = {}
     for lineno, text in enumerate(read_text_lines(path), start=1):
         if not text.strip():
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
-        ex = example_from_json(obj, path=path, line=lineno)
+        ex = example_from_line(text, path=path, line=lineno)
         if require_target and ex.target is None:
             raise InputError(path, lineno, "missing field 'target' (this file must be labeled)")
         if ex.id in seen:
             raise InputError(path, lineno, f"duplicate id {ex.id!r} (first on line {seen[ex.id]})")
         seen[ex.id] = lineno
-        examples.append(ex)
-    return examples
+        yield lineno, ex
 
 
 def write_examples(path: str | Path, examples: Iterable[Example]) -> None:

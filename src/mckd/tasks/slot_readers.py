@@ -15,12 +15,11 @@ meta["intent"]).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from mckd.errors import InputError
-from mckd.examples import Example, example_from_json
+from mckd.examples import Example, example_from_line, numbered_examples
 from mckd.io import read_text_lines
 from mckd.tasks.conlleval import rounded, score_tag_sequences
 from mckd.tasks.slots import TAG, sequence_problem
@@ -107,18 +106,7 @@ def read_conll(path: Path) -> list[Example]:
 def read_slot_jsonl(path: Path) -> list[Example]:
     """Example JSONL whose tags (target, else meta["gold"]) are checked against the words."""
     out = []
-    seen: set[str] = set()
-    for lineno, text in enumerate(read_text_lines(path), start=1):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
-        ex = example_from_json(obj, path=path, line=lineno)
-        if ex.id in seen:
-            raise InputError(path, lineno, f"duplicate id {ex.id!r}")
-        seen.add(ex.id)
+    for lineno, ex in numbered_examples(path):
         gold = ex.target or ex.meta.get("gold")
         if gold is None:
             raise InputError(path, lineno, "no tags: needs 'target' or meta['gold']")
@@ -168,11 +156,7 @@ def read_tag_file(path: str | Path) -> tuple[list[list[str]], list[str | None], 
                 continue
             raise InputError(path, lineno, "empty line (expected one sentence of tags per line)")
         if jsonl:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
-            ex = example_from_json(obj, path=path, line=lineno)
+            ex = example_from_line(line, path=path, line=lineno)
             text = ex.target or ex.meta.get("gold")
             if not text:
                 raise InputError(path, lineno, "no tags: needs 'target' or meta['gold']")
