@@ -77,6 +77,15 @@ def encode_words(tokenizer: Any, words: list[str], max_subwords: int) -> Encoded
     return ids, [0, *firsts, len(ids) - 1]
 
 
+def length_batches(encoded: list[Encoded | None], size: int) -> list[list[int]]:
+    """Indices of the sentences that fit the encoder, shortest first, in batches of `size`
+    (little padding at prediction time)."""
+    order = sorted(
+        (k for k, e in enumerate(encoded) if e is not None), key=lambda k: len(encoded[k][0])
+    )
+    return [order[start : start + size] for start in range(0, len(order), size)]
+
+
 def collate_words(encoded: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     """`input_ids`, `attention_mask` and `word_pos`, each padded to the batch's longest item
     (batches are length-sorted, so that is little padding)."""

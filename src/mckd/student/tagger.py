@@ -30,6 +30,7 @@ from mckd.student.encoder import (
     Encoded,
     collate_words,
     encode_words,
+    length_batches,
     load_encoder,
     load_weights,
     open_student,
@@ -179,12 +180,7 @@ class TaggerStudent:
         paths: list[list[int] | None] = [None] * len(words)
         confidence: list[float | None] = [None] * len(words)
         encoded = [self._encode(w) for w in words]
-        order = sorted(
-            (k for k, e in enumerate(encoded) if e is not None), key=lambda k: len(encoded[k][0])
-        )
-        step = self.cfg.predict_batch_size
-        for start in range(0, len(order), step):
-            chunk = order[start : start + step]
+        for chunk in length_batches(encoded, self.cfg.predict_batch_size):
             batch = self._collate([encoded[k] for k in chunk])
             logits = self.model(batch).float()
             lengths = [len(words[k]) for k in chunk]
