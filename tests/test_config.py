@@ -127,7 +127,7 @@ def test_slots_demo_is_packaged_and_loads_by_name(tmp_path: Path, monkeypatch: p
     assert cfg.data.source == "demo" and cfg.data.demo.n_labeled == 50
     assert (cfg.data.demo.n_unlabeled, cfg.data.demo.n_test) == (50, 40)
     assert cfg.methods == ["teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd"] and cfg.stages == [2, 3]
-    assert cfg.baselines and not cfg.add_gold and not cfg.init_from_sft
+    assert cfg.baselines and cfg.add_gold and cfg.init_from_sft
     demo = load_config(None).teacher
     for key in ("backend", "model", "n_threads", "context_size", "temperature"):
         assert getattr(cfg.teacher, key) == getattr(demo, key), key
