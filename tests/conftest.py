@@ -42,3 +42,13 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture
+def torch_threads():
+    """Restores torch's thread count after a test whose students set their own."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

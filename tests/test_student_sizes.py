@@ -32,15 +32,6 @@ def gold_examples(n: int, seed: int) -> list[Example]:
     return [task.example(f"g{i}", t, labeled=True) for i, t in enumerate(synth_treebank(n, seed))]
 
 
-@pytest.fixture
-def torch_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)  # the students below use both cores
-
-
 def test_chart_student_by_gold_size(tmp_path: Path, torch_threads: None) -> None:
     from mckd.student.chart import ChartConfig, ChartStudent
 

@@ -20,15 +20,6 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 SIZES = (50, 200, 2000)
 
 
-@pytest.fixture
-def torch_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)  # the students below use both cores
-
-
 def test_tagger_by_gold_size(tmp_path: Path, torch_threads: None) -> None:
     from mckd.student.config import TaggerConfig
     from mckd.student.tagger import TaggerStudent
