@@ -93,7 +93,7 @@ def test_speculative_decoding_keeps_the_grammar_and_the_greedy_answers() -> None
         backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model="qwen2.5-coder-0.5b",
                                                 context_size=2048, n_threads=threads,
                                                 speculative=spec))
-        builder = PromptBuilder(demos, PromptConfig(form="labeled", k=6, demos="shared"),
+        builder = PromptBuilder(demos, PromptConfig(form="labeled", k=6, demos="shared"), task=TASKS["constituency"],
                                 count_tokens=backend.count_tokens, context_size=2048, pool=inputs)
         answers[name] = []
         for ex in inputs:
