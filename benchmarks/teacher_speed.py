@@ -29,6 +29,7 @@ from typing import Any
 from teacher_levers import BASE, load, prepare_demo
 
 from mckd.examples import Example
+from mckd.tasks import TASKS
 from mckd.tasks.trees import parse_bracketed, tree_words
 from mckd.teacher.backends.base import BackendError
 from mckd.teacher.prompts import PromptBuilder, PromptConfig
@@ -81,7 +82,7 @@ def run_condition(name: str, data: Path, out: Path, *, n: int, k: int, model: st
     spec = speculative(name, draft_model, n_max)
     backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model=model, context_size=context,
                                             n_threads=threads, speculative=spec))
-    builder = PromptBuilder(labeled, PromptConfig(**{**BASE, "k": k}),
+    builder = PromptBuilder(labeled, PromptConfig(**{**BASE, "k": k}), task=TASKS["constituency"],
                             count_tokens=lambda t: int(len(t) / 2.5) + 1, context_size=context,
                             pool=test)
     with path.open("a") as f:
