@@ -17,12 +17,20 @@ For each N, in fresh directories:
    fast fake student (tests/pipeline_fakes.py) and the cache of step 1: the teacher step is
    served from the cache, then the partitions, four stage students and two finals move N
    examples through the run directory. Reported: wall time, peak RSS, teacher calls made.
+4. ray (only with `--phases ... ray`, needs `mckd[ray]`): the same labelling with
+   `teacher.runner: ray` on a local cluster of `--ray-workers` actors, each with an equal share
+   of the concurrency (the same requests in flight in all), against a fresh server and cache.
+   Reported: its throughput next to run 1's, and whether its ledger equals run 1's, input for
+   input (the fault plan is a function of input and attempt, so both runs meet the same faults).
 
 Every input must be accounted for (label or rejection) in both labelling runs; the script
 fails otherwise.
 
     python benchmarks/scale_sim.py --inputs 2000
     python benchmarks/scale_sim.py --inputs 10000 100000 --json results.json
+    python benchmarks/scale_sim.py --inputs 10000 --phases label ray   # Ray vs one process
+
+`--bare-max M` sends at most M requests in the bare phase (its rate does not depend on N).
 """
 
 from __future__ import annotations
@@ -81,15 +89,21 @@ def run_config(work: Path, url: str, cache: Path, args: argparse.Namespace) -> d
             "partitions": 2, "baselines": False, "run_dir": str(work / "run")}
 
 
-def child_label(cfg_path: Path, out: Path) -> None:
-    """Label the run's pool as the pipeline's teacher step would (same files, same prompts)."""
+def child_label(cfg_path: Path, out: Path, ray_workers: int = 0) -> None:
+    """Label the run's pool as the pipeline's teacher step would (same files, same prompts);
+    with `ray_workers`, on a local Ray cluster of that many actors sharing the concurrency."""
     from mckd.config import load_config
     from mckd.teacher.label import label_files
 
     cfg = load_config(cfg_path)
+    teacher = cfg.teacher
+    if ray_workers:
+        teacher = teacher.model_copy(update={
+            "runner": "ray", "workers": ray_workers,
+            "concurrency": max(1, teacher.concurrency // ray_workers)})
     data = Path(cfg.data.unlabeled).parent
     start = time.perf_counter()
-    res = label_files(data / "pool-run-order.jsonl", out, cfg.teacher,
+    res = label_files(data / "pool-run-order.jsonl", out, teacher,
                       labeled_path=data / "labeled-run-order.jsonl", task="text", progress=False)
     report(wall=time.perf_counter() - start, usage=res.usage)  # type: ignore[union-attr]
 
@@ -221,14 +235,31 @@ def simulate(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     cfg_path = write_data(work, n, args)
     ceiling = args.concurrency / args.latency
     out: dict[str, Any] = {"inputs": n, "ceiling_rps": round(ceiling, 1)}
+    phases = set(args.phases)
 
     # 0. what the server delivers to a bare client on this machine (no faults)
-    with FaultServer(latency_s=args.latency) as srv:
-        res = result_of(spawn("_bare", srv.url, str(n), str(args.concurrency), str(args.timeout)))
-        out["bare"] = {"wall_s": round(res["wall"], 1), "ok": res["ok"],
-                       "requests_per_s": round(res["ok"] / res["wall"], 1),
-                       "of_ceiling": round(res["ok"] / res["wall"] / ceiling, 3)}
+    if "bare" in phases:
+        m = min(n, args.bare_max or n)
+        with FaultServer(latency_s=args.latency) as srv:
+            res = result_of(spawn("_bare", srv.url, str(m), str(args.concurrency),
+                                  str(args.timeout)))
+            out["bare"] = {"requests": m, "wall_s": round(res["wall"], 1), "ok": res["ok"],
+                           "requests_per_s": round(res["ok"] / res["wall"], 1),
+                           "of_ceiling": round(res["ok"] / res["wall"] / ceiling, 3)}
+    if "label" in phases:
+        label_and_pipeline(n, args, work, cfg_path, out, with_pipeline="pipeline" in phases)
+    if "resume" in phases:
+        resume(n, args, work, cfg_path, out)
+    if "ray" in phases:
+        on_ray(n, args, work, cfg_path, out)
+    if not args.keep:
+        shutil.rmtree(work)
+    return out
 
+
+def label_and_pipeline(n: int, args: argparse.Namespace, work: Path, cfg_path: Path,
+                       out: dict[str, Any], *, with_pipeline: bool) -> None:
+    ceiling = args.concurrency / args.latency
     # 1. a clean labelling run
     with FaultServer(fault_plan(args.fail_rate), latency_s=args.latency,
                      hang_s=args.timeout + 1.0, retry_after="0.05") as srv:
@@ -250,6 +281,8 @@ def simulate(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             **check_accounted(lab, n),
         }
 
+        if not with_pipeline:
+            return
         # 3. the pipeline on the same inputs, the teacher served by the cache of run 1
         res = result_of(spawn("_pipeline", str(cfg_path)))
         out["pipeline"] = {"wall_s": round(res["wall"], 1), "peak_rss_mb": res["peak_rss_mb"],
@@ -257,6 +290,9 @@ def simulate(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
                            "teacher_cache_hits": res["usage"]["cache_hits"],
                            "server_requests_during": srv.total_calls() - calls}
 
+
+def resume(n: int, args: argparse.Namespace, work: Path, cfg_path: Path,
+           out: dict[str, Any]) -> None:
     # 2. killed at 50%, resumed
     with FaultServer(fault_plan(args.fail_rate), latency_s=args.latency,
                      hang_s=args.timeout + 1.0, retry_after="0.05") as srv:
@@ -284,12 +320,43 @@ def simulate(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "peak_rss_mb": res["peak_rss_mb"],
             **check_accounted(lab, n),
         }
-    if not args.keep:
-        shutil.rmtree(work)
-    return out
+
+
+def comparable(out: Path) -> dict[str, tuple[Any, ...]]:
+    """What a labelling run decided per input (not timings or attempt counts)."""
+    from mckd.teacher.ledger import read_ledger
+
+    return {k: (r["keys"], r["status"], r["reason"], r["raw"], r["target"], r["valid"])
+            for k, r in read_ledger(out / "ledger.jsonl", truncate=False).items()}
+
+
+def on_ray(n: int, args: argparse.Namespace, work: Path, cfg_path: Path,
+           out: dict[str, Any]) -> None:
+    # 4. the same labelling on a local Ray cluster, the concurrency shared by the actors
+    ceiling = args.concurrency / args.latency
+    with FaultServer(fault_plan(args.fail_rate), latency_s=args.latency,
+                     hang_s=args.timeout + 1.0, retry_after="0.05") as srv:
+        cache = work / "cache-ray.sqlite"
+        set_url(cfg_path, srv.url, cache, args)
+        lab = work / "label-ray"
+        res = result_of(spawn("_label", str(cfg_path), str(lab), str(args.ray_workers)))
+        calls = srv.total_calls()
+        out["ray"] = {
+            "workers": args.ray_workers, "wall_s": round(res["wall"], 1),
+            "inputs_per_s": round(n / res["wall"], 1),
+            "requests_per_s": round(calls / res["wall"], 1),
+            "of_ceiling": round(calls / res["wall"] / ceiling, 3),
+            "server_requests": calls,
+            "answered_twice": sum(c > 1 for c in srv.answered.values()),
+            "driver_peak_rss_mb": res["peak_rss_mb"],
+            **check_accounted(lab, n),
+        }
+    if (work / "label").exists():
+        out["ray"]["ledger_equals_single_process"] = comparable(lab) == comparable(work / "label")
 
 
 def table(results: list[dict[str, Any]]) -> str:
+    results = [r for r in results if {"bare", "label", "resume", "pipeline"} <= r.keys()]
     cols = ["inputs", "bare client req/s", "label s", "inputs/s", "req/s", "req/s of ceiling",
             "inputs/s of bare", "CPU ms/input", "label RSS MB", "ledger MB", "cache MB",
             "answered twice", "resume: first label s", "resume s", "answered twice (kill)",
@@ -310,7 +377,8 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_label":
-        return child_label(Path(sys.argv[2]), Path(sys.argv[3]))
+        return child_label(Path(sys.argv[2]), Path(sys.argv[3]),
+                           int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     if len(sys.argv) > 1 and sys.argv[1] == "_pipeline":
         return child_pipeline(Path(sys.argv[2]))
     if len(sys.argv) > 1 and sys.argv[1] == "_bare":
@@ -324,6 +392,12 @@ def main() -> None:
     ap.add_argument("--k-demos", type=int, default=5, help="demonstrations per prompt")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the work directories")
+    ap.add_argument("--phases", nargs="+", default=["bare", "label", "pipeline", "resume"],
+                    choices=["bare", "label", "pipeline", "resume", "ray"],
+                    help="what to run per size (pipeline needs label)")
+    ap.add_argument("--bare-max", type=int, default=None,
+                    help="at most this many requests in the bare phase")
+    ap.add_argument("--ray-workers", type=int, default=2, help="actors of the ray phase")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mckd-scale-"))
     results = []
@@ -331,6 +405,12 @@ def main() -> None:
         results.append(simulate(n, args, root))
         print(json.dumps(results[-1]), flush=True)
     print(table(results))
+    for r in results:
+        if "ray" in r:
+            single = f" vs {r['label']['inputs_per_s']} in one process" if "label" in r else ""
+            print(f"ray, {r['inputs']:,} inputs, {r['ray']['workers']} workers: "
+                  f"{r['ray']['inputs_per_s']} inputs/s{single}; ledger equal: "
+                  f"{r['ray'].get('ledger_equals_single_process', 'not compared')}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     if not args.keep:
