@@ -47,7 +47,9 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "ngram_cache": {"type": ["ngram_cache"]},
     "draft+ngram_mod": {"type": ["draft", "ngram_mod"]},
     "draft+ngram_simple": {"type": ["draft", "ngram_simple"]},
+    "slots4": {},  # no drafter: four sentences decoded together in llama.cpp's parallel slots
 }
+SLOTS = {"slots4": 4}
 
 
 def speculative(name: str, draft_model: str, n_max: int | None) -> dict[str, Any]:
@@ -80,32 +82,46 @@ def run_condition(name: str, data: Path, out: Path, *, n: int, k: int, model: st
     if not todo:
         return
     spec = speculative(name, draft_model, n_max)
+    slots = SLOTS.get(name, 1)
     backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model=model, context_size=context,
-                                            n_threads=threads, speculative=spec))
+                                            n_threads=threads, speculative=spec), slots=slots)
     builder = PromptBuilder(labeled, PromptConfig(**{**BASE, "k": k}), task=TASKS["constituency"],
                             count_tokens=lambda t: int(len(t) / 2.5) + 1, context_size=context,
                             pool=test)
+    async def group(exs: list[Example]) -> list[Any]:
+        return await asyncio.gather(*(backend.acomplete(builder.build_request(ex)) for ex in exs),
+                                    return_exceptions=True)
+
     with path.open("a") as f:
-        for ex in todo:
-            load0 = os.getloadavg()[0]
-            rec: dict[str, Any] = {"id": ex.id, "speculative": spec, "threads": threads}
-            try:
-                comp = asyncio.run(backend.acomplete(builder.build_request(ex)))
-            except BackendError as e:
-                rec.update(text="", error=str(e))
-            else:
-                t = comp.extra.get("timings", {})
-                rec.update(text=comp.text, seconds=comp.seconds, prompt_tokens=comp.prompt_tokens,
-                           cached_tokens=comp.extra.get("cached_tokens", 0),
-                           completion_tokens=comp.completion_tokens,
-                           predicted_ms=t.get("predicted_ms", 0.0), draft_n=t.get("draft_n", 0),
-                           draft_accepted=t.get("draft_n_accepted", 0))
-            rec["load"] = (load0 + os.getloadavg()[0]) / 2
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-            print(f"{name} k{k} {ex.id} {rec.get('seconds', 0):.1f}s "
-                  f"drafted {rec.get('draft_n', 0)} accepted {rec.get('draft_accepted', 0)}",
-                  flush=True)
+        # with parallel slots, `slots` sentences at a time; each is charged an equal share of
+        # the group's wall time, so sentences per minute stay comparable with one slot
+        for i in range(0, len(todo), slots):
+            exs = todo[i:i + slots]
+            load0, start = os.getloadavg()[0], time.perf_counter()
+            comps = asyncio.run(group(exs))
+            share = (time.perf_counter() - start) / len(exs)
+            for ex, comp in zip(exs, comps, strict=True):
+                rec: dict[str, Any] = {"id": ex.id, "speculative": spec, "threads": threads,
+                                       "slots": slots}
+                if isinstance(comp, BackendError):
+                    rec.update(text="", error=str(comp))
+                elif isinstance(comp, BaseException):
+                    raise comp
+                else:
+                    t = comp.extra.get("timings", {})
+                    rec.update(text=comp.text, seconds=comp.seconds if slots == 1 else share,
+                               prompt_tokens=comp.prompt_tokens,
+                               cached_tokens=comp.extra.get("cached_tokens", 0),
+                               completion_tokens=comp.completion_tokens,
+                               predicted_ms=t.get("predicted_ms", 0.0) / slots,
+                               draft_n=t.get("draft_n", 0),
+                               draft_accepted=t.get("draft_n_accepted", 0))
+                rec["load"] = (load0 + os.getloadavg()[0]) / 2
+                f.write(json.dumps(rec) + "\n")
+                f.flush()
+                print(f"{name} k{k} {ex.id} {rec.get('seconds', 0):.1f}s "
+                      f"drafted {rec.get('draft_n', 0)} accepted {rec.get('draft_accepted', 0)}",
+                      flush=True)
     backend.close()
 
 

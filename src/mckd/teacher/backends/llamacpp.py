@@ -89,11 +89,16 @@ def _speculative_params(params: Any, cfg: TeacherConfig, xllamacpp: Any) -> None
 
 class LlamaCppBackend:
     """`cfg.model` is a .gguf path or a known model name; `cfg.context_size` and `cfg.n_threads`
-    size the engine. Request timeouts do not apply: an in-process call cannot be abandoned."""
+    size the engine. Request timeouts do not apply: an in-process call cannot be abandoned.
+
+    `slots` > 1 lets llama.cpp decode that many requests together (its parallel slots and
+    continuous batching, each slot with `cfg.context_size` of one shared KV cache). Measured on
+    a 2-core CPU it was slower than one slot (benchmarks/teacher_speed_results.md), so
+    the pipeline uses one; it is kept for the benchmark and for GPU builds of llama.cpp."""
 
     supports_grammar = True
 
-    def __init__(self, cfg: TeacherConfig) -> None:
+    def __init__(self, cfg: TeacherConfig, *, slots: int = 1) -> None:
         try:
             import xllamacpp
         except ImportError as e:
@@ -108,7 +113,9 @@ class LlamaCppBackend:
         self._sampling_keyed = cfg.temperature > 0
         params = xllamacpp.CommonParams()
         params.model.path = str(self.path)
-        params.n_ctx = cfg.context_size
+        params.n_ctx = cfg.context_size * slots
+        if slots > 1:
+            params.n_parallel, params.kv_unified = slots, True
         params.cpuparams.n_threads = cfg.n_threads
         params.cpuparams_batch.n_threads = cfg.n_threads
         params.verbosity = -1  # llama.cpp logs every slot event otherwise
@@ -127,7 +134,8 @@ class LlamaCppBackend:
             cfg.context_size,
             "+".join(self.speculative) or "off",
         )
-        self._lock = asyncio.Lock()
+        self.slots = slots
+        self._lock = asyncio.Semaphore(slots)
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     def body(self, request: TeacherRequest) -> dict[str, Any]:
@@ -192,8 +200,8 @@ class LlamaCppBackend:
 
     async def acomplete(self, request: TeacherRequest) -> Completion:
         loop = asyncio.get_running_loop()
-        if self._lock_loop is not loop:  # an asyncio.Lock belongs to one event loop
-            self._lock, self._lock_loop = asyncio.Lock(), loop
+        if self._lock_loop is not loop:  # an asyncio.Semaphore belongs to one event loop
+            self._lock, self._lock_loop = asyncio.Semaphore(self.slots), loop
         async with self._lock:
             return await asyncio.to_thread(self._call, request)
 
