@@ -235,3 +235,39 @@ def test_early_stopping_waits_for_min_epochs_and_a_fidelity_above_zero(tmp_path:
     late = Seq2SeqStudent(config(epochs=10, fidelity_sample=4, min_epochs=6), fidelity=lambda t, p, s: 50.0)
     report = late.fit(examples(16), tmp_path / "late")
     assert report.epochs == 6 and report.stopped_early
+
+
+def test_padding_to_a_multiple_keeps_the_loss() -> None:
+    """Padding sources and targets further (masked, labels -100) changes neither the summed loss
+    nor which tokens it counts; it only gives a compiled model fewer shapes."""
+    data = examples(6)
+    student = Seq2SeqStudent(config())
+    pairs = student._pairs(data)
+    from mckd.student.model import build_model
+
+    student.sm = build_model("t5-tiny", "seq2seq", [x for p in pairs for x in p], t5_shape=SHAPE)
+    encoded, _, _ = student._encode([s for s, _ in pairs], [t for _, t in pairs])
+    student.sm.model.eval()
+    plain = collate(encoded, student.sm, torch.device("cpu"))
+    padded = collate(encoded, student.sm, torch.device("cpu"), pad_to_multiple=16)
+    assert padded["input_ids"].shape[1] == 16 and padded["labels"].shape[1] % 16 == 0
+    assert plain["labels"].shape[1] % 16 != 0  # the check would be empty otherwise
+    assert (padded["labels"] != -100).sum() == (plain["labels"] != -100).sum()
+    with torch.no_grad():
+        a, b = token_loss_sum(student.sm, plain), token_loss_sum(student.sm, padded)
+    assert torch.allclose(a, b, rtol=1e-5)
+
+
+def test_report_counts_tokens_and_step_time(tmp_path: Path) -> None:
+    report = Seq2SeqStudent(config(epochs=1, log_every_steps=1)).fit(examples(16), tmp_path)
+    assert report.extra["tokens"] > 16 and report.extra["tokens_per_s"] > 0
+    assert report.extra["seconds_per_step"] > 0
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_the_eager_one(tmp_path: Path) -> None:
+    data = examples(16)
+    eager = Seq2SeqStudent(config(epochs=1, pad_to_multiple=16)).fit(data, tmp_path / "eager")
+    compiled = Seq2SeqStudent(config(epochs=1, pad_to_multiple=16, compile=True)).fit(data, tmp_path / "compiled")
+    assert compiled.steps == eager.steps
+    assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-3)
