@@ -112,7 +112,7 @@ def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor],
     """Summed cross-entropy over target tokens (normalised per optimizer step by the caller).
     `model` is `sm.model` as wrapped for several processes, where it is."""
     labels = batch["labels"]
-    model = model or sm.model
+    model = sm.model if model is None else model  # a compiled module has no truth value
     if sm.kind == "causal":
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         logits, labels = logits[:, :-1], labels[:, 1:]
@@ -218,13 +218,13 @@ class LossTracker:
 
 
 def compile_model(model: torch.nn.Module) -> torch.nn.Module:
-    """torch.compile with room for the few shapes length buckets give (padded to a multiple):
-    the first call compiles for its shapes, a call with other shapes recompiles once with
-    dynamic sizes, and only a change of what is traced compiles again."""
+    """torch.compile with dynamic sizes from the start: length buckets give batches of many
+    shapes, and one graph with symbolic sizes serves them all instead of one compile per shape
+    (the matrix products are library calls either way, so symbolic sizes cost little)."""
     import torch._dynamo
 
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    return torch.compile(model)  # type: ignore[return-value]
+    return torch.compile(model, dynamic=True)  # type: ignore[return-value]
 
 
 def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path, *,
