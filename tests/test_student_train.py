@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from mckd.errors import ConfigError, InputError
 from mckd.examples import Example, read_examples
 from mckd.student import CausalConfig, Seq2SeqConfig, build_student, parse_student_config
+from mckd.student.base import TrainReport
 from mckd.student.seq2seq import Seq2SeqStudent
 from mckd.student.train import Encoded, collate, fidelity_converged, token_loss_sum, train
 from mckd.tasks.trees import parse_tree, tree_words
@@ -239,7 +240,7 @@ def test_early_stopping_waits_for_min_epochs_and_a_fidelity_above_zero(tmp_path:
 
 def test_padding_to_a_multiple_keeps_the_loss() -> None:
     """Padding sources and targets further (masked, labels -100) changes neither the summed loss
-    nor which tokens it counts; it only gives a compiled model fewer shapes."""
+    nor which tokens it counts; it only rounds widths up for the GPU's tensor cores."""
     data = examples(6)
     student = Seq2SeqStudent(config())
     pairs = student._pairs(data)
@@ -267,7 +268,11 @@ def test_report_counts_tokens_and_step_time(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_compiled_model_trains_like_the_eager_one(tmp_path: Path) -> None:
     data = examples(16)
-    eager = Seq2SeqStudent(config(epochs=1, pad_to_multiple=16)).fit(data, tmp_path / "eager")
-    compiled = Seq2SeqStudent(config(epochs=1, pad_to_multiple=16, compile=True)).fit(data, tmp_path / "compiled")
+
+    def run(name: str, **train: object) -> TrainReport:
+        cfg = config(epochs=1, pad_to_multiple=16, **train).model_copy(update={"dropout": 0.0})  # compiled dropout draws other numbers
+        return Seq2SeqStudent(cfg).fit(data, tmp_path / name)
+
+    eager, compiled = run("eager"), run("compiled", compile=True)
     assert compiled.steps == eager.steps
     assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-3)
