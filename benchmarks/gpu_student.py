@@ -84,13 +84,18 @@ def step_tokens(data: list[Encoded], cfg: TrainConfig) -> list[tuple[int, int, i
     return out
 
 
-def run_variant(v: dict[str, Any], pairs: list[tuple[str, str]], tok: Any, args: argparse.Namespace,
+def encode(pairs: list[tuple[str, str]], tok: Any) -> list[Encoded]:
+    """Token ids as Seq2SeqStudent makes them: the source as the tokenizer encodes it, the target and EOS."""
+    sources = tok([s for s, _ in pairs])["input_ids"]
+    targets = tok([t for _, t in pairs], add_special_tokens=False)["input_ids"]
+    return [Encoded(list(s), [*t, tok.eos_token_id]) for s, t in zip(sources, targets, strict=True)]
+
+
+def run_variant(v: dict[str, Any], encoded: list[Encoded], tok: Any, args: argparse.Namespace,
                 device: torch.device) -> dict[str, Any]:
     shape = {"d_model": 64, "d_ff": 256, "num_layers": 2, "num_heads": 4} if args.tiny else {}
     sm = build_t5("t5-base", tok, seed=0, **shape)
-    # exactly steps * batch examples: every batch is full, so no odd-sized last batch
-    data = [Encoded(tok(s)["input_ids"], tok(t, add_special_tokens=False)["input_ids"] + [sm.eos_id])
-            for s, t in pairs[:v["steps"] * v["batch"]]]
+    data = encoded[:v["steps"] * v["batch"]]  # every batch is full: no odd-sized last batch
     n_params = sum(p.numel() for p in sm.model.parameters())
     n_enc = sum(p.numel() for p in sm.model.encoder.parameters()) - sm.model.shared.weight.numel()
     n_dec = n_params - n_enc
@@ -165,8 +170,9 @@ def main() -> None:
     n_pairs = max(v["steps"] * v["batch"] for v in variants)
     pairs = [(" ".join(tree_words(t)), to_unlabeled(t)) for t in synth_treebank(n_pairs, 0)]
     tok = train_tokenizer([x for p in pairs for x in p], "word")
+    encoded = encode(pairs, tok)
     for v in variants:
-        out = run_variant(v, pairs, tok, args, device)
+        out = run_variant(v, encoded, tok, args, device)
         line = json.dumps(out)
         print(line, flush=True)
         if args.jsonl is not None:
