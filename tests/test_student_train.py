@@ -276,3 +276,22 @@ def test_compiled_model_trains_like_the_eager_one(tmp_path: Path) -> None:
     eager, compiled = run("eager"), run("compiled", compile=True)
     assert compiled.steps == eager.steps
     assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_gpu_mckd_script_runs_on_cpu(tmp_path: Path) -> None:
+    """The 2-stage MCKD run of the GPU check, tiny and on CPU: `mckd run` in a child process
+    against the loopback teacher; every student step reports its steps and tokens/s."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_mckd.py"), "--tiny", "--device", "cpu",
+                    "--work", str(tmp_path / "work"), "--json", str(tmp_path / "out.json")],
+                   capture_output=True, text=True, check=True, timeout=600)
+    res = json.loads((tmp_path / "out.json").read_text())
+    assert res["rc"] == 0 and res["teacher_usage"]["valid"] == res["pool"] == 24
+    for step in ("stage1_part0", "stage1_part1", "mckd_2stage"):
+        assert res["steps"][step]["steps"] > 0 and res["steps"][step]["tokens_per_s"] > 0
+    assert res["test_score"]["sentences"] == res["test"] == 8
