@@ -8,7 +8,7 @@
 #                     (the compiled variant only with SMOKE_COMPILE=1: compiling takes minutes on a CPU)
 #
 # Parts (each under a hard timeout, so one hang cannot eat the rest):
-#   1. nvidia-smi
+#   1. nvidia-smi, versions, a bf16 matrix-product ceiling  -> $OUT/machine.txt
 #   2. eager variants: batch 32 with a loss read every step (the old loop's syncs), then the
 #      current loop at batch 32, 128, 256, 512                 -> $OUT/variants.jsonl
 #   3. torch.compile variants at batch 256 and 512             -> $OUT/variants.jsonl
@@ -34,15 +34,33 @@ if [ "$SMOKE" = 1 ]; then
   COMPILE_VARIANTS=()
   [ "${SMOKE_COMPILE:-0}" = 1 ] && COMPILE_VARIANTS=(compiled-b8:compile=1,pad=16)
 else
-  DEV=(--device cuda --ceiling-tflops 790); T_EAGER=140; T_COMPILE=170; T_MCKD=220
+  DEV=(--device cuda); T_EAGER=130; T_COMPILE=160; T_MCKD=200
   MCKD_ARGS=(--pool 3000 --test 300 --epochs 3 --batch 128 --gen-batch 512 --pad 8)
   COMPILE_VARIANTS=(compiled-b256:batch=256,compile=1,pad=16,steps=30,warmup=8
                     compiled-b512:batch=512,compile=1,pad=16,steps=25,warmup=6)
 fi
 
-# 1. the machine
-{ nvidia-smi || echo "no nvidia-smi"; } 2>&1 | tee "$OUT/nvidia-smi.txt"
-$PY -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__)"
+# 1. the machine, and its bf16 matrix-product ceiling (8192^3 products, ~2 s), reported next to MFU
+{ nvidia-smi || echo "no nvidia-smi"; } 2>&1 | tee "$OUT/machine.txt"
+CEILING=$(timeout -k 5 45 $PY - <<'PYEOF' 2>>"$OUT/machine.txt" | tee -a "$OUT/machine.txt" | sed -n 's/^bf16 matmul TFLOP\/s: //p'
+import time, torch, transformers
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)
+if torch.cuda.is_available():
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    for _ in range(10):
+        a @ b
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(50):
+        a @ b
+    torch.cuda.synchronize()
+    print("bf16 matmul TFLOP/s:", round(2 * 8192**3 * 50 / (time.perf_counter() - t) / 1e12, 1))
+PYEOF
+)
+[[ "$CEILING" =~ ^[0-9.]+$ ]] || CEILING=790  # the figure measured on these machines before
+[ "$SMOKE" = 0 ] && DEV+=(--ceiling-tflops "$CEILING")
+grep -E "^(torch|bf16)" "$OUT/machine.txt"; echo "matmul ceiling used: $CEILING TFLOP/s"
 
 # 2. eager variants (one process: one data set and tokenizer for all)
 echo "== eager variants (timeout ${T_EAGER}s)"
