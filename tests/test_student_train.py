@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from mckd.errors import ConfigError, InputError
 from mckd.examples import Example, read_examples
 from mckd.student import CausalConfig, Seq2SeqConfig, build_student, parse_student_config
+from mckd.student.base import TrainReport
 from mckd.student.seq2seq import Seq2SeqStudent
 from mckd.student.train import Encoded, collate, fidelity_converged, token_loss_sum, train
 from mckd.tasks.trees import parse_tree, tree_words
@@ -235,3 +236,62 @@ def test_early_stopping_waits_for_min_epochs_and_a_fidelity_above_zero(tmp_path:
     late = Seq2SeqStudent(config(epochs=10, fidelity_sample=4, min_epochs=6), fidelity=lambda t, p, s: 50.0)
     report = late.fit(examples(16), tmp_path / "late")
     assert report.epochs == 6 and report.stopped_early
+
+
+def test_padding_to_a_multiple_keeps_the_loss() -> None:
+    """Padding sources and targets further (masked, labels -100) changes neither the summed loss
+    nor which tokens it counts; it only rounds widths up for the GPU's tensor cores."""
+    data = examples(6)
+    student = Seq2SeqStudent(config())
+    pairs = student._pairs(data)
+    from mckd.student.model import build_model
+
+    student.sm = build_model("t5-tiny", "seq2seq", [x for p in pairs for x in p], t5_shape=SHAPE)
+    encoded, _, _ = student._encode([s for s, _ in pairs], [t for _, t in pairs])
+    student.sm.model.eval()
+    plain = collate(encoded, student.sm, torch.device("cpu"))
+    padded = collate(encoded, student.sm, torch.device("cpu"), pad_to_multiple=16)
+    assert padded["input_ids"].shape[1] == 16 and padded["labels"].shape[1] % 16 == 0
+    assert plain["labels"].shape[1] % 16 != 0  # the check would be empty otherwise
+    assert (padded["labels"] != -100).sum() == (plain["labels"] != -100).sum()
+    with torch.no_grad():
+        a, b = token_loss_sum(student.sm, plain), token_loss_sum(student.sm, padded)
+    assert torch.allclose(a, b, rtol=1e-5)
+
+
+def test_report_counts_tokens_and_step_time(tmp_path: Path) -> None:
+    report = Seq2SeqStudent(config(epochs=1, log_every_steps=1)).fit(examples(16), tmp_path)
+    assert report.extra["tokens"] > 16 and report.extra["tokens_per_s"] > 0
+    assert report.extra["seconds_per_step"] > 0
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_the_eager_one(tmp_path: Path) -> None:
+    data = examples(16)
+
+    def run(name: str, **train: object) -> TrainReport:
+        cfg = config(epochs=1, pad_to_multiple=16, **train).model_copy(update={"dropout": 0.0})  # compiled dropout draws other numbers
+        return Seq2SeqStudent(cfg).fit(data, tmp_path / name)
+
+    eager, compiled = run("eager"), run("compiled", compile=True)
+    assert compiled.steps == eager.steps
+    assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_gpu_mckd_script_runs_on_cpu(tmp_path: Path) -> None:
+    """The 2-stage MCKD run of the GPU check, tiny and on CPU: `mckd run` in a child process
+    against the loopback teacher; every student step reports its steps and tokens/s."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_mckd.py"), "--tiny", "--device", "cpu",
+                    "--work", str(tmp_path / "work"), "--json", str(tmp_path / "out.json")],
+                   capture_output=True, text=True, check=True, timeout=600)
+    res = json.loads((tmp_path / "out.json").read_text())
+    assert res["rc"] == 0 and res["teacher_usage"]["valid"] == res["pool"] == 24
+    for step in ("stage1_part0", "stage1_part1", "mckd_2stage"):
+        assert res["steps"][step]["steps"] > 0 and res["steps"][step]["tokens_per_s"] > 0
+    assert res["test_score"]["sentences"] == res["test"] == 8

@@ -51,6 +51,13 @@ class TrainConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="torch CPU threads; null leaves torch's default.")
     device: str = Field("auto", description="auto (cuda if available, else cpu), cpu, cuda, cuda:N.")
     progress: bool = Field(True, description="Show a progress bar with loss, tokens/s and ETA.")
+    log_every_steps: int = Field(10, ge=1, description="Read the loss back from the device for the progress bar "
+                                 "every this many steps (each read makes the host wait for the GPU).")
+    compile: bool = Field(False, description="torch.compile the model (fewer, fused kernels; worth it on a GPU "
+                          "for long trainings: the first steps compile for tens of seconds). Pair it with "
+                          "pad_to_multiple (8-16) for tensor-core friendly widths.")
+    pad_to_multiple: int = Field(1, ge=1, description="Pad each batch's sources and targets to a multiple of this "
+                                 "many tokens (1: to the longest item); 8 or 16 suits GPU tensor cores.")
 
     @field_validator("precision", mode="before")
     @classmethod

@@ -69,30 +69,42 @@ def bucket_batches(lengths: list[int], batch: int, bucket: int, rng: random.Rand
     return batches
 
 
-def collate(items: list[Encoded], sm: StudentModel, device: torch.device) -> dict[str, torch.Tensor]:
-    """Pad to the longest item of the batch (not to a global maximum)."""
+def _width(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A copy from pageable memory makes the host wait for the device; from pinned memory,
+    asynchronously, it does not (the pinned buffer is kept alive until the copy is done)."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def _rows(seqs: list[list[int]], width: int, fill: int, offsets: list[int] | None = None) -> torch.Tensor:
+    """Sequences padded with `fill` to `width` (each starting at its offset), as one tensor."""
+    offsets = offsets or [0] * len(seqs)
+    return torch.tensor([[fill] * o + s + [fill] * (width - o - len(s)) for s, o in zip(seqs, offsets, strict=True)],
+                        dtype=torch.long)
+
+
+def collate(items: list[Encoded], sm: StudentModel, device: torch.device,
+            pad_to_multiple: int = 1) -> dict[str, torch.Tensor]:
+    """Pad to the longest item of the batch (not to a global maximum), rounded up to a multiple
+    of `pad_to_multiple` (fewer distinct shapes for a compiled model)."""
     pad = sm.pad_id
     if sm.kind == "causal":
         seqs = [it.source + it.target for it in items]
-        width = max(map(len, seqs))
-        ids = torch.full((len(items), width), pad, dtype=torch.long)
-        labels = torch.full((len(items), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for r, (it, seq) in enumerate(zip(items, seqs, strict=True)):
-            ids[r, :len(seq)] = torch.tensor(seq)
-            mask[r, :len(seq)] = 1
-            labels[r, len(it.source):len(seq)] = torch.tensor(it.target)
-        return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
-    src_w = max(len(it.source) for it in items)
-    tgt_w = max(len(it.target) for it in items)
-    ids = torch.full((len(items), src_w), pad, dtype=torch.long)
-    mask = torch.zeros((len(items), src_w), dtype=torch.long)
-    labels = torch.full((len(items), tgt_w), -100, dtype=torch.long)
-    for r, it in enumerate(items):
-        ids[r, :len(it.source)] = torch.tensor(it.source)
-        mask[r, :len(it.source)] = 1
-        labels[r, :len(it.target)] = torch.tensor(it.target)
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+        width = _width(max(map(len, seqs)), pad_to_multiple)
+        batch = {"input_ids": _rows(seqs, width, pad), "attention_mask": _rows([[1] * len(s) for s in seqs], width, 0),
+                 "labels": _rows([it.target for it in items], width, -100, [len(it.source) for it in items])}
+    else:
+        src_w = _width(max(len(it.source) for it in items), pad_to_multiple)
+        tgt_w = _width(max(len(it.target) for it in items), pad_to_multiple)
+        batch = {"input_ids": _rows([it.source for it in items], src_w, pad),
+                 "attention_mask": _rows([[1] * len(it.source) for it in items], src_w, 0),
+                 "labels": _rows([it.target for it in items], tgt_w, -100)}
+    return {k: _to_device(v, device) for k, v in batch.items()}
 
 
 def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor],
@@ -100,7 +112,7 @@ def token_loss_sum(sm: StudentModel, batch: dict[str, torch.Tensor],
     """Summed cross-entropy over target tokens (normalised per optimizer step by the caller).
     `model` is `sm.model` as wrapped for several processes, where it is."""
     labels = batch["labels"]
-    model = model or sm.model
+    model = sm.model if model is None else model  # a compiled module has no truth value
     if sm.kind == "causal":
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         logits, labels = logits[:, :-1], labels[:, 1:]
@@ -159,7 +171,10 @@ def load_checkpoint(out_dir: Path, sm: StudentModel, opt: torch.optim.Optimizer,
 
 def make_optimizer(sm: StudentModel, cfg: TrainConfig, total_steps: int
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    opt = torch.optim.AdamW(sm.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The fused CUDA kernel updates all parameters in a few launches (CPU keeps the default).
+    fused = next(sm.model.parameters()).is_cuda
+    opt = torch.optim.AdamW(sm.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=fused or None)
 
     def linear(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -167,6 +182,49 @@ def make_optimizer(sm: StudentModel, cfg: TrainConfig, total_steps: int
         return max(0.0, (total_steps - step) / max(1, total_steps - cfg.warmup_steps))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, linear)
+
+
+class LossTracker:
+    """The running loss (an exponential moving average), and the sum and count of this epoch's
+    step losses, kept on the device: reading a device value makes the host wait for it, so the
+    values are read only for logs, checkpoints and at epoch ends. Float64, so the figures are
+    the ones the same arithmetic on Python floats gives."""
+
+    def __init__(self, state: dict[str, Any], device: torch.device) -> None:
+        self.dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        self.device = device
+        self.ema = None if state["loss"] is None else self._tensor(state["loss"])
+        self.total = self._tensor(state["loss_sum"])
+        self.count = int(state["loss_count"])
+
+    def _tensor(self, value: float) -> torch.Tensor:
+        return torch.tensor(value, dtype=self.dtype, device=self.device)
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.ema = loss.clone() if self.ema is None else 0.9 * self.ema + 0.1 * loss
+        self.total += loss
+        self.count += 1
+
+    def write(self, state: dict[str, Any]) -> None:
+        """Read the values back into the trainer state (one wait for the device)."""
+        state["loss"] = None if self.ema is None else float(self.ema)
+        state["loss_sum"], state["loss_count"] = float(self.total), self.count
+
+    def end_epoch(self, state: dict[str, Any]) -> None:
+        self.write(state)
+        state["epoch_losses"].append(state["loss_sum"] / max(1, state["loss_count"]))
+        state["loss_sum"], state["loss_count"] = 0.0, 0
+        self.total, self.count = self._tensor(0.0), 0
+
+
+def compile_model(model: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile with dynamic sizes from the start: length buckets give batches of many
+    shapes, and one graph with symbolic sizes serves them all instead of one compile per shape
+    (the matrix products are library calls either way, so symbolic sizes cost little)."""
+    import torch._dynamo
+
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    return torch.compile(model, dynamic=True)  # type: ignore[return-value]
 
 
 def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path, *,
@@ -193,13 +251,16 @@ def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path
     state.setdefault("epoch_losses", [])  # checkpoints written before losses were kept per epoch
     state.setdefault("loss_sum", 0.0)
     state.setdefault("loss_count", 0)
+    losses = LossTracker(state, device)
     model, opt = ranks.prepare(sm.model, opt)
+    if cfg.compile:
+        model = compile_model(model)
     dtype = autocast_dtype(cfg, device)
     bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=state["step"],
                disable=not cfg.progress or not ranks.main,
                unit="step", dynamic_ncols=True, leave=False)
     started = time.perf_counter() - state["seconds"]
-    session_start, seen_tokens = time.perf_counter(), 0
+    session_start, seen_tokens, first_step = time.perf_counter(), 0, state["step"]
     while state["epoch"] < cfg.epochs and not state["stopped"]:
         batches = bucket_batches(lengths, micro, cfg.bucket_size, random.Random(cfg.seed * 1_000_003 + state["epoch"]))
         sm.model.train()
@@ -210,23 +271,24 @@ def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path
             sched.step()
             state["batch"] += len(group)
             state["step"] += 1
-            state["loss"] = loss if state["loss"] is None else 0.9 * state["loss"] + 0.1 * loss
-            state["loss_sum"] += loss
-            state["loss_count"] += 1
+            losses.add(loss)
             bar.update(1)
             seen_tokens += tokens
-            rate = seen_tokens / max(1e-9, time.perf_counter() - session_start)
-            bar.set_postfix(loss=f"{state['loss']:.3f}", tok_s=f"{rate:.0f}", epoch=state["epoch"] + 1,
-                            refresh=False)
+            if state["step"] % cfg.log_every_steps == 0:
+                losses.write(state)
+                rate = seen_tokens / max(1e-9, time.perf_counter() - session_start)
+                bar.set_postfix(loss=f"{state['loss']:.3f}", tok_s=f"{rate:.0f}", epoch=state["epoch"] + 1,
+                                refresh=False)
+                log.debug("step %d: loss %.4f, %.0f tokens/s", state["step"], state["loss"], rate)
             if state["step"] % cfg.save_every_steps == 0 and state["batch"] < len(batches) and ranks.main:
+                losses.write(state)
                 state["seconds"] = time.perf_counter() - started
                 save_checkpoint(out_dir, sm, opt, sched, state)
             if on_step is not None:
                 on_step(state["step"])
         state["epoch"] += 1
         state["batch"] = 0
-        state["epoch_losses"].append(state["loss_sum"] / max(1, state["loss_count"]))
-        state["loss_sum"], state["loss_count"] = 0.0, 0
+        losses.end_epoch(state)
         if fidelity is not None:
             state["fidelity"].append(ranks.mean(float(fidelity())))
             log.info("epoch %d: loss %.4f, fidelity %.2f", state["epoch"], state["loss"], state["fidelity"][-1])
@@ -238,10 +300,16 @@ def train(sm: StudentModel, data: list[Encoded], cfg: TrainConfig, out_dir: Path
         if ranks.main:
             save_checkpoint(out_dir, sm, opt, sched, state)
     bar.close()
+    session = time.perf_counter() - session_start
+    steps = state["step"] - first_step
     return TrainReport(epochs=state["epoch"], steps=state["step"], seconds=state["seconds"],
                        final_loss=state["loss"], fidelity=list(state["fidelity"]),
                        stopped_early=state["stopped"] and state["epoch"] < cfg.epochs,
-                       extra={"epoch_losses": list(state["epoch_losses"])})
+                       extra={"epoch_losses": list(state["epoch_losses"]),
+                              # this process's training only (a resumed run counts from the resume),
+                              # wall time including fidelity decoding and checkpoints
+                              "tokens": seen_tokens, "tokens_per_s": seen_tokens / max(1e-9, session),
+                              "seconds_per_step": session / steps if steps else None})
 
 
 @dataclass
@@ -255,10 +323,11 @@ class Replica:
 
 def _optimizer_step(sm: StudentModel, group: list[list[Encoded]], cfg: TrainConfig,
                     opt: torch.optim.Optimizer, device: torch.device,
-                    dtype: torch.dtype | None, replica: Replica) -> tuple[int, float]:
+                    dtype: torch.dtype | None, replica: Replica) -> tuple[int, torch.Tensor]:
     """One optimizer step over `grad_accum` micro-batches; loss normalised by the target tokens
-    of the whole (global) step. Token counts come from the host-side lists, and the loss is
-    read back once per step: each read of a device value makes the host wait for the GPU.
+    of the whole (global) step. Token counts come from the host-side lists and the loss stays
+    on the device (a 0-dim float64 tensor; LossTracker): each read of a device value makes the
+    host wait for the GPU.
     With several processes each trains its share of every micro-batch, its summed loss scaled
     by the number of processes, so the averaged gradient is the one-process gradient."""
     ranks = replica.ranks
@@ -272,7 +341,7 @@ def _optimizer_step(sm: StudentModel, group: list[list[Encoded]], cfg: TrainConf
             # an empty share still joins the gradient exchange, with one item at weight 0
             weight = float(ranks.world) if mine else 0.0
             items = [items[k] for k in mine] if mine else items[:1]
-        batch = collate(items, sm, device)
+        batch = collate(items, sm, device, cfg.pad_to_multiple)
         with ranks.no_sync(replica.model, skip=m < len(group) - 1):
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 loss_sum = token_loss_sum(sm, batch, replica.model)
@@ -282,6 +351,8 @@ def _optimizer_step(sm: StudentModel, group: list[list[Encoded]], cfg: TrainConf
         ranks.clip(replica.model, cfg.max_grad_norm)
     opt.step()
     opt.zero_grad(set_to_none=True)
+    dtype64 = torch.float32 if device.type == "mps" else torch.float64
     if ranks.distributed:
-        return tokens, ranks.mean(float(total) * ranks.world / max(1, n_target))
-    return tokens, float(total) / max(1, n_target)
+        mean = ranks.mean(float(total) * ranks.world / max(1, n_target))
+        return tokens, torch.tensor(mean, dtype=dtype64, device=device)
+    return tokens, total.to(dtype64) / max(1, n_target)
