@@ -105,10 +105,16 @@ def complete_on_ray(
     ds = ray.data.from_items(rows).map_batches(
         _Caller,
         fn_constructor_kwargs={"cfg": cfg.model_dump(mode="json")},
-        concurrency=cfg.workers,
+        # One batch per actor at a time: with a second one queued, an actor sends it while the
+        # answers of the first are still on their way to the driver, doubling what a killed
+        # driver loses (answered, never cached, paid for again on resume).
+        compute=ray.data.ActorPoolStrategy(size=cfg.workers, max_tasks_in_flight_per_actor=1),
         batch_size=max(1, cfg.concurrency),
         # an HTTP client needs little CPU; an in-process model needs its threads
         num_cpus=float(cfg.n_threads) if in_process else 0.25,
+        # A killed actor is restarted and its batches retried: Ray Data's actor pool defaults
+        # (max_restarts=-1, max_task_retries=-1; tests/test_ray_faults.py kills one). Passing
+        # them here would go through **ray_remote_args, deprecated in Ray 2.60.
     )
     log.info("labelling: %d requests on %d Ray workers", len(rows), cfg.workers)
     out: dict[str, Completion | BackendError] = {}
