@@ -50,9 +50,10 @@ def plan(item: str, attempt: int) -> str | None:
     return None
 
 
-def ray_workers() -> list[int]:
+def ray_workers(busy: bool = False) -> list[int]:
     """PIDs of the teacher's Ray actors among this process's descendants (the local cluster's
-    raylet is our child, its workers its children); other Ray clusters on the host are not."""
+    raylet is our child, its workers its children); other Ray clusters on the host are not.
+    `busy`: only those answering a batch now (Ray titles the process `...submit` meanwhile)."""
     parents: dict[int, int] = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -71,7 +72,7 @@ def ray_workers() -> list[int]:
             title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if WORKER_TITLE in title:
+        if WORKER_TITLE in title and (not busy or ".submit" in title):
             out.append(pid)
     return out
 
@@ -108,9 +109,14 @@ def test_a_killed_ray_worker_loses_nothing(tmp_path: Path) -> None:
     killed: dict[str, int] = {}
 
     def kill_one_worker(srv: FaultServer) -> None:
-        wait_for("40 answers and a busy worker",
-                 lambda: srv.total_answered() >= 40 and bool(ray_workers()))
-        pid = ray_workers()[0]
+        busy: list[int] = []
+
+        def found() -> bool:
+            busy[:] = ray_workers(busy=True) if srv.total_answered() >= 40 else []
+            return bool(busy)
+
+        wait_for("40 answers and a worker answering a batch", found)
+        pid = busy[0]
         killed.update(pid=pid, answered=srv.total_answered())
         os.kill(pid, signal.SIGKILL)
 
@@ -122,7 +128,9 @@ def test_a_killed_ray_worker_loses_nothing(tmp_path: Path) -> None:
                       workers=WORKERS, **HTTP)
         killer.join(timeout=5)
         twice = sum(c > 1 for c in b.answered.values())
+        resent = b.total_calls() - a.total_calls()  # the same plan costs the same calls
     assert killed, "the run ended before a worker could be killed"
+    assert resent > 0, "the kill interrupted no batch: proves nothing"
     assert killed["answered"] < 180, "the kill came after the last answer: proves nothing"
     assert killed["pid"] not in ray_workers()
     ray_ledger = comparable(tmp_path / "ray")
