@@ -4,7 +4,9 @@ client, an in-process GGUF model, a transformers model).
 
 The driver keeps what makes a labelling run safe: it sends only requests that the cache does not
 hold (each distinct one once), stores every answer in the cache the moment it comes back, so a
-driver killed with -9 resumes without paying for an answer twice, and never caches a failure.
+driver killed with -9 resumes without asking again for anything it stored (only the batches in
+flight at the kill are paid twice), and never caches a failure. A killed actor is restarted by
+Ray and its batch retried.
 The labelling run (label.py) then post-processes and writes the ledger exactly as with the
 local runner. Retries happen inside each actor's backend, as they would locally.
 """
