@@ -4,7 +4,9 @@ client, an in-process GGUF model, a transformers model).
 
 The driver keeps what makes a labelling run safe: it sends only requests that the cache does not
 hold (each distinct one once), stores every answer in the cache the moment it comes back, so a
-driver killed with -9 resumes without paying for an answer twice, and never caches a failure.
+driver killed with -9 resumes without asking again for anything it stored (only the batches in
+flight at the kill are paid twice), and never caches a failure. A killed actor is restarted by
+Ray and its batch retried.
 The labelling run (label.py) then post-processes and writes the ledger exactly as with the
 local runner. Retries happen inside each actor's backend, as they would locally.
 """
@@ -105,10 +107,16 @@ def complete_on_ray(
     ds = ray.data.from_items(rows).map_batches(
         _Caller,
         fn_constructor_kwargs={"cfg": cfg.model_dump(mode="json")},
-        concurrency=cfg.workers,
+        # One batch per actor at a time: with a second one queued, an actor sends it while the
+        # answers of the first are still on their way to the driver, doubling what a killed
+        # driver loses (answered, never cached, paid for again on resume).
+        compute=ray.data.ActorPoolStrategy(size=cfg.workers, max_tasks_in_flight_per_actor=1),
         batch_size=max(1, cfg.concurrency),
         # an HTTP client needs little CPU; an in-process model needs its threads
         num_cpus=float(cfg.n_threads) if in_process else 0.25,
+        # A killed actor is restarted and its batches retried: Ray Data's actor pool defaults
+        # (max_restarts=-1, max_task_retries=-1; tests/test_ray_faults.py kills one). Passing
+        # them here would go through **ray_remote_args, deprecated in Ray 2.60.
     )
     log.info("labelling: %d requests on %d Ray workers", len(rows), cfg.workers)
     out: dict[str, Completion | BackendError] = {}
