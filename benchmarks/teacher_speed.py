@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from teacher_levers import BASE, load, prepare_demo
+from teacher_levers import BASE, _f1, load, prepare_demo
 
 from mckd.examples import Example
 from mckd.tasks import TASKS
@@ -68,14 +68,18 @@ def valid_tree(text: str, ex: Example) -> bool:
         return False
 
 
+def run_dir(out: Path, k: int, grammar: bool) -> Path:
+    return out / (f"k{k}" if grammar else f"k{k}-nogrammar")
+
+
 def run_condition(name: str, data: Path, out: Path, *, n: int, k: int, model: str,
-                  draft_model: str, threads: int, n_max: int | None) -> None:
+                  draft_model: str, threads: int, n_max: int | None, grammar: bool) -> None:
     from mckd.teacher.backends.llamacpp import LlamaCppBackend
     from mckd.teacher.config import TeacherConfig
 
     labeled, test = load(data, n)
     context = 8192 if k > 10 else 4096  # 30 labeled demonstrations take ~3,100 tokens
-    path = out / f"k{k}" / f"{name}.jsonl"
+    path = run_dir(out, k, grammar) / f"{name}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     done = {json.loads(line)["id"] for line in path.open()} if path.exists() else set()
     todo = [ex for ex in test if ex.id not in done]
@@ -85,7 +89,8 @@ def run_condition(name: str, data: Path, out: Path, *, n: int, k: int, model: st
     slots = SLOTS.get(name, 1)
     backend = LlamaCppBackend(TeacherConfig(backend="llamacpp", model=model, context_size=context,
                                             n_threads=threads, speculative=spec), slots=slots)
-    builder = PromptBuilder(labeled, PromptConfig(**{**BASE, "k": k}), task=TASKS["constituency"],
+    builder = PromptBuilder(labeled, PromptConfig(**{**BASE, "k": k, "grammar": grammar}),
+                            task=TASKS["constituency"],
                             count_tokens=lambda t: int(len(t) / 2.5) + 1, context_size=context,
                             pool=test)
     async def group(exs: list[Example]) -> list[Any]:
@@ -135,16 +140,17 @@ def _records(path: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {i: recs[i] for i in ids if i in recs}
 
 
-def report(data: Path, out: Path, *, n: int, k: int) -> str:
+def report(data: Path, out: Path, *, n: int, k: int, grammar: bool = True) -> str:
     _, test = load(data, n)
     by_id = {ex.id: ex for ex in test}
     ids = list(by_id)
-    plain = _records(out / f"k{k}" / "plain.jsonl", ids)
+    plain = _records(run_dir(out, k, grammar) / "plain.jsonl", ids)
     rows = ["| condition | sentences | sentences / min | generated tok/s | drafted | accepted "
-            "(rate) | valid trees | identical to plain | s / sentence (first call) | load avg |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "(rate) | valid trees | identical to plain | F1 (plain, same sentences) "
+            "| s / sentence (first call) | load avg |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in CONDITIONS:
-        recs = _records(out / f"k{k}" / f"{name}.jsonl", ids)
+        recs = _records(run_dir(out, k, grammar) / f"{name}.jsonl", ids)
         if not recs:
             continue
         ok = [r for r in recs.values() if "seconds" in r]
@@ -158,11 +164,17 @@ def report(data: Path, out: Path, *, n: int, k: int) -> str:
         same = sum(i in plain and plain[i]["text"] == r["text"] for i, r in recs.items())
         first = recs[ids[0]]["seconds"] if ids[0] in recs and "seconds" in recs[ids[0]] else 0.0
         load_avg = sum(r["load"] for r in recs.values()) / len(recs)
+        golds = [by_id[i] for i in recs]
+        f1 = _f1(golds, [recs[i]["text"] for i in recs])
+        both = [i for i in recs if i in plain]
+        f1_plain = _f1([by_id[i] for i in both], [plain[i]["text"] for i in both]) if both else 0.0
         rows.append(f"| {name} | {len(recs)} | {60 * len(ok) / max(secs, 1e-9):.2f} | "
                     f"{gen / max(gen_s, 1e-9):.1f} | {drafted} | {rate} | {valid}/{len(recs)} | "
-                    f"{same}/{len(recs)} | {first:.1f} | {load_avg:.1f} |")
+                    f"{same}/{len(recs)} | {f1:.1f} ({f1_plain:.1f}) | {first:.1f} | "
+                    f"{load_avg:.1f} |")
     legend = [f"- `{name}`: {json.dumps(CONDITIONS[name])}" for name in CONDITIONS]
-    return "\n".join([f"k = {k} demonstrations", "", *rows, "", *legend])
+    title = f"k = {k} demonstrations" + ("" if grammar else ", no grammar")
+    return "\n".join([title, "", *rows, "", *legend])
 
 
 def main() -> None:
@@ -179,6 +191,9 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-1.5b", help="teacher: name or .gguf path")
     ap.add_argument("--draft-model", default=DRAFT, help="draft model: name or .gguf path")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-grammar", action="store_true",
+                    help="without the tree grammar (to see what the grammar costs each drafter); "
+                         "records go to OUT/k<K>-nogrammar/")
     ap.add_argument("--n-max", type=int, default=None,
                     help="override every condition's most tokens drafted per step")
     args = ap.parse_args()
@@ -188,10 +203,11 @@ def main() -> None:
         for name in args.condition or list(CONDITIONS):
             t = time.time()
             run_condition(name, args.data, args.out, n=args.n, k=args.k, model=args.model,
-                          draft_model=args.draft_model, threads=args.threads, n_max=args.n_max)
+                          draft_model=args.draft_model, threads=args.threads, n_max=args.n_max,
+                          grammar=not args.no_grammar)
             print(f"== {name} done in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
     else:
-        print(report(args.data, args.out, n=args.n, k=args.k))
+        print(report(args.data, args.out, n=args.n, k=args.k, grammar=not args.no_grammar))
 
 
 if __name__ == "__main__":
