@@ -157,3 +157,24 @@ def test_base_url_list_in_the_config() -> None:
         teacher_config_from({"base_url": []})
     with pytest.raises(ConfigError, match="twice"):
         teacher_config_from({"base_url": ["http://a/v1", "http://a/v1"]})
+
+
+def test_a_large_concurrency_is_spread_over_several_clients_and_kept() -> None:
+    """Connections are split over clients of at most CONNECTIONS_PER_CLIENT each (httpcore's
+    pool scans all its connections per request); together they still carry `concurrency`."""
+    from mckd.teacher.backends.endpoints import CONNECTIONS_PER_CLIENT
+
+    backend = OpenAIBackend(cfg_for(["http://unused/v1"], concurrency=20))
+
+    async def shards() -> list[int]:
+        pool = backend._session()
+        try:
+            return [len(ep.clients) for ep in pool.endpoints]
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(shards()) == [-(-20 // CONNECTIONS_PER_CLIENT)]
+    with FaultServer(latency_s=0.2) as srv:
+        out = complete_all(cfg_for([srv.url], concurrency=20), items(60))
+        assert srv.max_inflight == 20
+    assert [c.text for c in out] == [answer_for(t) for t in items(60)]

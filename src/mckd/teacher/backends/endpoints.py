@@ -1,6 +1,6 @@
 """Several replicas of one OpenAI-compatible server, used as one: which endpoint takes a request.
 
-Each endpoint has its own connection pool and its own bound on requests in flight. A request
+Each endpoint has its own connections and its own bound on requests in flight. A request
 goes to the least loaded endpoint that is up (ties in turn); an attempt that fails with a
 transient error (timeout, 5xx, 429, dropped connection) marks that endpoint's failure, and its
 retry goes to another endpoint where one is up. Two failures in a row, or a Retry-After, take an
@@ -21,12 +21,16 @@ import httpx
 log = logging.getLogger(__name__)
 
 FAILURES_TO_DOWN = 2  # one failure in a busy stream is noise; two in a row is an endpoint in trouble
+# httpcore's pool scans every connection it holds (with a readability check on each socket)
+# whenever a request starts or ends, so one client with 64 connections spends most of a fast
+# server's time in that scan; clients of at most this many connections each keep it small.
+CONNECTIONS_PER_CLIENT = 8
 
 
 @dataclass
 class Endpoint:
     url: str
-    client: httpx.AsyncClient
+    clients: list[httpx.AsyncClient]  # together `capacity` connections
     capacity: int
     inflight: int = 0
     failures: int = 0  # consecutive
@@ -34,8 +38,21 @@ class Endpoint:
     answered: int = 0
     failed: int = 0
 
+    def __post_init__(self) -> None:
+        self._load = [0] * len(self.clients)
+
     def up(self, now: float) -> bool:
         return self.down_until <= now
+
+    def take_client(self) -> int:
+        """The index of the client with the fewest requests in flight (hand it back with
+        `give_client`)."""
+        i = min(range(len(self.clients)), key=self._load.__getitem__)
+        self._load[i] += 1
+        return i
+
+    def give_client(self, i: int) -> None:
+        self._load[i] -= 1
 
 
 class EndpointPool:
@@ -112,7 +129,8 @@ class EndpointPool:
 
     async def aclose(self) -> None:
         for ep in self.endpoints:
-            await ep.client.aclose()
+            for client in ep.clients:
+                await client.aclose()
         if len(self.endpoints) > 1:
             for ep in self.endpoints:
                 log.info("endpoint %s: %d answers, %d failed attempts",

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest, approx_tokens
-from mckd.teacher.backends.endpoints import Endpoint, EndpointPool
+from mckd.teacher.backends.endpoints import CONNECTIONS_PER_CLIENT, Endpoint, EndpointPool
 from mckd.teacher.config import TeacherConfig
 
 log = logging.getLogger(__name__)
@@ -76,18 +76,16 @@ class OpenAIBackend:
             if key:
                 headers["Authorization"] = f"Bearer {key}"
             n = self.cfg.concurrency
-            limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+            shards = -(-n // CONNECTIONS_PER_CLIENT)
+            per_client = -(-n // shards)
+            limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+
+            def client(url: str) -> httpx.AsyncClient:
+                return httpx.AsyncClient(base_url=url + "/", headers=headers,
+                                         timeout=httpx.Timeout(self.cfg.timeout_s), limits=limits)
+
             endpoints = [
-                Endpoint(
-                    url=url,
-                    client=httpx.AsyncClient(
-                        base_url=url + "/",
-                        headers=headers,
-                        timeout=httpx.Timeout(self.cfg.timeout_s),
-                        limits=limits,
-                    ),
-                    capacity=n,
-                )
+                Endpoint(url=url, clients=[client(url) for _ in range(shards)], capacity=n)
                 for url in self.cfg.base_urls()
             ]
             self._pool = EndpointPool(
@@ -127,10 +125,12 @@ class OpenAIBackend:
         while True:
             attempt += 1
             ep = await pool.acquire(failed_on)
+            shard = ep.take_client()
             start = time.perf_counter()
             try:
-                completion = await self._attempt(ep.client, path, body)
+                completion = await self._attempt(ep.clients[shard], path, body)
             except BackendError as err:
+                ep.give_client(shard)
                 wait = getattr(err, "retry_after", None)
                 pool.release(ep, failed=err.retryable, retry_after=wait)
                 err.attempts = attempt
@@ -144,9 +144,11 @@ class OpenAIBackend:
                 log.debug("attempt %d on %s failed (%s); retrying in %.2fs",
                           attempt, ep.url, err, delay)
             except BaseException:
+                ep.give_client(shard)
                 pool.release(ep, failed=None)  # cancelled: the slot is free, nothing learned
                 raise
             else:
+                ep.give_client(shard)
                 pool.release(ep, failed=False)
                 completion.seconds = time.perf_counter() - start
                 completion.extra["attempts"] = attempt
