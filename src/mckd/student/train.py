@@ -184,6 +184,11 @@ def make_optimizer(sm: StudentModel, cfg: TrainConfig, total_steps: int
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, linear)
 
 
+def loss_dtype(device: torch.device) -> torch.dtype:
+    """Losses are kept in float64 (MPS has none: float32 there)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 class LossTracker:
     """The running loss (an exponential moving average), and the sum and count of this epoch's
     step losses, kept on the device: reading a device value makes the host wait for it, so the
@@ -191,7 +196,7 @@ class LossTracker:
     the ones the same arithmetic on Python floats gives."""
 
     def __init__(self, state: dict[str, Any], device: torch.device) -> None:
-        self.dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        self.dtype = loss_dtype(device)
         self.device = device
         self.ema = None if state["loss"] is None else self._tensor(state["loss"])
         self.total = self._tensor(state["loss_sum"])
@@ -351,7 +356,7 @@ def _optimizer_step(sm: StudentModel, group: list[list[Encoded]], cfg: TrainConf
         ranks.clip(replica.model, cfg.max_grad_norm)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    dtype64 = torch.float32 if device.type == "mps" else torch.float64
+    dtype64 = loss_dtype(device)
     if ranks.distributed:
         mean = ranks.mean(float(total) * ranks.world / max(1, n_target))
         return tokens, torch.tensor(mean, dtype=dtype64, device=device)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -44,15 +46,15 @@ class Endpoint:
     def up(self, now: float) -> bool:
         return self.down_until <= now
 
-    def take_client(self) -> int:
-        """The index of the client with the fewest requests in flight (hand it back with
-        `give_client`)."""
+    @contextmanager
+    def client(self) -> Iterator[httpx.AsyncClient]:
+        """The client with the fewest requests in flight, for the duration of one request."""
         i = min(range(len(self.clients)), key=self._load.__getitem__)
         self._load[i] += 1
-        return i
-
-    def give_client(self, i: int) -> None:
-        self._load[i] -= 1
+        try:
+            yield self.clients[i]
+        finally:
+            self._load[i] -= 1
 
 
 class EndpointPool:

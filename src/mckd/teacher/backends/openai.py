@@ -125,12 +125,11 @@ class OpenAIBackend:
         while True:
             attempt += 1
             ep = await pool.acquire(failed_on)
-            shard = ep.take_client()
             start = time.perf_counter()
             try:
-                completion = await self._attempt(ep.clients[shard], path, body)
+                with ep.client() as client:
+                    completion = await self._attempt(client, path, body)
             except BackendError as err:
-                ep.give_client(shard)
                 wait = getattr(err, "retry_after", None)
                 pool.release(ep, failed=err.retryable, retry_after=wait)
                 err.attempts = attempt
@@ -144,11 +143,9 @@ class OpenAIBackend:
                 log.debug("attempt %d on %s failed (%s); retrying in %.2fs",
                           attempt, ep.url, err, delay)
             except BaseException:
-                ep.give_client(shard)
                 pool.release(ep, failed=None)  # cancelled: the slot is free, nothing learned
                 raise
             else:
-                ep.give_client(shard)
                 pool.release(ep, failed=False)
                 completion.seconds = time.perf_counter() - start
                 completion.extra["attempts"] = attempt
