@@ -124,29 +124,39 @@ def child_pipeline(cfg_path: Path) -> None:
 
 def child_bare(url: str, n: int, concurrency: int, timeout: float) -> None:
     """The baseline: the same number of requests from a bare httpx loop (no prompts built, no
-    cache, no ledger, no retries), to see what the server delivers on this machine."""
+    cache, no ledger, no retries), its connections split over clients of at most 8 as the
+    backend's are, to see what the server delivers on this machine."""
     import asyncio
     import contextlib
 
     import httpx
 
+    from mckd.teacher.backends.endpoints import CONNECTIONS_PER_CLIENT
+
     async def go() -> int:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=url + "/", limits=limits, timeout=timeout) as client:
-            queue = list(range(n))
-            ok = 0
+        shards = -(-concurrency // CONNECTIONS_PER_CLIENT)
+        per = -(-concurrency // shards)
+        limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
+        clients = [httpx.AsyncClient(base_url=url + "/", limits=limits, timeout=timeout)
+                   for _ in range(shards)]
+        queue = list(range(n))
+        ok = 0
 
-            async def worker() -> None:
-                nonlocal ok
-                while queue:
-                    i = queue.pop()
-                    body = {"model": "sim", "prompt": f"Input: bare {i}\nOutput:", "max_tokens": 32}
-                    with contextlib.suppress(httpx.HTTPError):  # a failure is simply not ok
-                        resp = await client.post("completions", json=body)
-                        ok += resp.status_code == 200  # after the await: no update is lost
+        async def worker(client: httpx.AsyncClient) -> None:
+            nonlocal ok
+            while queue:
+                i = queue.pop()
+                body = {"model": "sim", "prompt": f"Input: bare {i}\nOutput:", "max_tokens": 32}
+                with contextlib.suppress(httpx.HTTPError):  # a failure is simply not ok
+                    resp = await client.post("completions", json=body)
+                    ok += resp.status_code == 200  # after the await: no update is lost
 
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return ok
+        try:
+            await asyncio.gather(*(worker(clients[j % shards]) for j in range(concurrency)))
+        finally:
+            for c in clients:
+                await c.aclose()
+        return ok
 
     start = time.perf_counter()
     ok = asyncio.run(go())
@@ -257,6 +267,13 @@ def simulate(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     return out
 
 
+def hang_ceiling(args: argparse.Namespace, calls: int, hangs: int) -> float:
+    """The ceiling left once the injected hangs are paid: each holds its slot until the client's
+    timeout instead of for the server's latency."""
+    slot_s = args.latency + hangs / calls * (args.timeout - args.latency)
+    return args.concurrency / slot_s
+
+
 def label_and_pipeline(n: int, args: argparse.Namespace, work: Path, cfg_path: Path,
                        out: dict[str, Any], *, with_pipeline: bool) -> None:
     ceiling = args.concurrency / args.latency
@@ -273,6 +290,8 @@ def label_and_pipeline(n: int, args: argparse.Namespace, work: Path, cfg_path: P
             "inputs_per_s": round(n / res["wall"], 1),
             "requests_per_s": round(calls / res["wall"], 1),
             "of_ceiling": round(calls / res["wall"] / ceiling, 3),
+            "of_ceiling_with_hangs": round(
+                calls / res["wall"] / hang_ceiling(args, calls, srv.faults["hang"]), 3),
             "server_requests": calls, "faults": dict(srv.faults),
             "answered_twice": sum(c > 1 for c in srv.answered.values()),
             "peak_rss_mb": res["peak_rss_mb"], "cpu_ms_per_input": round(1000 * res["cpu_s"] / n, 2),
@@ -358,7 +377,7 @@ def on_ray(n: int, args: argparse.Namespace, work: Path, cfg_path: Path,
 def table(results: list[dict[str, Any]]) -> str:
     results = [r for r in results if {"bare", "label", "resume", "pipeline"} <= r.keys()]
     cols = ["inputs", "bare client req/s", "label s", "inputs/s", "req/s", "req/s of ceiling",
-            "inputs/s of bare", "CPU ms/input", "label RSS MB", "ledger MB", "cache MB",
+            "of ceiling less hangs", "inputs/s of bare", "CPU ms/input", "label RSS MB", "ledger MB", "cache MB",
             "answered twice", "resume: first label s", "resume s", "answered twice (kill)",
             "pipeline s", "pipeline RSS MB", "pipeline teacher calls"]
     rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -366,6 +385,7 @@ def table(results: list[dict[str, Any]]) -> str:
         bare, lab, res, pipe = r["bare"], r["label"], r["resume"], r["pipeline"]
         cells = [f"{r['inputs']:,}", bare["requests_per_s"], lab["wall_s"], lab["inputs_per_s"],
                  f"{lab['requests_per_s']} ({r['ceiling_rps']})", f"{lab['of_ceiling']:.1%}",
+                 f"{lab['of_ceiling_with_hangs']:.1%}",
                  f"{lab['inputs_per_s'] / bare['requests_per_s']:.1%}",
                  lab["cpu_ms_per_input"], lab["peak_rss_mb"], lab["ledger_mb"], lab["cache_mb"],
                  lab["answered_twice"], res["first_new_label_s"], res["resumed_wall_s"],

@@ -215,6 +215,41 @@ def test_a_changed_prompt_relabels_instead_of_trusting_the_ledger(tmp_path: Path
     assert len(be.calls) == 4
 
 
+def test_the_first_call_goes_out_before_the_pool_is_built(tmp_path: Path) -> None:
+    cfg = TeacherConfig(backend="fake", k_demos=1, concurrency=2)
+    build = few_shot_requests(DEMOS, cfg)
+    built: list[str] = []
+    seen_at_first_call: list[int] = []
+
+    def counting_build(ex: Example, sample: int) -> TeacherRequest:
+        built.append(ex.id)
+        return build(ex, sample)
+
+    class Recording(FakeBackend):
+        async def acomplete(self, request: TeacherRequest):  # type: ignore[override]
+            if not seen_at_first_call:
+                seen_at_first_call.append(len(built))
+            return await super().acomplete(request)
+
+    res = label_pool(pool_of(50), Recording(), tmp_path / "o", build_request=counting_build,
+                     postprocess=repair_outputs(None), cache=None, cfg=cfg, progress=False)
+    assert res.usage["labels"] == 50 and len(built) == 50
+    assert seen_at_first_call[0] <= 2  # one prompt per worker, not the 50 of the pool
+
+
+def test_a_resumed_run_passes_over_what_the_ledger_holds(tmp_path: Path) -> None:
+    cfg = TeacherConfig(backend="fake", k_demos=1, concurrency=3)
+    cache = TeacherCache(tmp_path / "c.sqlite")
+    run(pool_of(10)[::2], FakeBackend(), tmp_path / "o", cache, cfg)  # u0, u2, ..., u8
+    be = FakeBackend()
+    res = run(pool_of(10), be, tmp_path / "o", cache, cfg)
+    assert sorted(r.prompt.rsplit("Input:", 1)[1] for r in be.calls) == sorted(  # type: ignore[union-attr]
+        f" item {i} alpha beta\nOutput:" for i in range(1, 10, 2)
+    )
+    assert [e.id for e in res.labels] == [f"u{i}" for i in range(10)]
+    assert len(read_ledger(tmp_path / "o" / LEDGER)) == 10
+
+
 def test_dry_run_estimates_without_calling(tmp_path: Path) -> None:
     cfg = TeacherConfig(
         backend="fake",

@@ -19,12 +19,13 @@ rejection; any other exception is a bug and stops the run with its traceback in 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,9 +213,15 @@ class _Run:
 
     async def label_one(self, job: _Job, post: PostProcess) -> dict[str, Any]:
         stats: Counter[str] = Counter()
-        fetches = (self.fetch(r, k, stats) for r, k in zip(job.requests, job.keys, strict=True))
         results: list[Any] = [job.error] if job.error else []
-        results += await asyncio.gather(*fetches, return_exceptions=True)
+        if len(job.requests) == 1:  # the usual case: no task to schedule for one request
+            try:
+                results.append(await self.fetch(job.requests[0], job.keys[0], stats))
+            except BackendError as e:
+                results.append(e)
+        else:
+            fetches = (self.fetch(r, k, stats) for r, k in zip(job.requests, job.keys, strict=True))
+            results += await asyncio.gather(*fetches, return_exceptions=True)
         for r in results:  # anything but a backend failure is a bug: let it surface
             if isinstance(r, BaseException) and not isinstance(r, BackendError):
                 raise r
@@ -265,6 +272,37 @@ def _postprocess(post: PostProcess, example: Example, raws: list[str]) -> Pseudo
         raise
 
 
+def _jobs(
+    pool: Sequence[Example],
+    done: dict[str, dict[str, Any]],
+    build: BuildRequest,
+    samples: int,
+    model: str,
+    retry_rejected: bool,
+    counts: Counter[str],
+) -> Iterator[_Job]:
+    """Inputs still to label with their requests, built as they are taken (the first call goes
+    out at once, not after every prompt of a large pool is built). A ledger record counts only
+    if it was made from the same requests (a changed prompt or model relabels, served by the
+    cache where it can). `counts` gets `skipped` (in the ledger) and `stale` (relabelled)."""
+    for ex in pool:
+        try:
+            reqs = [build(ex, s) for s in range(samples)]
+        except BackendError as e:  # e.g. the input alone overflows the context: no call to make
+            yield _Job(ex, [], [], e)
+            continue
+        keys = [request_key(model, r) for r in reqs]
+        rec = done.get(ex.id)
+        if rec is not None:
+            same = rec.get("keys") == keys
+            failed = rec["status"] == "rejected" and rec["reason"] != "invalid_output"
+            if same and not (retry_rejected and failed):
+                counts["skipped"] += 1
+                continue
+            counts["stale"] += not same
+        yield _Job(ex, reqs, keys)
+
+
 def _todo(
     pool: Sequence[Example],
     done: dict[str, dict[str, Any]],
@@ -273,25 +311,10 @@ def _todo(
     model: str,
     retry_rejected: bool,
 ) -> tuple[list[_Job], int]:
-    """Inputs still to label with their requests; a ledger record counts only if it was made
-    from the same requests (a changed prompt or model relabels, served by the cache where it can)."""
-    todo, stale = [], 0
-    for ex in pool:
-        try:
-            reqs = [build(ex, s) for s in range(samples)]
-        except BackendError as e:  # e.g. the input alone overflows the context: no call to make
-            todo.append(_Job(ex, [], [], e))
-            continue
-        keys = [request_key(model, r) for r in reqs]
-        rec = done.get(ex.id)
-        if rec is not None:
-            same = rec.get("keys") == keys
-            failed = rec["status"] == "rejected" and rec["reason"] != "invalid_output"
-            if same and not (retry_rejected and failed):
-                continue
-            stale += not same
-        todo.append(_Job(ex, reqs, keys))
-    return todo, stale
+    """`_jobs` as a list, with the number of stale ledger records."""
+    counts: Counter[str] = Counter()
+    todo = list(_jobs(pool, done, build, samples, model, retry_rejected, counts))
+    return todo, counts["stale"]
 
 
 async def alabel_pool(
@@ -315,38 +338,53 @@ async def alabel_pool(
         dup = next(i for i, n in Counter(ids).items() if n > 1)
         raise ValueError(f"pool has duplicate input id {dup!r}")
     done = read_ledger(out / LEDGER)
-    todo, stale = _todo(pool, done, build_request, cfg.samples, backend.model, retry_rejected)
-    if stale:
-        log.warning("%d ledger records were made with other requests; relabelling them", stale)
-    log.info("labelling %d inputs (%d already in the ledger)", len(todo), len(pool) - len(todo))
+    counts: Counter[str] = Counter()
+    jobs: Iterator[_Job] = _jobs(pool, done, build_request, cfg.samples, backend.model,
+                                 retry_rejected, counts)
+    in_ledger = sum(ex.id in done for ex in pool)
+    log.info("labelling %d inputs (%d in the ledger)", len(pool), in_ledger)
     run = _Run(backend, cache)
-    if cfg.runner == "ray" and todo:
+    if cfg.runner == "ray":
         from mckd.teacher.ray_runner import complete_on_ray
 
+        todo = list(jobs)  # the cluster takes every request at once
+        jobs = iter(todo)
         needed = [(k, r) for job in todo for k, r in zip(job.keys, job.requests, strict=True)]
-        run.ready = await asyncio.to_thread(complete_on_ray, needed, cfg, backend.model, cache)
+        if needed:
+            run.ready = await asyncio.to_thread(complete_on_ray, needed, cfg, backend.model, cache)
     ledger = Ledger(out / LEDGER)
-    queue: asyncio.Queue[_Job] = asyncio.Queue()
-    for job in todo:
-        queue.put_nowait(job)
-    bar = LabelProgress(total=len(pool), done=len(pool) - len(todo), enabled=progress)
+    bar = LabelProgress(total=len(pool), done=0, enabled=progress)
+    shown = Counter[str]()
+
+    def show_skipped() -> None:  # inputs the iterator passed over (in the ledger) since last time
+        bar.skip(counts["skipped"] - shown["skipped"])
+        shown["skipped"] = counts["skipped"]
 
     async def worker() -> None:
-        while not queue.empty():
-            job = queue.get_nowait()
+        # the workers share one iterator: building a job never awaits, so no two build at once
+        for job in jobs:
+            show_skipped()
             rec = await run.label_one(job, postprocess)
             ledger.append(rec)
             done[job.example.id] = rec
             bar.advance(rec["completion_tokens"] + rec["prompt_tokens"])
 
+    # What exists now (the pool, the ledger read back, the prompts' parts) lives until the end:
+    # keep the collector from walking it again and again while requests wait on the loop.
+    gc.freeze()
     try:
         with bar:
             await asyncio.gather(
-                *(worker() for _ in range(min(cfg.total_concurrency(), max(1, len(todo)))))
+                *(worker() for _ in range(min(cfg.total_concurrency(), max(1, len(pool)))))
             )
+            show_skipped()
     finally:
+        gc.unfreeze()
         ledger.close()
         await backend.aclose()
+    if counts["stale"]:
+        log.warning("%d ledger records were made with other requests; relabelled them",
+                    counts["stale"])
     return finish(pool, done, out, cfg, wall_seconds=time.perf_counter() - start)
 
 

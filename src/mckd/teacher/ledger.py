@@ -144,6 +144,15 @@ class LabelProgress:
         if self._bar is not None:
             self._bar.stop()
 
+    def skip(self, n: int = 1) -> None:
+        """Inputs already done (in the ledger): counted, but not in this run's rates."""
+        if not n:
+            return
+        self.done += n
+        self.first += n
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done)
+
     def advance(self, tokens: int) -> None:
         self.done += 1
         self.tokens += tokens
