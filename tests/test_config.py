@@ -156,3 +156,12 @@ def test_task_as_a_name_or_a_section(tmp_path: Path) -> None:
     assert config_from_dict(yaml.safe_load(section.to_yaml())) == section
     msg = one_line_error(load_config, write(tmp_path, {"task": {"name": "constituency", "label": 1}}))
     assert "unknown key 'task.label'" in msg
+
+
+def test_loading_a_config_does_not_import_nltk() -> None:
+    # nltk takes seconds to import; a run of a task without trees must not wait for it
+    import subprocess
+    import sys
+
+    code = "import sys, mckd.config, mckd.data; assert 'nltk' not in sys.modules, 'nltk imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

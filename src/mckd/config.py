@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mckd.data.corpus import DemoCorpusConfig
+from mckd.data.demo_config import DemoCorpusConfig
 from mckd.errors import ConfigError
 from mckd.student import Seq2SeqConfig, StudentConfig
 from mckd.tasks import DEFAULT_TASK

@@ -1,11 +1,39 @@
-"""Corpora: the built-in synthetic treebank, readers for users' treebanks, and splits."""
+"""Corpora: the built-in synthetic treebank, readers for users' treebanks, and splits.
+
+The names below are imported on first use: most of them need nltk, which takes seconds to
+import, and a command that never touches a tree should not wait for it.
+"""
 
 from __future__ import annotations
 
-from mckd.data.corpus import DemoCorpusConfig, build_demo_corpus, write_trees
-from mckd.data.readers import Treebank, load_treebank
-from mckd.data.split import SplitConfig, split_treebank
-from mckd.data.synth import synth_treebank
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "DemoCorpusConfig": "mckd.data.demo_config",
+    "SplitConfig": "mckd.data.split",
+    "Treebank": "mckd.data.readers",
+    "build_demo_corpus": "mckd.data.corpus",
+    "load_treebank": "mckd.data.readers",
+    "split_treebank": "mckd.data.split",
+    "synth_treebank": "mckd.data.synth",
+    "write_trees": "mckd.data.corpus",
+}
+
+if TYPE_CHECKING:
+    from mckd.data.corpus import build_demo_corpus, write_trees
+    from mckd.data.demo_config import DemoCorpusConfig
+    from mckd.data.readers import Treebank, load_treebank
+    from mckd.data.split import SplitConfig, split_treebank
+    from mckd.data.synth import synth_treebank
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mckd.data' has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
 
 __all__ = [
     "DemoCorpusConfig",

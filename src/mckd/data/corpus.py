@@ -8,11 +8,11 @@ import logging
 from pathlib import Path
 
 from nltk import Tree
-from pydantic import BaseModel, ConfigDict, Field
 
+from mckd.data.demo_config import DemoCorpusConfig
 from mckd.data.readers import Treebank
 from mckd.data.split import SplitConfig, split_examples, validated, write_split
-from mckd.data.synth import MAX_LEN, MIN_LEN, synth_treebank
+from mckd.data.synth import synth_treebank
 from mckd.examples import Example
 from mckd.io import atomic_write
 from mckd.tasks.trees import to_labeled, tree_words
@@ -20,25 +20,6 @@ from mckd.tasks.trees import to_labeled, tree_words
 log = logging.getLogger(__name__)
 
 DONE = "DONE"
-
-
-class DemoCorpusConfig(BaseModel):
-    """Sizes and seed of the task's built-in corpus, which a run with `data.source: demo` uses
-    (`Task.builtin_corpus`: parsing, the synthetic treebank; slots, generated assistant
-    requests). The field names are the treebank's; `n_unlabeled` is the pool for any task."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_labeled: int = Field(50, ge=1, description="Gold pairs (prompt demonstrations).")
-    n_unlabeled: int = Field(1000, ge=1, description="Pool of sentences for the teacher to label.")
-    n_test: int = Field(500, ge=1, description="Held-out test sentences.")
-    seed: int = Field(0, description="Seed of the generator and of the split.")
-    max_len: int = Field(
-        MAX_LEN,
-        ge=MIN_LEN,
-        le=MAX_LEN,
-        description="Longest sentence, in tokens (punctuation counted).",
-    )
 
 
 def write_trees(path: str | Path, trees: list[Tree]) -> None:

@@ -21,12 +21,12 @@ from collections import defaultdict, deque
 
 from nltk import Tree
 
+from mckd.data.demo_config import MAX_LEN, MIN_LEN
 from mckd.data.lexicon import Lexicon, Verb, load_lexicon
 from mckd.data.synth_np import AGENTS, NounPhrases, leaf, pick
 
 log = logging.getLogger(__name__)
 
-MIN_LEN, MAX_LEN = 5, 40  # tokens, punctuation included, like PTB sentence lengths
 LENGTH_MEDIAN, LENGTH_SIGMA = 21.0, 0.45  # log-normal sentence lengths, WSJ-like
 MAX_DRAWS_PER_TREE = 50
 MAX_CLAUSE_DEPTH = 4  # clauses inside clauses, at most
