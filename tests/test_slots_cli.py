@@ -140,3 +140,21 @@ def test_evaluate_bad_input_is_one_line(tmp_path, monkeypatch, capsys) -> None:
     code, _, err = mckd(monkeypatch, capsys, "evaluate", "--task", "slots", "--metric", "evalb",
                         "--gold", str(tmp_path / "g.txt"), "--pred", str(tmp_path / "g.txt"))
     assert code == 2 and "--metric must be one of conlleval" in err
+
+
+def test_data_stats_describes_a_slot_corpus(tmp_path, monkeypatch, capsys) -> None:
+    seq_folder(tmp_path / "atis", ROWS)
+    code, stdout, _ = mckd(monkeypatch, capsys, "data", "stats", "--task", "slots",
+                           "--corpus", str(tmp_path / "atis"), "--json")
+    assert code == 0
+    stats = json.loads(stdout)
+    assert (stats["sentences"], stats["tokens"], stats["chunks"]) == (6, 26, 8)
+    assert stats["chunks_by_type"]["toloc.city_name"] == 2 and stats["slot_types"] == 7
+    assert stats["outside_share"] == round(16 / 26, 4)
+    assert stats["intents"] == {"atis_flight": 2, "PlayMusic": 1, "AddReminder": 1,
+                                "GetWeather": 1, "BookRestaurant": 1}
+    code, stdout, _ = mckd(monkeypatch, capsys, "data", "stats", "--task", "slots",
+                           "--corpus", str(tmp_path / "atis"))
+    assert code == 0 and "chunks 8 (1.33 per sentence), 61.5% of words outside any slot" in stdout
+    code, _, err = mckd(monkeypatch, capsys, "data", "stats", "--task", "slots")
+    assert code != 0 and "--corpus" in err

@@ -224,6 +224,7 @@ def test_cli_train_and_predict(tmp_path: Path) -> None:
     preds = read_examples(tmp_path / "pred.jsonl")
     assert len(preds) == 12 and all(tree_words(parse_tree(p.target)) == p.source.split() for p in preds)
     assert all(p.meta["mean_logprob"] < 0 for p in preds)
+    assert all(set(p.meta) == {"mean_logprob", "student"} for p in preds)  # flags kept apart
 
 
 def test_early_stopping_waits_for_min_epochs_and_a_fidelity_above_zero(tmp_path: Path) -> None:

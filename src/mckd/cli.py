@@ -103,16 +103,35 @@ def data_split(
 
 @data_app.command("stats")
 def data_stats(
-    trees: Annotated[str, typer.Option("--trees", help="PTB .mrg file, one-tree-per-line file, or a directory.")],
+    trees: Annotated[str | None, typer.Option("--trees", help="PTB .mrg file, one-tree-per-line file, or a directory (constituency).")] = None,
+    corpus: Annotated[str | None, typer.Option("--corpus", help="The task's corpus (slots: ATIS/Snips folder, CoNLL file or Example JSONL; constituency: as --trees).")] = None,
+    task: Annotated[str, typer.Option("--task", help="constituency or slots.")] = DEFAULT_TASK,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Lengths, labels, vocabulary, and right/left-branching F1 (paper metric and EVALB) of a treebank."""
+    """Describe a corpus. Treebank: lengths, labels, vocabulary, right/left-branching F1 (paper
+    metric and EVALB). Slots: lengths, slot types and counts, words outside any slot, intents."""
     import json
 
+    from mckd.errors import ConfigError
+    from mckd.tasks import ALIASES
+
+    path = corpus or trees
+    if path is None or (corpus is not None and trees is not None):
+        raise ConfigError("give the corpus once: --corpus PATH (or --trees PATH for a treebank)")
+    name = ALIASES.get(task, task)
+    if name == "slots":
+        from mckd.data.slot_stats import format_slot_stats, slot_stats
+        from mckd.tasks.slot_readers import read_slot_corpus
+
+        stats = slot_stats(read_slot_corpus(path))
+        typer.echo(json.dumps(stats, indent=2) if as_json else format_slot_stats(stats))
+        return
+    if name != "constituency":
+        raise ConfigError(f"mckd data stats describes constituency or slots corpora, not {task!r}")
     from mckd.data.readers import load_treebank
     from mckd.data.stats import format_stats, treebank_stats
 
-    stats = treebank_stats(load_treebank(trees).trees)
+    stats = treebank_stats(load_treebank(path).trees)
     typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
 
 

@@ -116,7 +116,8 @@ def train_file(train_path: str | Path, out_dir: str | Path, *, model: str | None
 def predict_file(model_dir: str | Path, input_path: str | Path, out_path: str | Path, *,
                  overrides: list[str] | None = None) -> int:
     """`mckd predict`: write each input example with the student's prediction as its target
-    (and `meta.mean_logprob`); returns the number written."""
+    (and `meta.mean_logprob`, `meta.student`: the prediction's flags, as the pipeline writes
+    them, so no flag can overwrite the example's own meta); returns the number written."""
     from mckd.examples import read_examples, write_examples
 
     student = load_trained_student(model_dir)
@@ -128,6 +129,6 @@ def predict_file(model_dir: str | Path, input_path: str | Path, out_path: str | 
             raise config_error(e, "--set") from None
     examples = read_examples(input_path)
     preds = student.predict([ex.source for ex in examples])
-    write_examples(out_path, [ex.with_target(p.text, mean_logprob=p.mean_logprob, **p.meta)
+    write_examples(out_path, [ex.with_target(p.text, mean_logprob=p.mean_logprob, student=p.meta)
                               for ex, p in zip(examples, preds, strict=True)])
     return len(examples)
