@@ -303,20 +303,6 @@ def _jobs(
         yield _Job(ex, reqs, keys)
 
 
-def _todo(
-    pool: Sequence[Example],
-    done: dict[str, dict[str, Any]],
-    build: BuildRequest,
-    samples: int,
-    model: str,
-    retry_rejected: bool,
-) -> tuple[list[_Job], int]:
-    """`_jobs` as a list, with the number of stale ledger records."""
-    counts: Counter[str] = Counter()
-    todo = list(_jobs(pool, done, build, samples, model, retry_rejected, counts))
-    return todo, counts["stale"]
-
-
 async def alabel_pool(
     pool: Sequence[Example],
     backend: Backend,
@@ -511,7 +497,7 @@ def estimate_labelling(
         if out_dir is not None and Path(out_dir, LEDGER).exists()
         else {}
     )
-    todo, _ = _todo(pool, done, build_request, cfg.samples, model, retry_rejected=False)
+    todo = list(_jobs(pool, done, build_request, cfg.samples, model, False, Counter()))
     requests = cached = calls = prompt_tokens = completion = completion_max = 0
     seen: set[str] = set()
     for job in todo:
