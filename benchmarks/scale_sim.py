@@ -131,11 +131,10 @@ def child_bare(url: str, n: int, concurrency: int, timeout: float) -> None:
 
     import httpx
 
-    from mckd.teacher.backends.endpoints import CONNECTIONS_PER_CLIENT
+    from mckd.teacher.backends.endpoints import client_shards
 
     async def go() -> int:
-        shards = -(-concurrency // CONNECTIONS_PER_CLIENT)
-        per = -(-concurrency // shards)
+        shards, per = client_shards(concurrency)
         limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
         clients = [httpx.AsyncClient(base_url=url + "/", limits=limits, timeout=timeout)
                    for _ in range(shards)]

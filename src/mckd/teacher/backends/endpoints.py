@@ -29,6 +29,13 @@ FAILURES_TO_DOWN = 2  # one failure in a busy stream is noise; two in a row is a
 CONNECTIONS_PER_CLIENT = 8
 
 
+def client_shards(connections: int) -> tuple[int, int]:
+    """How many clients share `connections`, and the connections each holds (at most
+    CONNECTIONS_PER_CLIENT, spread evenly)."""
+    clients = -(-connections // CONNECTIONS_PER_CLIENT)
+    return clients, -(-connections // clients)
+
+
 @dataclass
 class Endpoint:
     url: str

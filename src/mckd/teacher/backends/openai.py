@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest, approx_tokens
-from mckd.teacher.backends.endpoints import CONNECTIONS_PER_CLIENT, Endpoint, EndpointPool
+from mckd.teacher.backends.endpoints import Endpoint, EndpointPool, client_shards
 from mckd.teacher.config import TeacherConfig
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,7 @@ class OpenAIBackend:
             if key:
                 headers["Authorization"] = f"Bearer {key}"
             n = self.cfg.concurrency
-            shards = -(-n // CONNECTIONS_PER_CLIENT)
-            per_client = -(-n // shards)
+            shards, per_client = client_shards(n)
             limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
             # one TLS context for all clients: each builds its own otherwise (loading the CA
             # bundle, tens of ms each, with the event loop blocked)
