@@ -280,11 +280,13 @@ def _jobs(
     model: str,
     retry_rejected: bool,
     counts: Counter[str],
+    on_skip: Callable[[], None] = lambda: None,
 ) -> Iterator[_Job]:
     """Inputs still to label with their requests, built as they are taken (the first call goes
     out at once, not after every prompt of a large pool is built). A ledger record counts only
     if it was made from the same requests (a changed prompt or model relabels, served by the
-    cache where it can). `counts` gets `skipped` (in the ledger) and `stale` (relabelled)."""
+    cache where it can). `on_skip` is called for each input the ledger holds; `counts` gets
+    `stale` (ledger records relabelled)."""
     for ex in pool:
         try:
             reqs = [build(ex, s) for s in range(samples)]
@@ -297,7 +299,7 @@ def _jobs(
             same = rec.get("keys") == keys
             failed = rec["status"] == "rejected" and rec["reason"] != "invalid_output"
             if same and not (retry_rejected and failed):
-                counts["skipped"] += 1
+                on_skip()
                 continue
             counts["stale"] += not same
         yield _Job(ex, reqs, keys)
@@ -325,8 +327,9 @@ async def alabel_pool(
         raise ValueError(f"pool has duplicate input id {dup!r}")
     done = read_ledger(out / LEDGER)
     counts: Counter[str] = Counter()
+    bar = LabelProgress(total=len(pool), done=0, enabled=progress)
     jobs: Iterator[_Job] = _jobs(pool, done, build_request, cfg.samples, backend.model,
-                                 retry_rejected, counts)
+                                 retry_rejected, counts, on_skip=bar.skip)
     in_ledger = sum(ex.id in done for ex in pool)
     log.info("labelling %d inputs (%d in the ledger)", len(pool), in_ledger)
     run = _Run(backend, cache)
@@ -339,17 +342,10 @@ async def alabel_pool(
         if needed:
             run.ready = await asyncio.to_thread(complete_on_ray, needed, cfg, backend.model, cache)
     ledger = Ledger(out / LEDGER)
-    bar = LabelProgress(total=len(pool), done=0, enabled=progress)
-    shown = Counter[str]()
-
-    def show_skipped() -> None:  # inputs the iterator passed over (in the ledger) since last time
-        bar.skip(counts["skipped"] - shown["skipped"])
-        shown["skipped"] = counts["skipped"]
 
     async def worker() -> None:
         # the workers share one iterator: building a job never awaits, so no two build at once
         for job in jobs:
-            show_skipped()
             rec = await run.label_one(job, postprocess)
             ledger.append(rec)
             done[job.example.id] = rec
@@ -363,7 +359,6 @@ async def alabel_pool(
             await asyncio.gather(
                 *(worker() for _ in range(min(cfg.total_concurrency(), max(1, len(pool)))))
             )
-            show_skipped()
     finally:
         gc.unfreeze()
         ledger.close()

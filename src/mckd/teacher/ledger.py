@@ -144,12 +144,10 @@ class LabelProgress:
         if self._bar is not None:
             self._bar.stop()
 
-    def skip(self, n: int = 1) -> None:
-        """Inputs already done (in the ledger): counted, but not in this run's rates."""
-        if not n:
-            return
-        self.done += n
-        self.first += n
+    def skip(self) -> None:
+        """An input already done (in the ledger): counted, but not in this run's rates."""
+        self.done += 1
+        self.first += 1
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done)
 
