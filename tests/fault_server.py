@@ -80,6 +80,7 @@ class FaultServer:
         self.item_attempts: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.requests: list[tuple[str, dict[str, Any], str | None]] = []  # path, body, auth
+        self.proxy_auth: list[str] = []  # Proxy-Authorization headers read (as a proxy)
         self.inflight = 0
         self.max_inflight = 0
         self._lock = threading.Lock()
@@ -163,6 +164,8 @@ class FaultServer:
             self.item_attempts[item] += 1
             attempt = self.item_attempts[item]
             self.requests.append((h.path, body, h.headers.get("Authorization")))
+            if h.headers.get("Proxy-Authorization"):
+                self.proxy_auth.append(h.headers["Proxy-Authorization"])
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
         try:

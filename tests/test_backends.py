@@ -74,6 +74,26 @@ def test_grammar_reaches_the_server_in_the_configured_field(field: str, expected
         assert be.supports_grammar == (field != "none")
 
 
+def test_requests_go_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY carries requests for a host that does not resolve (the loopback server plays
+    the proxy: it reads the absolute URL of the request line); NO_PROXY exempts a host."""
+    for var in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    with FaultServer() as srv:
+        proxy = srv.url.rsplit("/v1", 1)[0]
+        monkeypatch.setenv("HTTP_PROXY", proxy.replace("http://", "http://user:pw@"))
+        out = complete(OpenAIBackend(http_cfg("http://teacher.invalid/v1", retries=0)), REQ)
+        assert out.text == " THE CAT"
+        assert srv.requests[0][0] == "http://teacher.invalid/v1/completions"
+        assert srv.proxy_auth == ["Basic dXNlcjpwdw=="]  # user:pw, to the proxy only
+        monkeypatch.setenv("NO_PROXY", "teacher.invalid")
+        with pytest.raises(BackendError, match="connection"):
+            complete(OpenAIBackend(http_cfg("http://teacher.invalid/v1", retries=0)), REQ)
+        assert srv.total_calls() == 1
+
+
 def test_api_key_comes_from_the_named_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_TEACHER_KEY", "sk-test-123")
     with FaultServer() as srv:

@@ -159,21 +159,19 @@ def test_base_url_list_in_the_config() -> None:
         teacher_config_from({"base_url": ["http://a/v1", "http://a/v1"]})
 
 
-def test_a_large_concurrency_is_spread_over_several_clients_and_kept() -> None:
-    """Connections are split over clients of at most CONNECTIONS_PER_CLIENT each (httpcore's
-    pool scans all its connections per request); together they still carry `concurrency`."""
-    from mckd.teacher.backends.endpoints import CONNECTIONS_PER_CLIENT
-
+def test_a_large_concurrency_is_kept_on_one_endpoint() -> None:
+    """An endpoint's connector holds `concurrency` connections, and that many requests are in
+    flight at once."""
     backend = OpenAIBackend(cfg_for(["http://unused/v1"], concurrency=20))
 
-    async def shards() -> list[int]:
+    async def limits() -> list[int]:
         pool = backend._session()
         try:
-            return [len(ep.clients) for ep in pool.endpoints]
+            return [ep.session.connector.limit for ep in pool.endpoints]
         finally:
             await pool.aclose()
 
-    assert asyncio.run(shards()) == [-(-20 // CONNECTIONS_PER_CLIENT)]
+    assert asyncio.run(limits()) == [20]
     with FaultServer(latency_s=0.2) as srv:
         out = complete_all(cfg_for([srv.url], concurrency=20), items(60))
         assert srv.max_inflight == 20

@@ -1,6 +1,6 @@
 """Teacher backends: one protocol (base.py), one module per way of reaching an LLM.
 
-Each backend module is imported only when chosen, so `mckd --help` never loads httpx,
+Each backend module is imported only when chosen, so `mckd --help` never loads aiohttp,
 llama.cpp or torch.
 """
 

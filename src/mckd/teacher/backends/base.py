@@ -108,5 +108,13 @@ def approx_tokens(text: str) -> int:
 
 
 def complete(backend: Backend, request: TeacherRequest) -> Completion:
-    """Synchronous convenience wrapper around `acomplete`."""
-    return asyncio.run(backend.acomplete(request))
+    """Synchronous convenience wrapper around `acomplete` (on a loop of its own, whose
+    connections it closes)."""
+
+    async def once() -> Completion:
+        try:
+            return await backend.acomplete(request)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(once())

@@ -14,32 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 log = logging.getLogger(__name__)
 
 FAILURES_TO_DOWN = 2  # one failure in a busy stream is noise; two in a row is an endpoint in trouble
-# httpcore's pool scans every connection it holds (with a readability check on each socket)
-# whenever a request starts or ends, so one client with 64 connections spends most of a fast
-# server's time in that scan; clients of at most this many connections each keep it small.
-CONNECTIONS_PER_CLIENT = 8
-
-
-def client_shards(connections: int) -> tuple[int, int]:
-    """How many clients share `connections`, and the connections each holds (at most
-    CONNECTIONS_PER_CLIENT, spread evenly)."""
-    clients = -(-connections // CONNECTIONS_PER_CLIENT)
-    return clients, -(-connections // clients)
 
 
 @dataclass
 class Endpoint:
     url: str
-    clients: list[httpx.AsyncClient]  # together `capacity` connections
+    session: aiohttp.ClientSession  # its connector holds up to `capacity` connections
     capacity: int
     inflight: int = 0
     failures: int = 0  # consecutive
@@ -47,21 +34,8 @@ class Endpoint:
     answered: int = 0
     failed: int = 0
 
-    def __post_init__(self) -> None:
-        self._load = [0] * len(self.clients)
-
     def up(self, now: float) -> bool:
         return self.down_until <= now
-
-    @contextmanager
-    def client(self) -> Iterator[httpx.AsyncClient]:
-        """The client with the fewest requests in flight, for the duration of one request."""
-        i = min(range(len(self.clients)), key=self._load.__getitem__)
-        self._load[i] += 1
-        try:
-            yield self.clients[i]
-        finally:
-            self._load[i] -= 1
 
 
 class EndpointPool:
@@ -138,8 +112,7 @@ class EndpointPool:
 
     async def aclose(self) -> None:
         for ep in self.endpoints:
-            for client in ep.clients:
-                await client.aclose()
+            await ep.session.close()
         if len(self.endpoints) > 1:
             for ep in self.endpoints:
                 log.info("endpoint %s: %d answers, %d failed attempts",

@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible HTTP server (OpenAI, vLLM, llama.cpp server, Ollama, TGI), via httpx.
+"""Any OpenAI-compatible HTTP server (OpenAI, vLLM, llama.cpp server, Ollama, TGI), via aiohttp.
 
 Completions or chat, one endpoint or several replicas (backends/endpoints.py), bounded
 concurrency on each, a per-request timeout, and retries with exponential
@@ -15,12 +15,15 @@ import json
 import logging
 import random
 import time
+import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest, approx_tokens
-from mckd.teacher.backends.endpoints import Endpoint, EndpointPool, client_shards
+from mckd.teacher.backends.endpoints import Endpoint, EndpointPool
 from mckd.teacher.config import TeacherConfig
 
 log = logging.getLogger(__name__)
@@ -52,10 +55,34 @@ def retry_after_seconds(value: str | None) -> float | None:
     return None
 
 
+def env_proxy(url: str) -> dict[str, Any]:
+    """The proxy the environment names for `url` (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, as curl
+    and the openai SDK read them), with its credentials, as arguments of a request. Read once
+    per endpoint: aiohttp's `trust_env` reads the environment and ~/.netrc again on every
+    request, in a thread, which costs more client CPU than the request itself."""
+    target = URL(url)
+    if target.host is None or urllib.request.proxy_bypass(target.host):
+        return {}
+    proxy = urllib.request.getproxies().get(target.scheme)
+    if not proxy:
+        return {}
+    proxy_url = URL(proxy if "://" in proxy else f"http://{proxy}")
+    out: dict[str, Any] = {"proxy": proxy_url.with_user(None)}
+    auth = aiohttp.BasicAuth.from_url(proxy_url)
+    if auth is not None:
+        # to the proxy only: on the CONNECT of a TLS tunnel, or on the request itself when it
+        # goes to the proxy in the clear (aiohttp sends `proxy_headers` only on a CONNECT)
+        where = "proxy_headers" if target.scheme == "https" else "headers"
+        out[where] = {"Proxy-Authorization": auth.encode()}
+    return out
+
+
 class OpenAIBackend:
-    """One OpenAI-compatible server, or several replicas of it (`base_url` as a list). The httpx
-    clients and the concurrency bounds belong to the event loop that first uses them; a call
-    from another loop gets its own."""
+    """One OpenAI-compatible server, or several replicas of it (`base_url` as a list). The HTTP
+    sessions and the concurrency bounds belong to the event loop that first uses them; a call
+    from another loop gets its own. aiohttp rather than httpx: a quarter of the client CPU per
+    request (benchmarks/http_client_results.md), which decides throughput when one process
+    keeps hundreds of requests in flight."""
 
     supports_grammar: bool
 
@@ -66,30 +93,38 @@ class OpenAIBackend:
         self.supports_grammar = cfg.grammar_field != "none"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: EndpointPool | None = None
+        self._urls: dict[tuple[str, str], URL] = {}
+        self._proxies: dict[str, dict[str, Any]] = {}  # per endpoint: proxy arguments, if any
 
     # -- plumbing
     def _session(self) -> EndpointPool:
         loop = asyncio.get_running_loop()
         if self._pool is None or self._loop is not loop:
+            self.close()  # the sessions of a loop that has ended, if any
             headers = {"Content-Type": "application/json"}
             key = self.cfg.api_key()
             if key:
                 headers["Authorization"] = f"Bearer {key}"
             n = self.cfg.concurrency
-            shards, per_client = client_shards(n)
-            limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
-            # one TLS context for all clients: each builds its own otherwise (loading the CA
-            # bundle, tens of ms each, with the event loop blocked)
-            tls = httpx.create_ssl_context()
+            # the connect and each read are bounded here; the whole exchange in _attempt
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.cfg.timeout_s, sock_read=self.cfg.timeout_s
+            )
 
-            def client(url: str) -> httpx.AsyncClient:
-                return httpx.AsyncClient(base_url=url + "/", headers=headers, verify=tls,
-                                         timeout=httpx.Timeout(self.cfg.timeout_s), limits=limits)
+            def session() -> aiohttp.ClientSession:
+                return aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=n), headers=headers, timeout=timeout
+                )
 
             endpoints = [
-                Endpoint(url=url, clients=[client(url) for _ in range(shards)], capacity=n)
-                for url in self.cfg.base_urls()
+                Endpoint(url=url, session=session(), capacity=n) for url in self.cfg.base_urls()
             ]
+            self._proxies = {url: env_proxy(url) for url in self.cfg.base_urls()}
+            self._urls = {
+                (url, path): URL(f"{url}/{path}")
+                for url in self.cfg.base_urls()
+                for path in ("completions", "chat/completions")
+            }
             self._pool = EndpointPool(
                 endpoints, backoff_s=self.cfg.backoff_s, backoff_max_s=self.cfg.backoff_max_s
             )
@@ -122,6 +157,7 @@ class OpenAIBackend:
     async def acomplete(self, request: TeacherRequest) -> Completion:
         pool = self._session()
         path, body = self.body(request)
+        payload = json.dumps(body).encode()
         failed_on: set[str] = set()  # endpoints this request failed on: its retries go elsewhere
         attempt = 0
         while True:
@@ -129,8 +165,7 @@ class OpenAIBackend:
             ep = await pool.acquire(failed_on)
             start = time.perf_counter()
             try:
-                with ep.client() as client:
-                    completion = await self._attempt(client, path, body)
+                completion = await self._attempt(ep, path, payload)
             except BackendError as err:
                 wait = getattr(err, "retry_after", None)
                 pool.release(ep, failed=err.retryable, retry_after=wait)
@@ -160,33 +195,32 @@ class OpenAIBackend:
         ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_s * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)
 
-    async def _attempt(
-        self, client: httpx.AsyncClient, path: str, body: dict[str, Any]
-    ) -> Completion:
+    async def _attempt(self, ep: Endpoint, path: str, payload: bytes) -> Completion:
         try:
-            # httpx's timeout bounds each read; the outer one bounds the whole exchange, so a
-            # server that trickles bytes cannot hold a request forever.
-            async with asyncio.timeout(self.cfg.timeout_s):
-                resp = await client.post(path, json=body)
-        except TimeoutError:
+            # the session's timeouts bound the connect and each read; this one bounds the whole
+            # exchange, so a server that trickles bytes cannot hold a request forever.
+            async with (
+                asyncio.timeout(self.cfg.timeout_s),
+                ep.session.post(
+                    self._urls[ep.url, path], data=payload, **self._proxies[ep.url]
+                ) as resp,
+            ):
+                status, headers, raw = resp.status, resp.headers, await resp.read()
+        except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too
             raise BackendError(
                 "timeout", f"no answer in {self.cfg.timeout_s}s", retryable=True
             ) from None
-        except httpx.TimeoutException as e:
-            raise BackendError(
-                "timeout",
-                f"no answer in {self.cfg.timeout_s}s ({type(e).__name__})",
-                retryable=True,
-            ) from None
-        except (httpx.TransportError, OSError) as e:
+        except (aiohttp.ClientError, OSError) as e:
             raise BackendError("connection", f"{type(e).__name__}: {e}", retryable=True) from None
-        if resp.status_code != 200:
-            raise self._http_error(resp)
-        return self._parse(resp)
+        if status != 200:
+            raise self._http_error(status, headers, raw)
+        return self._parse(raw)
 
-    def _http_error(self, resp: httpx.Response) -> BackendError:
-        code, text = resp.status_code, resp.text[:300]
-        wait = retry_after_seconds(resp.headers.get("retry-after"))
+    def _http_error(
+        self, code: int, headers: Mapping[str, str], raw: bytes
+    ) -> BackendError:
+        text = raw[:600].decode("utf-8", "replace")[:300]
+        wait = retry_after_seconds(headers.get("Retry-After"))
         if code == 429:
             err = BackendError("rate_limited", f"HTTP 429: {text}", retryable=True)
         elif code >= 500:
@@ -199,9 +233,9 @@ class OpenAIBackend:
             err.retry_after = wait  # type: ignore[attr-defined]
         return err
 
-    def _parse(self, resp: httpx.Response) -> Completion:
+    def _parse(self, raw: bytes) -> Completion:
         try:
-            data = resp.json()
+            data = json.loads(raw)
             choice = data["choices"][0]
             text = choice["message"]["content"] if "message" in choice else choice["text"]
             if not isinstance(text, str):
@@ -209,7 +243,7 @@ class OpenAIBackend:
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
             raise BackendError(
                 "bad_response",
-                f"unreadable response ({type(e).__name__}: {e}): {resp.text[:120]!r}",
+                f"unreadable response ({type(e).__name__}: {e}): {raw[:120]!r}",
                 retryable=True,
             ) from None
         usage = data.get("usage") or {}
@@ -237,5 +271,9 @@ class OpenAIBackend:
             await pool.aclose()
 
     def close(self) -> None:
-        """Drop the clients; connections of a loop that has ended close with their sockets."""
+        """Forget the sessions. Every path that runs requests awaits `aclose` on its own loop
+        first; this only drops what a loop that ended without it left behind."""
+        if self._pool is not None:
+            for ep in self._pool.endpoints:
+                ep.session.detach()  # closed without touching a connector whose loop is gone
         self._pool, self._loop = None, None
