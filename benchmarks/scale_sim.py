@@ -123,38 +123,37 @@ def child_pipeline(cfg_path: Path) -> None:
 
 
 def child_bare(url: str, n: int, concurrency: int, timeout: float) -> None:
-    """The baseline: the same number of requests from a bare httpx loop (no prompts built, no
-    cache, no ledger, no retries), its connections split over clients of at most 8 as the
-    backend's are, to see what the server delivers on this machine."""
+    """The baseline: the same number of requests from a bare aiohttp loop (the backend's HTTP
+    client, one session with `concurrency` connections, as the backend's), with no prompts
+    built, no cache, no ledger and no retries, to see what the server delivers on this
+    machine."""
     import asyncio
     import contextlib
 
-    import httpx
-
-    from mckd.teacher.backends.endpoints import client_shards
+    import aiohttp
 
     async def go() -> int:
-        shards, per = client_shards(concurrency)
-        limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
-        clients = [httpx.AsyncClient(base_url=url + "/", limits=limits, timeout=timeout)
-                   for _ in range(shards)]
         queue = list(range(n))
         ok = 0
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            headers={"Content-Type": "application/json"},
+        ) as session:
 
-        async def worker(client: httpx.AsyncClient) -> None:
-            nonlocal ok
-            while queue:
-                i = queue.pop()
-                body = {"model": "sim", "prompt": f"Input: bare {i}\nOutput:", "max_tokens": 32}
-                with contextlib.suppress(httpx.HTTPError):  # a failure is simply not ok
-                    resp = await client.post("completions", json=body)
-                    ok += resp.status_code == 200  # after the await: no update is lost
+            async def worker() -> None:
+                nonlocal ok
+                while queue:
+                    i = queue.pop()
+                    body = {"model": "sim", "prompt": f"Input: bare {i}\nOutput:", "max_tokens": 32}
+                    # a failure is simply not ok
+                    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                        async with session.post(url + "/completions",
+                                                data=json.dumps(body).encode()) as resp:
+                            json.loads(await resp.read())
+                            ok += resp.status == 200  # after the await: no update is lost
 
-        try:
-            await asyncio.gather(*(worker(clients[j % shards]) for j in range(concurrency)))
-        finally:
-            for c in clients:
-                await c.aclose()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
         return ok
 
     start = time.perf_counter()
