@@ -68,16 +68,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_two(train: Path, out: Path, args: list[str]) -> None:
+def launch_two(train: Path, out: Path, args: list[str], launcher: str = "torchrun") -> None:
     """`mckd train` under `accelerate launch` with 2 processes. Without GPUs `--multi_gpu`
     starts them through torchrun and the training asks accelerate for a CPU group (gloo);
-    accelerate's `--cpu` launcher starts one process unless given an MPI hostfile."""
+    `--cpu` starts them through mpirun when given an MPI hostfile (one process without)."""
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     assert accelerate is not None
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1",
-           "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+           "CUDA_VISIBLE_DEVICES": "", "MASTER_PORT": str(free_port())}
+    if launcher == "torchrun":
+        how = ["--multi_gpu", "--main_process_port", env["MASTER_PORT"]]
+    else:
+        hostfile = out.parent / f"{out.name}-hosts"
+        hostfile.write_text("localhost slots=2\n")
+        how = ["--cpu", "--mpirun_hostfile", str(hostfile)]
+        # Open MPI will not start processes as root unless told to (CI runs as root)
+        env |= {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    cmd = [accelerate, "launch", *how, "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no",
            "-m", "mckd", "train", "--train", str(train), "--out", str(out), *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -139,3 +147,16 @@ def test_two_processes_train_a_seq2seq_student_like_one(tmp_path: Path) -> None:
     train_file(data, tmp_path / "one", model="t5-tiny", overrides=args)
     launch_two(data, tmp_path / "two", ["--model", "t5-tiny", *sets])
     assert_same_training(tmp_path / "one", tmp_path / "two", "DONE")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="no MPI launcher (Debian: openmpi-bin)")
+def test_accelerate_cpu_launcher_with_an_mpi_hostfile_trains_like_one_process(
+        dropout_free_encoder: str, tmp_path: Path) -> None:
+    data = tmp_path / "train.jsonl"
+    write_examples(data, chart_examples())
+    args = ["kind=chart", f"encoder={dropout_free_encoder}", "span_hidden=16", "epochs=2", "min_steps=0",
+            "batch_size=3", "early_stopping=none", "lr_encoder=1e-3", "lr_head=3e-3", "device=cpu"]
+    train_file(data, tmp_path / "one", overrides=args)
+    launch_two(data, tmp_path / "two", [x for a in args for x in ("--set", a)], launcher="mpirun")
+    assert_same_training(tmp_path / "one", tmp_path / "two", "train_report.json")

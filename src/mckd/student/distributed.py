@@ -1,8 +1,9 @@
 """Training one student on several processes, through `accelerate` (DDP, or the FSDP or
 DeepSpeed setup of an `accelerate config` file; nothing here reimplements them).
 
-Run any training under `accelerate launch` (`accelerate launch --cpu --num_processes 2 -m
-mckd.cli train ...` on CPU, with gloo). Every process reads all the data and cuts the same
+Run any training under `accelerate launch` (on CPU, with gloo: `accelerate launch --multi_gpu
+--num_processes 2 -m mckd train ...`, or `--cpu --num_processes 2 --mpirun_hostfile FILE`
+where an MPI is installed). Every process reads all the data and cuts the same
 global batches in the same seeded order; each process then takes its contiguous share of each
 global batch. A process's loss is its share's summed loss divided by the global batch's count
 (tokens, spans, words) times the number of processes, so the gradients the processes average
@@ -98,9 +99,22 @@ class Ranks:
             yield
 
 
+# Where launchers put the number of processes: torchrun (and `accelerate launch --multi_gpu`),
+# then MPI's launchers (`accelerate launch --cpu --mpirun_hostfile`: Intel MPI or MPICH, Open
+# MPI, MVAPICH), the same order accelerate reads them in.
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
 def launched_world() -> int:
-    """How many training processes the launcher (`accelerate launch`, torchrun) started."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """How many training processes the launcher (`accelerate launch`, torchrun, mpirun) started."""
+    for name in WORLD_SIZE_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            try:
+                return int(value)
+            except ValueError:
+                raise MckdError(f"environment variable {name}={value!r} is not a number of processes") from None
+    return 1
 
 
 def current_ranks() -> Ranks:
