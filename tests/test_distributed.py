@@ -3,13 +3,16 @@ global batch and its loss weight; two processes train to the one-process loss cu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,8 +71,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_two(train: Path, out: Path, args: list[str], launcher: str = "torchrun") -> None:
-    """`mckd train` under `accelerate launch` with 2 processes. Without GPUs `--multi_gpu`
+def launch_command(train: Path, out: Path, args: list[str], launcher: str = "torchrun") -> tuple[list[str], dict[str, str]]:
+    """`mckd train` under `accelerate launch` with 2 processes, and its environment. Without GPUs `--multi_gpu`
     starts them through torchrun and the training asks accelerate for a CPU group (gloo);
     `--cpu` starts them through mpirun when given an MPI hostfile (one process without)."""
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
@@ -87,9 +90,16 @@ def launch_two(train: Path, out: Path, args: list[str], launcher: str = "torchru
     cmd = [accelerate, "launch", *how, "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no",
            "-m", "mckd", "train", "--train", str(train), "--out", str(out), *args]
+    return cmd, env
+
+
+def launch_two(train: Path, out: Path, args: list[str], launcher: str = "torchrun") -> str:
+    """Run `launch_command` to the end; its log."""
+    cmd, env = launch_command(train, out, args, launcher)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "training on 2 processes" in done.stderr
+    return done.stderr
 
 
 def assert_same_training(one: Path, two: Path, report: str) -> None:
@@ -160,3 +170,49 @@ def test_accelerate_cpu_launcher_with_an_mpi_hostfile_trains_like_one_process(
     train_file(data, tmp_path / "one", overrides=args)
     launch_two(data, tmp_path / "two", [x for a in args for x in ("--set", a)], launcher="mpirun")
     assert_same_training(tmp_path / "one", tmp_path / "two", "train_report.json")
+
+
+KILL_AND_RESUME = {
+    "chart": (["kind=chart", "encoder={encoder}", "span_hidden=16", "epochs=20", "min_steps=0",
+               "batch_size=3", "checkpoint_every=4", "early_stopping=none", "lr_encoder=1e-3",
+               "lr_head=3e-3", "device=cpu"], "checkpoint/state.pt", "train_report.json"),
+    "seq2seq": (["t5_shape.d_model=32", "t5_shape.d_ff=64", "t5_shape.num_layers=1",
+                 "t5_shape.num_heads=2", "dropout=0", "train.epochs=12", "train.batch_size=8",
+                 "train.save_every_steps=4", "train.fidelity_sample=0", "train.progress=false",
+                 "train.lr=3e-3", "train.device=cpu"], "checkpoint/trainer_state.pt", "DONE"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(KILL_AND_RESUME))
+def test_a_killed_two_process_training_resumes_to_the_one_process_weights(
+        kind: str, dropout_free_encoder: str, tmp_path: Path) -> None:
+    """SIGKILL of the launcher and both training processes once a checkpoint exists; the same
+    launch again resumes from it (not from the start) and ends where one process ends."""
+    import psutil
+
+    template, checkpoint, report = KILL_AND_RESUME[kind]
+    args = [a.format(encoder=dropout_free_encoder) for a in template]
+    data = tmp_path / "train.jsonl"
+    write_examples(data, chart_examples() if kind == "chart" else tree_examples(21))
+    model = [] if kind == "chart" else ["--model", "t5-tiny"]
+    sets = model + [x for a in args for x in ("--set", a)]
+    train_file(data, tmp_path / "one", overrides=args, **({} if kind == "chart" else {"model": "t5-tiny"}))
+    two = tmp_path / "two"
+    cmd, env = launch_command(data, two, sets)
+    launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (two / checkpoint).exists():
+        assert launcher.poll() is None, launcher.communicate()[1][-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    family = [launcher.pid, *(p.pid for p in psutil.Process(launcher.pid).children(recursive=True))]
+    for pid in family:  # torchrun starts each training process in a session of its own
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    launcher.communicate()
+    assert not (two / "DONE").exists(), "the training ended before the kill"
+    log = launch_two(data, two, sets)
+    assert "resuming" in log
+    assert_same_training(tmp_path / "one", two, report)
