@@ -216,3 +216,18 @@ def test_a_killed_two_process_training_resumes_to_the_one_process_weights(
     log = launch_two(data, two, sets)
     assert "resuming" in log
     assert_same_training(tmp_path / "one", two, report)
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_causal_student_like_one(tmp_path: Path) -> None:
+    from test_student_model import save_tiny_llama
+
+    pairs = tree_examples(21)
+    llama = save_tiny_llama(tmp_path / "llama", [f"{ex.source} {ex.target}" for ex in pairs])
+    data = tmp_path / "train.jsonl"
+    write_examples(data, pairs)
+    args = ["kind=causal", f"model={llama}", "train.epochs=2", "train.batch_size=8", "train.grad_accum=2",
+            "train.fidelity_sample=0", "train.progress=false", "train.lr=3e-3", "train.device=cpu"]
+    train_file(data, tmp_path / "one", overrides=args)
+    launch_two(data, tmp_path / "two", [x for a in args for x in ("--set", a)])
+    assert_same_training(tmp_path / "one", tmp_path / "two", "DONE")
