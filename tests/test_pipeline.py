@@ -3,7 +3,9 @@ the run directory has one folder per step, results.json and the reports are comp
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import platform
 import subprocess
 import sys
 from collections import Counter
@@ -107,6 +109,12 @@ def test_every_method_end_to_end(tmp_path: Path, teacher_calls: list[str]) -> No
     md = (root / "report.md").read_text()
     assert "| mckd_3stage |" in md and "![methods](plots/methods.png)" in md
     assert (root / "plots" / "methods.png").read_bytes().startswith(b"\x89PNG")
+    # what the scores were computed with
+    env = results["environment"]
+    torch_version = importlib.metadata.version("torch")
+    assert env["packages"]["torch"] == torch_version and env["packages"]["mckd"] == importlib.metadata.version("mckd")
+    assert env["python"] == platform.python_version() and env["torch_threads"] >= 1
+    assert f"torch {torch_version} ({env['torch_threads']} threads)" in md
 
 
 def test_rerun_skips_every_finished_step(tmp_path: Path, teacher_calls: list[str]) -> None:

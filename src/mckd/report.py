@@ -327,8 +327,21 @@ def _plot_stages(results: dict[str, Any]) -> bytes | None:
 def _summary(results: dict[str, Any]) -> list[tuple[str, str]]:
     keys = ("name", "task", "teacher_model", "student", "labeled", "unlabeled", "test",
             "partitions", "stages", "seeds", "created")
-    return [(k, fmt(results[k]) if not isinstance(results[k], list)
+    rows = [(k, fmt(results[k]) if not isinstance(results[k], list)
              else ", ".join(map(str, results[k]))) for k in keys if k in results]
+    if isinstance(results.get("environment"), dict):
+        rows.append(("environment", environment_line(results["environment"])))
+    return rows
+
+
+def environment_line(env: dict[str, Any]) -> str:
+    """`Python 3.11.7, torch 2.13.0+cpu (2 threads), transformers 5.24.0, ...; GPU name`."""
+    parts = [f"Python {env['python']}"] if env.get("python") else []
+    for name, version in (env.get("packages") or {}).items():
+        threads = f" ({env['torch_threads']} threads)" if name == "torch" and env.get("torch_threads") else ""
+        parts.append(f"{name} {version}{threads}")
+    line = ", ".join(parts)
+    return f"{line}; {env['gpu']}" if env.get("gpu") else line
 
 
 def render_markdown(results: dict[str, Any], sections: list[tuple[str, str, Table]],

