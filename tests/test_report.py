@@ -121,11 +121,11 @@ def test_seed_average_keeps_each_value_with_its_own_seed(tmp_path: Path) -> None
 
 
 def test_the_environment_is_one_summary_line(tmp_path: Path) -> None:
-    env = {"python": "3.11.7", "platform": "Linux", "torch_threads": 2, "gpu": None,
+    env = {"python": "3.11.7", "platform": "Linux", "cpu": "AMD EPYC", "torch_threads": 2, "gpu": None,
            "packages": {"mckd": "0.1.0", "torch": "2.13.0+cpu", "transformers": "5.24.0"}}
     (tmp_path / "results.json").write_text(json.dumps({**results(0, 60.0), "environment": env}))
     md = write_report(tmp_path)["md"].read_text()
     assert ("- **environment**: Python 3.11.7, mckd 0.1.0, torch 2.13.0+cpu (2 threads), "
-            "transformers 5.24.0\n") in md
+            "transformers 5.24.0; AMD EPYC\n") in md
     (tmp_path / "results.json").write_text(json.dumps({**results(0, 60.0), "environment": {**env, "gpu": "H200"}}))
-    assert "transformers 5.24.0; H200\n" in write_report(tmp_path)["md"].read_text()
+    assert "transformers 5.24.0; AMD EPYC; H200\n" in write_report(tmp_path)["md"].read_text()

@@ -335,13 +335,12 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def environment_line(env: dict[str, Any]) -> str:
-    """`Python 3.11.7, torch 2.13.0+cpu (2 threads), transformers 5.24.0, ...; GPU name`."""
+    """`Python 3.11.7, torch 2.13.0+cpu (2 threads), transformers 5.24.0, ...; CPU; GPU`."""
     parts = [f"Python {env['python']}"] if env.get("python") else []
     for name, version in (env.get("packages") or {}).items():
         threads = f" ({env['torch_threads']} threads)" if name == "torch" and env.get("torch_threads") else ""
         parts.append(f"{name} {version}{threads}")
-    line = ", ".join(parts)
-    return f"{line}; {env['gpu']}" if env.get("gpu") else line
+    return "; ".join([", ".join(parts), *(env[k] for k in ("cpu", "gpu") if env.get(k))])
 
 
 def render_markdown(results: dict[str, Any], sections: list[tuple[str, str, Table]],

@@ -6,7 +6,7 @@
     pseudolabels: {name: {stage, inputs, labeled, gold: {metric: value}}}   pool labels vs gold
     teacher:      {pool|test: usage}                      calls, tokens, cache hits, rejections, seconds, cost
     students:     {step: {train_size, epochs, seconds, fidelity, ...}}
-    environment:  {python, platform, torch_threads, gpu, packages: {name: version}}
+    environment:  {python, platform, cpu, torch_threads, gpu, packages: {name: version}}
 With several seeds each number is the mean, `*_std` holds the sample standard deviation,
 `per_seed` the seeds' own values and `seed_count` how many seeds the mean covers.
 """
@@ -70,8 +70,8 @@ ENVIRONMENT_PACKAGES = ("mckd", "torch", "transformers", "tokenizers", "safetens
 
 
 def environment() -> dict[str, Any]:
-    """The process's Python, platform, torch threads and GPU, and the installed versions of
-    `ENVIRONMENT_PACKAGES` (those not installed are left out)."""
+    """The process's Python, platform, CPU, torch threads and GPU, and the installed versions
+    of `ENVIRONMENT_PACKAGES` (those not installed are left out)."""
     import torch
 
     packages = {}
@@ -81,9 +81,21 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             continue
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "torch_threads": torch.get_num_threads(),
+            "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "packages": packages}
+
+
+def cpu_name() -> str:
+    """The CPU's model name where the system tells it (Linux), else the machine type."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _student_name(student: Any) -> str:
