@@ -83,3 +83,40 @@ def test_ray_runner_with_faults_same_ledger_failures_not_cached(tmp_path: Path) 
     rows = sqlite3.connect(tmp_path / "ray.sqlite").execute("SELECT count(*) FROM completions")
     assert rows.fetchone()[0] == 180  # failures never cached
     assert json.loads((tmp_path / "ray" / "usage.json").read_text())["calls"] == 200
+
+
+@pytest.mark.llm
+@pytest.mark.timeout(1200)
+def test_ray_actors_each_hold_an_in_process_gguf_model(tmp_path: Path) -> None:
+    """Two actors each load the GGUF model through llama.cpp (one thread each) and label with
+    the tree grammar: the same ledger as the local runner, every answer one tree over exactly
+    the input words."""
+    pytest.importorskip("xllamacpp")
+    from mckd.data.synth import synth_treebank
+    from mckd.tasks.trees import parse_bracketed, to_unlabeled, tree_words
+    from mckd.teacher.models import ModelFetchError, model_path
+
+    try:
+        model_path("qwen2.5-coder-0.5b")
+    except ModelFetchError:
+        pytest.skip("run `mckd models fetch qwen2.5-coder-0.5b` first")
+    demos, pool = tmp_path / "demos.jsonl", tmp_path / "pool.jsonl"
+    trees = synth_treebank(12, 3, max_len=10)
+    write_examples(demos, [Example(f"d{i}", " ".join(tree_words(t)), to_unlabeled(t)) for i, t in enumerate(trees[:4])])
+    write_examples(pool, [Example(f"u{i}", " ".join(tree_words(t))) for i, t in enumerate(trees[4:])])
+    llm = dict(backend="llamacpp", model="qwen2.5-coder-0.5b", n_threads=1, context_size=2048,
+               concurrency=1, k_demos=4)
+
+    def run(name: str, **kw: object) -> dict:
+        cfg = TeacherConfig(**{"cache_path": str(tmp_path / f"{name}.sqlite"), **llm, **kw})
+        return label_files(pool, tmp_path / name, cfg, labeled_path=demos, task="constituency",
+                           progress=False).usage  # type: ignore[union-attr]
+
+    local = run("local")
+    on_ray = run("ray", runner="ray", workers=2)
+    assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
+    assert on_ray["calls"] == local["calls"] == 8 and on_ray["labels"] == 8
+    sources = {f"u{i}": " ".join(tree_words(t)) for i, t in enumerate(trees[4:])}
+    for key, rec in read_ledger(tmp_path / "ray" / LEDGER).items():
+        assert rec["valid"], rec
+        assert " ".join(tree_words(parse_bracketed(rec["target"]))) == sources[key]
