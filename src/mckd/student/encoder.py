@@ -154,11 +154,8 @@ def open_student(
 
 def load_weights(model: nn.Module, path: Path, device: torch.device) -> None:
     """Load the weights `save_student` wrote to directory `path` into `model`."""
-    load_model(model, str(Path(path) / "model.safetensors"), device=safetensors_device(device))
-
-
-def safetensors_device(device: torch.device) -> str:
-    """`device` as safetensors names it: it rejects an indexed CPU ("cpu:0"), which is what
-    accelerate gives each training process on a machine without a GPU."""
+    # safetensors rejects an indexed CPU ("cpu:0"), which is the device accelerate gives each
+    # training process on a machine without a GPU
     device = torch.device(device)
-    return "cpu" if device.type == "cpu" else str(device)
+    load_model(model, str(Path(path) / "model.safetensors"),
+               device="cpu" if device.type == "cpu" else str(device))

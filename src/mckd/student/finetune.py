@@ -24,13 +24,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 
 from mckd.errors import InputError
 from mckd.io import atomic_write
 from mckd.student.base import TrainReport, fidelity_converged
 from mckd.student.distributed import Ranks, current_ranks
-from mckd.student.encoder import Encoded, fresh_dir, replace_dir, safetensors_device
+from mckd.student.encoder import Encoded, fresh_dir, load_weights, replace_dir
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ def load_checkpoint(
     if extra["fingerprint"] != fingerprint:
         log.warning("checkpoint in %s is for other data or settings; training from the start", path)
         return None
-    load_model(student.model, str(path / "model.safetensors"), device=safetensors_device(student.device))
+    load_weights(student.model, path, student.device)
     opt.load_state_dict(extra["optimizer"])
     sched.load_state_dict(extra["scheduler"])
     torch.set_rng_state(extra["rng"])
