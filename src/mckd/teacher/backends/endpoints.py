@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ class Endpoint:
     url: str
     session: aiohttp.ClientSession  # its connector holds up to `capacity` connections
     capacity: int
+    urls: dict[str, URL] = field(default_factory=dict)  # by API path, parsed once
+    request_args: dict[str, Any] = field(default_factory=dict)  # e.g. the proxy, for every request
     inflight: int = 0
     failures: int = 0  # consecutive
     down_until: float = 0.0  # time.monotonic() before which no request is sent here

@@ -93,8 +93,6 @@ class OpenAIBackend:
         self.supports_grammar = cfg.grammar_field != "none"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: EndpointPool | None = None
-        self._urls: dict[tuple[str, str], URL] = {}
-        self._proxies: dict[str, dict[str, Any]] = {}  # per endpoint: proxy arguments, if any
 
     # -- plumbing
     def _session(self) -> EndpointPool:
@@ -117,14 +115,11 @@ class OpenAIBackend:
                 )
 
             endpoints = [
-                Endpoint(url=url, session=session(), capacity=n) for url in self.cfg.base_urls()
-            ]
-            self._proxies = {url: env_proxy(url) for url in self.cfg.base_urls()}
-            self._urls = {
-                (url, path): URL(f"{url}/{path}")
+                Endpoint(url=url, session=session(), capacity=n,
+                         urls={p: URL(f"{url}/{p}") for p in ("completions", "chat/completions")},
+                         request_args=env_proxy(url))
                 for url in self.cfg.base_urls()
-                for path in ("completions", "chat/completions")
-            }
+            ]
             self._pool = EndpointPool(
                 endpoints, backoff_s=self.cfg.backoff_s, backoff_max_s=self.cfg.backoff_max_s
             )
@@ -201,9 +196,7 @@ class OpenAIBackend:
             # exchange, so a server that trickles bytes cannot hold a request forever.
             async with (
                 asyncio.timeout(self.cfg.timeout_s),
-                ep.session.post(
-                    self._urls[ep.url, path], data=payload, **self._proxies[ep.url]
-                ) as resp,
+                ep.session.post(ep.urls[path], data=payload, **ep.request_args) as resp,
             ):
                 status, headers, raw = resp.status, resp.headers, await resp.read()
         except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too
