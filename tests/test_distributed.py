@@ -132,17 +132,38 @@ def dropout_free_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
+def chart_args(encoder: str, epochs: int, *extra: str) -> list[str]:
+    """A tiny chart student on `encoder`: 8 sentences in global batches of 3, 3 and 2."""
+    return ["kind=chart", f"encoder={encoder}", "span_hidden=16", f"epochs={epochs}", "min_steps=0",
+            "batch_size=3", "early_stopping=none", "lr_encoder=1e-3", "lr_head=3e-3", "device=cpu", *extra]
+
+
+def t5_args(epochs: int, *extra: str) -> list[str]:
+    """A tiny dropout-free T5 (`--model t5-tiny`) in global batches of 8."""
+    return ["t5_shape.d_model=32", "t5_shape.d_ff=64", "t5_shape.num_layers=1", "t5_shape.num_heads=2",
+            "dropout=0", f"train.epochs={epochs}", "train.batch_size=8", "train.fidelity_sample=0",
+            "train.progress=false", "train.lr=3e-3", "train.device=cpu", *extra]
+
+
+def cli_args(args: list[str], model: str | None = None) -> list[str]:
+    """`train_file`'s model and overrides as `mckd train` options."""
+    return [*(["--model", model] if model else []), *(x for a in args for x in ("--set", a))]
+
+
+def train_one_and_two(data: Path, tmp_path: Path, args: list[str], report: str, model: str | None = None,
+                      launcher: str = "torchrun") -> None:
+    """Train in this process and in 2 launched ones; both must end the same."""
+    train_file(data, tmp_path / "one", overrides=args, **({"model": model} if model else {}))
+    launch_two(data, tmp_path / "two", cli_args(args, model), launcher)
+    assert_same_training(tmp_path / "one", tmp_path / "two", report)
+
+
 @pytest.mark.slow
 def test_two_processes_train_the_chart_student_like_one(dropout_free_encoder: str, tmp_path: Path) -> None:
     # 8 sentences in global batches of 3, 3 and 2: the processes take 1 + 2 and 1 + 1
     data = tmp_path / "train.jsonl"
     write_examples(data, chart_examples())
-    args = ["kind=chart", f"encoder={dropout_free_encoder}", "span_hidden=16", "epochs=3", "min_steps=0",
-            "batch_size=3", "early_stopping=none", "lr_encoder=1e-3", "lr_head=3e-3", "device=cpu"]
-    sets = [x for a in args for x in ("--set", a)]
-    train_file(data, tmp_path / "one", overrides=args)
-    launch_two(data, tmp_path / "two", sets)
-    assert_same_training(tmp_path / "one", tmp_path / "two", "train_report.json")
+    train_one_and_two(data, tmp_path, chart_args(dropout_free_encoder, 3), "train_report.json")
 
 
 @pytest.mark.slow
@@ -150,13 +171,7 @@ def test_two_processes_train_a_seq2seq_student_like_one(tmp_path: Path) -> None:
     # 21 pairs, global batch 8 as 2 micro-batches of 4 (grad_accum): the last step has 5 pairs
     data = tmp_path / "train.jsonl"
     write_examples(data, tree_examples(21))
-    args = ["t5_shape.d_model=32", "t5_shape.d_ff=64", "t5_shape.num_layers=1", "t5_shape.num_heads=2",
-            "dropout=0", "train.epochs=2", "train.batch_size=8", "train.grad_accum=2",
-            "train.fidelity_sample=0", "train.progress=false", "train.lr=3e-3", "train.device=cpu"]
-    sets = [x for a in args for x in ("--set", a)]
-    train_file(data, tmp_path / "one", model="t5-tiny", overrides=args)
-    launch_two(data, tmp_path / "two", ["--model", "t5-tiny", *sets])
-    assert_same_training(tmp_path / "one", tmp_path / "two", "DONE")
+    train_one_and_two(data, tmp_path, t5_args(2, "train.grad_accum=2"), "DONE", model="t5-tiny")
 
 
 @pytest.mark.slow
@@ -165,41 +180,30 @@ def test_accelerate_cpu_launcher_with_an_mpi_hostfile_trains_like_one_process(
         dropout_free_encoder: str, tmp_path: Path) -> None:
     data = tmp_path / "train.jsonl"
     write_examples(data, chart_examples())
-    args = ["kind=chart", f"encoder={dropout_free_encoder}", "span_hidden=16", "epochs=2", "min_steps=0",
-            "batch_size=3", "early_stopping=none", "lr_encoder=1e-3", "lr_head=3e-3", "device=cpu"]
-    train_file(data, tmp_path / "one", overrides=args)
-    launch_two(data, tmp_path / "two", [x for a in args for x in ("--set", a)], launcher="mpirun")
-    assert_same_training(tmp_path / "one", tmp_path / "two", "train_report.json")
-
-
-KILL_AND_RESUME = {
-    "chart": (["kind=chart", "encoder={encoder}", "span_hidden=16", "epochs=20", "min_steps=0",
-               "batch_size=3", "checkpoint_every=4", "early_stopping=none", "lr_encoder=1e-3",
-               "lr_head=3e-3", "device=cpu"], "checkpoint/state.pt", "train_report.json"),
-    "seq2seq": (["t5_shape.d_model=32", "t5_shape.d_ff=64", "t5_shape.num_layers=1",
-                 "t5_shape.num_heads=2", "dropout=0", "train.epochs=12", "train.batch_size=8",
-                 "train.save_every_steps=4", "train.fidelity_sample=0", "train.progress=false",
-                 "train.lr=3e-3", "train.device=cpu"], "checkpoint/trainer_state.pt", "DONE"),
-}
+    train_one_and_two(data, tmp_path, chart_args(dropout_free_encoder, 2), "train_report.json",
+                      launcher="mpirun")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", sorted(KILL_AND_RESUME))
+@pytest.mark.parametrize("kind", ["chart", "seq2seq"])
 def test_a_killed_two_process_training_resumes_to_the_one_process_weights(
         kind: str, dropout_free_encoder: str, tmp_path: Path) -> None:
     """SIGKILL of the launcher and both training processes once a checkpoint exists; the same
     launch again resumes from it (not from the start) and ends where one process ends."""
     import psutil
 
-    template, checkpoint, report = KILL_AND_RESUME[kind]
-    args = [a.format(encoder=dropout_free_encoder) for a in template]
     data = tmp_path / "train.jsonl"
-    write_examples(data, chart_examples() if kind == "chart" else tree_examples(21))
-    model = [] if kind == "chart" else ["--model", "t5-tiny"]
-    sets = model + [x for a in args for x in ("--set", a)]
-    train_file(data, tmp_path / "one", overrides=args, **({} if kind == "chart" else {"model": "t5-tiny"}))
+    if kind == "chart":
+        write_examples(data, chart_examples())
+        args, model = chart_args(dropout_free_encoder, 20, "checkpoint_every=4"), None
+        checkpoint, report = "checkpoint/state.pt", "train_report.json"
+    else:
+        write_examples(data, tree_examples(21))
+        args, model = t5_args(12, "train.save_every_steps=4"), "t5-tiny"
+        checkpoint, report = "checkpoint/trainer_state.pt", "DONE"
+    train_file(data, tmp_path / "one", overrides=args, **({"model": model} if model else {}))
     two = tmp_path / "two"
-    cmd, env = launch_command(data, two, sets)
+    cmd, env = launch_command(data, two, cli_args(args, model))
     launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)
     deadline = time.monotonic() + 300
@@ -213,7 +217,7 @@ def test_a_killed_two_process_training_resumes_to_the_one_process_weights(
             os.kill(pid, signal.SIGKILL)
     launcher.communicate()
     assert not (two / "DONE").exists(), "the training ended before the kill"
-    log = launch_two(data, two, sets)
+    log = launch_two(data, two, cli_args(args, model))
     assert "resuming" in log
     assert_same_training(tmp_path / "one", two, report)
 
@@ -228,6 +232,4 @@ def test_two_processes_train_a_causal_student_like_one(tmp_path: Path) -> None:
     write_examples(data, pairs)
     args = ["kind=causal", f"model={llama}", "train.epochs=2", "train.batch_size=8", "train.grad_accum=2",
             "train.fidelity_sample=0", "train.progress=false", "train.lr=3e-3", "train.device=cpu"]
-    train_file(data, tmp_path / "one", overrides=args)
-    launch_two(data, tmp_path / "two", [x for a in args for x in ("--set", a)])
-    assert_same_training(tmp_path / "one", tmp_path / "two", "DONE")
+    train_one_and_two(data, tmp_path, args, "DONE")
