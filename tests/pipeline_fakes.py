@@ -82,8 +82,8 @@ EPOCH_LOG: Path | None = None
 
 
 class FakeStudent:
-    """Remembers its training pairs and answers right-branching, flagged as a fallback, for
-    anything else. Training
+    """Remembers its training pairs (and writes them to `trained_on.jsonl` in its folder) and
+    answers right-branching, flagged as a fallback, for anything else. Training
     takes `EPOCHS` epochs, each checkpointed in `state.json` (and logged to EPOCH_LOG), so an
     interrupted fit resumes after its last finished epoch."""
 
@@ -109,6 +109,7 @@ class FakeStudent:
             if on_epoch is not None:
                 on_epoch(out_dir, epoch)
         self.memory.update({ex.source: ex.target for ex in train if ex.target is not None})
+        write_examples(out_dir / "trained_on.jsonl", train)  # what it learned, for the tests
         return TrainReport(epochs=self.EPOCHS, steps=self.EPOCHS * len(train), seconds=0.01,
                            final_loss=0.5, fidelity=[100.0] * self.EPOCHS,
                            extra={"loaded_from": self.loaded_from})

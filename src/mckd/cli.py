@@ -236,6 +236,26 @@ def run(
     typer.echo(f"report: {summary.report}")
 
 
+@app.command("probe")
+def probe(
+    config: Annotated[str | None, typer.Argument(help="Run config (YAML), or a packaged demo by name (slots-demo); the built-in parsing demo when omitted.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), e.g. --set probe_folds=10.")] = None,
+    run_dir: Annotated[str | None, typer.Option("--run-dir", help="Run directory (default: the config's run_dir); `mckd run` on it reuses the probe.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo the probe (teacher answers still come from the cache).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the probe's result as one JSON object.")] = False,
+) -> None:
+    """Before paying for the pool: k-fold over the labeled examples, the teacher (demonstrations
+    from the other folds) against the student trained on the other folds, on the same held-out
+    gold, with intervals, the teacher's usage and a recommendation."""
+    import json
+
+    from mckd.config import load_config
+    from mckd.distill.probe import format_probe, run_probe
+
+    result = run_probe(load_config(config, set_ or []), run_dir=run_dir, force=force)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_probe(result))
+
+
 @app.command("report")
 def report(run_dir: Annotated[str, typer.Argument(help="A run directory holding results.json.")]) -> None:
     """Regenerate report.md, report.html and the plots of a run from its results.json."""

@@ -128,6 +128,18 @@ class RunConfig(BaseModel):
                            "training data (the paper uses them only as demonstrations).")
     init_from_sft: bool = Field(False, description="Start every distilled student from the "
                                 "gold-trained (sft) student instead of the pretrained model.")
+    stage0: Literal["teacher", "sft", "combine", "auto"] = Field(
+        "teacher", description="Where the pool's first labels (stage 0, which vanilla KD, KD + "
+        "self-distillation and MCKD's stage 1 train on) come from: 'teacher' (the LLM, the "
+        "paper); 'sft' (the student trained on the gold pairs labels the pool; the LLM labels "
+        "no pool input); 'combine' (per input: the label both agree on, else the more "
+        "confident or better source, docs/PIPELINE.md); 'auto' (the probe decides: the teacher "
+        "where it is clearly better than the gold-trained student, else 'sft'). 'combine' and "
+        "'auto' run the probe and need the sft method.")
+    probe: bool = Field(False, description="Run the probe first (`mckd probe`): k-fold over the "
+                        "labeled pairs, the teacher against the gold-trained student on the same "
+                        "held-out gold, before any pool input is labelled.")
+    probe_folds: int = Field(5, ge=2, le=20, description="Folds of the probe's cross-validation.")
     self_distill_keep: float = Field(
         0.5, gt=0, le=1, description="kd_self_distill: fraction of the pool kept, by the vanilla "
         "student's mean token log-probability."
@@ -210,6 +222,9 @@ class RunConfig(BaseModel):
             raise ValueError("method mckd needs at least one stage count in 'stages'")
         if self.init_from_sft and "sft" not in self.methods:
             raise ValueError("init_from_sft needs the sft method in 'methods'")
+        if self.stage0 != "teacher" and "sft" not in self.methods:
+            raise ValueError(f"stage0 {self.stage0!r} needs the sft method in 'methods' (the "
+                             "gold-trained student labels the pool)")
         return self
 
     def task_name(self) -> str:

@@ -116,10 +116,14 @@ def _metric_cols(rows: list[dict[str, Any]], columns: dict[str, str]) -> list[st
 
 
 def build_sections(results: dict[str, Any]) -> list[tuple[str, str, Table]]:
+    from mckd.report_stage0 import stage0_sections
+
     sections = [
         ("Methods on the test set", _methods_note(results), method_table(results)),
+        *stage0_sections(results),
         ("Pseudolabel quality by stage", "Pseudolabels of the unlabeled pool scored against its "
-         "gold outputs: stage 0 is the teacher, stage i the cross-partition relabels of stage i.",
+         "gold outputs: stage 0 is the teacher (or the source stage0 chose, beside the "
+         "candidates it chose from), stage i the cross-partition relabels of stage i.",
          pseudolabel_table(results)),
         ("Gold outside the run's label set", _coverage_note(results), coverage_table(results)),
         ("Teacher", "Usage of the LLM teacher over the pool and the test inputs; cached calls "
@@ -184,7 +188,8 @@ def pseudolabel_table(results: dict[str, Any]) -> Table:
     for name in sorted(labels, key=lambda n: (labels[n].get("stage", 99), n)):
         entry = labels[name]
         gold, std = entry.get("gold", {}), entry.get("gold_std", {})
-        rows.append([fmt(entry.get("stage")), name, fmt(entry.get("labeled")),
+        shown = f"{name} (candidate)" if entry.get("candidate") else name
+        rows.append([fmt(entry.get("stage")), shown, fmt(entry.get("labeled")),
                      *(metric_cell(gold, std, c) for c in cols)])
     return ["stage", "labels", "labeled inputs", *(columns[c] for c in cols)], rows
 
@@ -335,7 +340,8 @@ def _plot_stages(results: dict[str, Any]) -> bytes | None:
     labels = results.get("pseudolabels", {})
     key, label = primary_key(results), metric_columns(results).get(primary_key(results), "F1")
     staged = sorted((v["stage"], v["gold"][key]) for v in labels.values()
-                    if key in v.get("gold", {}) and isinstance(v.get("stage"), int))
+                    if key in v.get("gold", {}) and isinstance(v.get("stage"), int)
+                    and not v.get("candidate"))
     methods = results.get("methods", {})
     finals = sorted((_stage_count(n), m["test"][key]) for n, m in methods.items()
                     if n.startswith("mckd_") and key in m.get("test", {}))

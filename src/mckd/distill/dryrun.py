@@ -19,6 +19,7 @@ from mckd.distill import stages
 from mckd.distill.context import RunContext
 from mckd.distill.methods import make_data
 from mckd.distill.plan import build_steps
+from mckd.distill.probe import PROBE, estimate_probe
 from mckd.distill.rundir import RunDir, step_hash
 from mckd.examples import Example
 from mckd.teacher.backends.base import approx_tokens
@@ -93,6 +94,8 @@ def estimate_run(cfg: RunConfig) -> RunEstimate:
             cost.teacher = estimate_task_labelling(
                 inputs, labeled, rd.folder(s.name) / "labelling", cfg.teacher, task,
                 cache=cache, extra_labels=cfg.task_labels())
+        elif s.name == PROBE:
+            cost.teacher = estimate_probe(cfg, task, labeled, rd.folder(PROBE), cache)
         else:
             sizer.size(cost)
         out.append(cost)

@@ -67,8 +67,16 @@ def _take(examples: list[Example], n: int | None, seed: int | None) -> list[Exam
 
 
 def run_teacher_pool(ctx: RunContext, folder: Path) -> dict[str, Any]:
-    """The teacher labels the unlabeled pool (once; its cache and ledger make a rerun free)."""
+    """The teacher labels the unlabeled pool (once; its cache and ledger make a rerun free);
+    with stage0 auto, only when the probe chose a stage 0 that uses the teacher's labels."""
+    from mckd.distill.stage0 import teacher_pool_skipped
+
+    skipped = teacher_pool_skipped(ctx)
+    if skipped:
+        log.info("the teacher labels no pool input: %s", skipped)
+        return {"skipped": skipped}
     labels, usage = label_with_teacher(ctx, ctx.pool(), folder)
+    labels = [ex.with_target(ex.target, stage0_source="teacher") for ex in labels]
     write_examples(folder / "labels.jsonl", labels)
     return {"usage": usage, "pseudolabels": ctx.pseudolabel_quality(labels)}
 
@@ -116,9 +124,16 @@ def run_baselines(ctx: RunContext, folder: Path) -> dict[str, Any]:
 
 
 def run_sft(ctx: RunContext, folder: Path) -> dict[str, Any]:
-    """Fine-tune on the gold pairs only."""
+    """Fine-tune on the gold pairs only; label the pool too when stage 0 may use its labels
+    (pool.jsonl)."""
+    from mckd.distill.plan import uses_pool_labels
+    from mckd.distill.stage0 import needs_sft_pool
+
     test = ctx.test()
-    train, preds = ctx.train_student(folder, ctx.labeled(), {"test": test}, save=True)
+    sets = {"test": test}
+    if uses_pool_labels(ctx.cfg) and needs_sft_pool(ctx.cfg):
+        sets["pool"] = ctx.pool()
+    train, preds = ctx.train_student(folder, ctx.labeled(), sets, save=True)
     return {"test": ctx.score(test, [ex.target for ex in preds["test"]]), "train": train}
 
 
@@ -133,8 +148,10 @@ def init_checkpoint(ctx: RunContext) -> Path | None:
 
 
 def run_vanilla_kd(ctx: RunContext, folder: Path) -> dict[str, Any]:
-    """One student on all teacher labels; it also relabels the pool when kd_self_distill runs."""
-    test, labels = ctx.test(), ctx.rd.read("teacher", "labels.jsonl")
+    """One student on all stage-0 labels (the teacher's by default); it also relabels the pool when kd_self_distill runs."""
+    from mckd.distill.stage0 import first_labels_step
+
+    test, labels = ctx.test(), ctx.rd.read(first_labels_step(ctx.cfg), "labels.jsonl")
     sets = {"test": test}
     if "kd_self_distill" in ctx.cfg.methods:
         sets["pool"] = labels

@@ -143,8 +143,10 @@ def _check_data(cfg: RunConfig) -> None:
         raise ConfigError(f"partitions = {cfg.partitions}: the pool has only {pool_size} inputs")
 
 
-def _check_teacher(cfg: RunConfig) -> None:
-    if not any(m in cfg.methods for m in ("teacher", "vanilla_kd", "kd_self_distill", "mckd")):
+def _check_teacher(cfg: RunConfig, *, needed: bool = False) -> None:
+    """That the teacher can be built, when the run (or `needed`: the probe) asks it anything."""
+    if not needed and not cfg.probe and not any(
+            m in cfg.methods for m in ("teacher", "vanilla_kd", "kd_self_distill", "mckd")):
         return
     if cfg.teacher.backend == "llamacpp":
         import importlib.util

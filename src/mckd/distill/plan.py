@@ -8,6 +8,10 @@
           │                                     └─ stage2_part0..K-1 ─ stage2 ─ mckd_3stage ...
           └─ partitions ─┘
 
+With `probe` (or stage0 combine / auto) a `probe` step follows `data`; with stage0 other than
+teacher a `stage0` step (after sft, and the teacher and probe where used) holds the pool's first
+labels, and vanilla KD and stage 1 read them instead of the teacher's (distill/stage0.py).
+
 Each step's key is the part of the config that decides its output; the run directory hashes it
 with the keys of the steps before it, so changing a setting redoes exactly what it affects.
 """
@@ -17,8 +21,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from mckd.distill import methods, stages
+from mckd.distill import methods, stage0, stages
 from mckd.distill.context import DATA, RunContext
+from mckd.distill.probe import PROBE, probe_step
 from mckd.distill.rundir import Step
 
 
@@ -28,13 +33,14 @@ def build_steps(ctx: RunContext) -> list[Step]:
     student_key = {"student": dump["student"], "seed": cfg.seed, "add_gold": cfg.add_gold,
                    "init_from_sft": cfg.init_from_sft}
     init = ("sft",) if cfg.init_from_sft else ()
-    uses_teacher = any(m in cfg.methods for m in ("vanilla_kd", "kd_self_distill", "mckd"))
+    uses_teacher = uses_pool_labels(cfg)
 
     def step(name: str, deps: tuple[str, ...], key: dict[str, Any], fn: Any, what: str) -> Step:
         return Step(name, deps, key, partial(fn, ctx), what)
 
-    steps = [step(DATA, (), {"data": dump["data"], "task": dump["task"]}, methods.run_data,
-                  "copy or build the labeled, unlabeled and test sets")]
+    steps = [data_step(ctx)]
+    if stage0.needs_probe(cfg):
+        steps.append(probe_step(ctx))
     if cfg.baselines and ctx.task.baselines():
         steps.append(step("baselines", (DATA,), {}, methods.run_baselines, "trivial baselines on test"))
     if "teacher" in cfg.methods:
@@ -42,14 +48,22 @@ def build_steps(ctx: RunContext) -> list[Step]:
                           methods.run_teacher_test, "the LLM labels the test inputs"))
     if "sft" in cfg.methods:
         sft_key = {"student": dump["student"], "seed": cfg.seed}  # gold only: no add_gold, no init
+        if uses_teacher and stage0.needs_sft_pool(cfg):
+            sft_key["labels_pool"] = True  # its pool labels are stage 0, or a candidate for it
         steps.append(step("sft", (DATA,), sft_key, methods.run_sft,
                           "student on the gold pairs"))
-    if uses_teacher:
-        steps.append(step("teacher", (DATA,), {"teacher": dump["teacher"], "task": dump["task"]},
+    first = stage0.first_labels_step(cfg)
+    if uses_teacher and stage0.needs_teacher_pool(cfg):
+        after_probe = (PROBE,) if cfg.stage0 == "auto" else ()  # auto may skip the pool
+        steps.append(step("teacher", (DATA, *after_probe), {"teacher": dump["teacher"], "task": dump["task"]},
                           methods.run_teacher_pool, "the LLM labels the unlabeled pool"))
+    if uses_teacher and first == stage0.STAGE0:
+        sources = tuple(s.name for s in steps if s.name in ("teacher", "sft", "probe"))
+        steps.append(step(stage0.STAGE0, sources, {"stage0": cfg.stage0}, stage0.run_stage0,
+                          f"the pool's first labels ({cfg.stage0})"))
     if "vanilla_kd" in cfg.methods or "kd_self_distill" in cfg.methods:
         relabel = "kd_self_distill" in cfg.methods
-        steps.append(step("vanilla_kd", ("teacher", *init), student_key | {"relabel_pool": relabel},
+        steps.append(step("vanilla_kd", (first, *init), student_key | {"relabel_pool": relabel},
                           methods.run_vanilla_kd, "student on all teacher labels"))
     if "kd_self_distill" in cfg.methods:
         steps.append(step("kd_self_distill", ("vanilla_kd", *init),
@@ -60,13 +74,25 @@ def build_steps(ctx: RunContext) -> list[Step]:
     return steps
 
 
+def uses_pool_labels(cfg: Any) -> bool:
+    """Whether a method trains on the pool's labels (stage 0 and after)."""
+    return any(m in cfg.methods for m in ("vanilla_kd", "kd_self_distill", "mckd"))
+
+
+def data_step(ctx: RunContext) -> Step:
+    dump = ctx.cfg.model_dump(mode="json")
+    return Step(DATA, (), {"data": dump["data"], "task": dump["task"]}, partial(methods.run_data, ctx),
+                "copy or build the labeled, unlabeled and test sets")
+
+
 def mckd_steps(ctx: RunContext, student_key: dict[str, Any], init: tuple[str, ...]) -> list[Step]:
     cfg = ctx.cfg
     k_parts = cfg.partitions
     out = [Step(stages.PARTITIONS, (DATA,), {"seed": cfg.seed, "partitions": k_parts},
                 partial(stages.run_partitions, ctx), f"split the pool into {k_parts} parts")]
+    first = stage0.first_labels_step(cfg)
     for stage in range(1, max(cfg.stages)):
-        previous = stages.stage_step(stage - 1)
+        previous = stages.stage_step(stage - 1, first)
         for k in range(k_parts):
             out.append(Step(stages.part_step(stage, k), (previous, stages.PARTITIONS, *init),
                             student_key, partial(stages.run_stage_part, ctx, stage=stage, k=k),
@@ -77,7 +103,7 @@ def mckd_steps(ctx: RunContext, student_key: dict[str, Any], init: tuple[str, ..
                         partial(stages.run_stage_merge, ctx, stage=stage),
                         f"stage {stage}: join the relabels"))
     for n in cfg.stages:
-        out.append(Step(stages.final_step(n), (stages.stage_step(n - 1), *init), student_key,
+        out.append(Step(stages.final_step(n), (stages.stage_step(n - 1, first), *init), student_key,
                         partial(stages.run_final, ctx, stages=n),
                         f"{n}-stage MCKD: final student on all labels"))
     return out

@@ -8,6 +8,8 @@
     students:     {step: {train_size, epochs, seconds, fidelity, ...}}
     label_coverage: {test|pool: {gold_chunks, outside_label_set, outside_share, recall_ceiling,
                   f1_ceiling, ...}}   gold the run's label set cannot express (tasks with the hook)
+    stage0:       {requested, mode, reason, sources: {teacher|sft|agree: n}}   the pool's first labels
+    probe:        {teacher, sft, difference: {value, low, high}, verdict, recommendation, usage, ...}
     environment:  {python, platform, cpu, torch_threads, gpu, packages: {name: version}}
 With several seeds each number is the mean, `*_std` holds the sample standard deviation,
 `per_seed` the seeds' own values and `seed_count` how many seeds the mean covers.
@@ -24,7 +26,9 @@ from typing import Any
 from mckd.distill import stages
 from mckd.distill.context import DATA, RunContext
 from mckd.distill.plan import build_steps
+from mckd.distill.probe import PROBE
 from mckd.distill.rundir import read_json
+from mckd.distill.stage0 import STAGE0, first_labels_step
 from mckd.tasks.base import metrics_json
 
 
@@ -39,16 +43,19 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
                          *((stages.final_step(n), stages.final_step(n)) for n in cfg.stages)]:
         if step in metric and (method in cfg.methods or (method.startswith("mckd_") and "mckd" in cfg.methods)):
             methods[method] = {"test": metric[step]["test"]}
-    pseudolabels = {}
+    pseudolabels = stage0_candidates(metric)
     for stage in range(max(cfg.stages)):
-        step = stages.stage_step(stage)
+        step = stages.stage_step(stage, first_labels_step(cfg))
         if step in metric and "pseudolabels" in metric[step]:
             pseudolabels[step] = {"stage": stage, **metric[step]["pseudolabels"]}
     if "kd_self_distill" in metric:
         pseudolabels["kd_self_distill_kept"] = metric["kd_self_distill"]["pseudolabels"]
     teacher = {part: metric[step]["usage"] for part, step in (("pool", "teacher"), ("test", "teacher_test"))
-               if step in metric}
+               if "usage" in metric.get(step, {})}
+    if "usage" in metric.get(PROBE, {}):
+        teacher["probe"] = metric[PROBE]["usage"]
     students = {step: metric[step]["train"] for step in sorted(done) if "train" in metric[step]}
+    students.update({f"probe_{fold}": train for fold, train in metric.get(PROBE, {}).get("students", {}).items()})
     sizes = metric.get("data", {})
     coverage = ctx.label_coverage() if DATA in done else None
     return {
@@ -61,9 +68,30 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
         "methods": methods, "baselines": metric.get("baselines", {}), "pseudolabels": pseudolabels,
         "teacher": teacher, "students": students,
         **({"label_coverage": coverage} if coverage else {}),
+        **stage0_results(cfg, metric),
         "step_seconds": {s: read_json(rd.folder(s) / "DONE").get("seconds") for s in sorted(done)},
         "environment": environment(),
     }
+
+
+def stage0_candidates(metric: dict[str, Any]) -> dict[str, Any]:
+    """With a stage0 step: the pool labels it chose from (teacher, sft), marked as candidates."""
+    found = metric.get(STAGE0, {}).get("candidates", {})
+    return {name: {"stage": 0, "candidate": True, **quality} for name, quality in found.items()}
+
+
+def stage0_results(cfg: Any, metric: dict[str, Any]) -> dict[str, Any]:
+    """`stage0` (where the pool's first labels came from, why, and how many from each source)
+    and `probe` (its scores, intervals, verdict and usage), where they exist."""
+    out: dict[str, Any] = {}
+    if STAGE0 in metric:
+        out["stage0"] = {k: metric[STAGE0][k] for k in ("requested", "mode", "reason", "sources")}
+    elif "pseudolabels" in metric.get("teacher", {}):
+        out["stage0"] = {"requested": cfg.stage0, "mode": "teacher", "reason": "stage0 is set to "
+                         "it in the config", "sources": {"teacher": metric["teacher"]["pseudolabels"]["labeled"]}}
+    if PROBE in metric:
+        out["probe"] = {k: v for k, v in metric[PROBE].items() if k != "students"}
+    return out
 
 
 # What computes the scores: the student's numerics and tokenizers, the in-process teacher, the
