@@ -185,7 +185,8 @@ def pseudolabel_table(results: dict[str, Any]) -> Table:
     columns = metric_columns(results)
     cols = _metric_cols([v.get("gold", {}) for v in labels.values()], columns)
     rows = []
-    for name in sorted(labels, key=lambda n: (labels[n].get("stage", 99), n)):
+    # at stage 0, the candidates stage0 chose from come before its choice
+    for name in sorted(labels, key=lambda n: (labels[n].get("stage", 99), not labels[n].get("candidate"), n)):
         entry = labels[name]
         gold, std = entry.get("gold", {}), entry.get("gold_std", {})
         shown = f"{name} (candidate)" if entry.get("candidate") else name

@@ -6,8 +6,9 @@
   vanilla KD, KD + self-distillation and MCKD become self-training through the same stages.
   The LLM labels no pool input.
 - `combine`: per input, the label the teacher and the sft student agree on; else the sft
-  student's where its confidence (mean log-probability) is among the pool's highest
-  (`COMBINE_SFT_SHARE` of the disagreements); else the source the probe found better.
+  student's where its confidence (mean log-probability) is among the highest of the inputs
+  they disagree on (`COMBINE_SFT_SHARE` of them); else the teacher's, or the sft student's
+  when the probe found it clearly better.
 - `auto`: the probe decides: `teacher` where it found the teacher clearly better than the
   gold-trained student, else `AUTO_OTHERWISE`. When it picks `sft`, the `teacher` step labels
   no pool input.
@@ -94,9 +95,11 @@ def run_stage0(ctx: RunContext, folder: Path) -> dict[str, Any]:
     else:
         from mckd.distill.probe import PROBE
 
-        fallback = "teacher" if ctx.rd.metrics(PROBE)["difference"]["value"] > 0 else "sft"
+        # a difference the probe did not show is noise: only a clear one overrules the teacher
+        fallback = "sft" if ctx.rd.metrics(PROBE)["verdict"] == "sft" else "teacher"
         labels = combine(pool, teacher, sft, COMBINE_SFT_SHARE, fallback)
-        reason += f"; where they disagree and the sft student is less sure: {fallback}"
+        reason += (f"; where they disagree: the sft student's label on its "
+                   f"{COMBINE_SFT_SHARE:.0%} most confident inputs, else the {fallback}'s")
     write_examples(folder / "labels.jsonl", labels)
     sources = Counter(ex.meta["stage0_source"] for ex in labels if ex.target is not None)
     log.info("stage 0 from %s (%s): %s", mode, reason,
