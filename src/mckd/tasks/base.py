@@ -196,6 +196,21 @@ class Task(Protocol):
         ...
 
 
+@runtime_checkable
+class OutputView(Protocol):
+    """An optional task hook (outside `Task`, so tasks written before it still are tasks): how
+    the report's per-sentence view shows the task's outputs. A task without it is shown as
+    escaped text."""
+
+    def output_html(self, source: str, output: str | None, reference: str | None) -> str:
+        """One output (target form; None: there is none) of `source` as an HTML fragment, with
+        what `reference` (another output for the same input, or None) lacks marked by class
+        `diff`. Text must be escaped; the report's page styles the classes `diff`, `none`, `con`
+        and `br` (a constituent and its brackets) and `chunk` (a labelled span); anything else
+        is styled inline."""
+        ...
+
+
 def primary_metric(task: Task) -> Metric:
     """The task's primary metric."""
     return next(m for m in task.metrics if m.primary)

@@ -4,6 +4,7 @@ what `mckd label --task text` (or `none`) uses to keep the teacher's raw answers
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -84,6 +85,14 @@ class TextTask:
                             placeholder: str | None = None,
                             space_first: bool = False) -> DecodingConstraint | None:
         return None
+
+    def output_html(self, source: str, output: str | None, reference: str | None) -> str:
+        """The text, marked whole when it differs from `reference` (exact match is all-or-none)."""
+        if output is None:
+            return '<span class="none">–</span>'
+        text = html.escape(output)
+        differs = reference is not None and output.split() != reference.split()
+        return f'<span class="diff">{text}</span>' if differs else text
 
     def read_corpus(self, path: str | Path) -> list[Example]:
         return read_examples(path)
