@@ -1,7 +1,7 @@
 """`mckd.load`: an exported student (`mckd export`) as a model that predicts.
 
     model = mckd.load("my-model")               # a directory, or a Hugging Face hub repo id
-    model.predict(["book a flight to boston"])  # [Output(output="O O O O B-toloc", confidence=0.93)]
+    model.predict(["book a flight to boston"])  # [Output(output="O O O O B-toloc", confidence=...)]
 
 The directory holds the student as the run saved it (weights as safetensors, tokenizer,
 configs), `mckd_model.json` (task, labels, kind, method, runtimes) and the model card. With
