@@ -243,10 +243,10 @@ def report(run_dir: Annotated[str, typer.Argument(help="A run directory holding 
 def export(
     run_dir: Annotated[str, typer.Argument(help="A finished run directory (results.json and the students' model/ folders).")],
     out: Annotated[str, typer.Option("--out", help="The model directory to write (new, empty, or an earlier export).")],
-    method: Annotated[str | None, typer.Option("--method", help="The method whose student ships [default: the best primary test score among the trained students].")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="The method whose student ships (default: the best primary test score among the trained students).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="torch (safetensors) or onnx (adds model.onnx for chart and tagger students).")] = "torch",
     quantize: Annotated[str | None, typer.Option("--quantize", help="int8: also a dynamically quantized ONNX graph (with --format onnx).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Which seed's student, for a run of several seeds [default: the first].")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Which seed's student, for a run of several seeds (default: the first).")] = None,
 ) -> None:
     """Write a run's student as a self-contained model directory with a model card (README.md)."""
     from mckd.ship.export import export_run
@@ -263,7 +263,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     runtime: Annotated[str, typer.Option("--runtime", help="auto (ONNX when exported), torch, onnx, onnx-int8.")] = "auto",
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads of the model [default: the runtime's].")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads of the model (default: the runtime's).")] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Most inputs per model call.")] = 64,
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", min=0, help="How long a batch waits for more requests.")] = 5.0,
     max_inputs: Annotated[int, typer.Option("--max-inputs", min=1, help="Most inputs per request.")] = 256,
