@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mckd.errors import ConfigError, InputError
 from mckd.examples import Example, read_examples
 from mckd.io import read_text_lines
 from mckd.tasks.base import AnswerError, Corpus, DecodingConstraint, Metric, Repaired
+
+if TYPE_CHECKING:
+    from mckd.evidence import SentenceStats
 
 
 def _exact(targets: Sequence[str], preds: Sequence[str]) -> float:
@@ -42,6 +45,15 @@ class TextTask:
             raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
         return {"exact_match": _exact([g.target or "" for g in golds], preds),
                 "sentences": float(len(preds))}
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """Exact match as the mean of one hit (100) or miss (0) per example."""
+        from mckd.evidence import mean_stats
+
+        if len(golds) != len(preds):
+            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+        return {"exact_match": mean_stats([100.0 * ((g.target or "").split() == p.split())
+                                           for g, p in zip(golds, preds, strict=True)])}
 
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         return _exact(targets, preds)
@@ -102,5 +114,5 @@ class TextTask:
         return out
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
         raise ConfigError("the text task has no built-in corpus: use data.source 'files'")
