@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.config import RunConfig
+from mckd.distill.compare import add_evidence, gather_stats
 from mckd.distill.context import RunContext
 from mckd.distill.parallel import device_slots, visible_devices
 from mckd.distill.plan import build_steps
@@ -69,13 +70,17 @@ def _exclusive(root: Path) -> Iterator[None]:
 
 
 def _run_seeds(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
-    summaries = []
+    summaries, contexts = [], []
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         sub = cfg.model_copy(update={"seed": seed, "seeds": 1, "run_dir": str(root / f"seed-{seed}")})
         log.info("seed %d of %d: %s", seed - cfg.seed + 1, cfg.seeds, sub.run_dir)
         summaries.append(_run_one(sub, root / f"seed-{seed}", force))
-    return _finish(cfg, root, aggregate_seeds([s.results for s in summaries]),
-                   [o for s in summaries for o in s.outcomes])
+        contexts.append(RunContext(sub, sub.make_task(), RunDir(root / f"seed-{seed}")))
+    results = aggregate_seeds([s.results for s in summaries])
+    # Intervals of the seed-averaged scores and differences, on the same resamples per seed.
+    runs = [gather_stats(c, s.results) for c, s in zip(contexts, summaries, strict=True)]
+    results = add_evidence(results, runs, cfg.bootstrap, contexts[0].task)
+    return _finish(cfg, root, results, [o for s in summaries for o in s.outcomes])
 
 
 def _run_one(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
