@@ -160,7 +160,10 @@ def add_evidence(results: dict[str, Any], runs: list[RunStats], cfg: BootstrapCo
         "comparisons": method_comparisons(results, runs, draws, cfg.level, primary),
         "pool_comparisons": pool_comparisons(results, runs, draws, cfg.level, primary),
     }
-    results["evidence"]["seconds"] = round(time.perf_counter() - start, 3)
+    # Logged, not stored: results.json stays the same from run to run.
+    log.info("bootstrap: %d resamples, %d comparisons in %.2f s", cfg.resamples,
+             len(results["evidence"]["comparisons"]) + len(results["evidence"]["pool_comparisons"]),
+             time.perf_counter() - start)
     return results
 
 
