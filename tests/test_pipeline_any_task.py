@@ -176,6 +176,10 @@ def test_every_method_on_a_task_without_trees(tmp_path: Path) -> None:
     # pseudolabel quality against the pool's gold in meta, at every stage
     assert all(results["pseudolabels"][s]["gold_inputs"] == 12 for s in ("teacher", "stage1", "stage2"))
     assert results["pseudolabels"]["teacher"]["gold"]["tag_accuracy"] == 100.0
+    # intervals and comparisons come from this task's per-sentence statistics, on its primary metric
+    assert set(results["methods"]["sft"]["test_ci"]) == {"tag_accuracy", "exact"}
+    assert results["evidence"]["metric"] == "tag_accuracy" and results["evidence"]["comparisons"]
+    assert results["pseudolabels"]["stage1"]["gold_ci"]["tag_accuracy"][0] <= 100.0
     # the teacher sampled 3 answers per input and the task combined them; its grammar was used
     labels = read_examples(root / "teacher" / "labelling" / "pseudolabels.jsonl")
     assert all(ex.meta["teacher"]["consensus"] == {"usable": 3} for ex in labels)

@@ -99,11 +99,11 @@ def gather_stats(ctx: RunContext, results: dict[str, Any]) -> RunStats:
             continue
         if name == "teacher":  # scored on its subset only
             on = [preds.get(ex.id) or "" for ex in subset]
-            stats = ctx.task.sentence_stats(subset, on)
+            stats = _sentence_stats(ctx.task, subset, on)
             out.methods[name] = MethodStats(stats, stats, ctx.score(subset, on))
             continue
         on = [preds.get(ex.id) or "" for ex in test]
-        stats = ctx.task.sentence_stats(test, on)
+        stats = _sentence_stats(ctx.task, test, on)
         out.methods[name] = MethodStats(stats, {k: s.take(rows) for k, s in stats.items()},
                                         ctx.score(subset, [on[i] for i in rows]))
     golds = [Example(ex.id, ex.source, None, ex.meta) for ex in ctx.pool() if ctx.task.has_gold(ex)]
@@ -113,8 +113,15 @@ def gather_stats(ctx: RunContext, results: dict[str, Any]) -> RunStats:
             continue
         labels = _targets(ctx.rd.folder(stages.stage_step(entry["stage"])) / "labels.jsonl")
         if labels is not None:
-            out.pool[name] = ctx.task.sentence_stats(golds, [labels.get(ex.id) or "" for ex in golds])
+            out.pool[name] = _sentence_stats(ctx.task, golds, [labels.get(ex.id) or "" for ex in golds])
     return out
+
+
+def _sentence_stats(task: Any, golds: list[Example], preds: list[str]) -> dict[str, SentenceStats]:
+    """The task's per-sentence statistics; none (so no intervals) from a task installed from
+    another package that predates `Task.sentence_stats`."""
+    hook = getattr(task, "sentence_stats", None)
+    return hook(golds, preds) if hook is not None else {}
 
 
 def _targets(path: Path) -> dict[str, str | None] | None:
