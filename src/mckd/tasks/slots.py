@@ -146,13 +146,19 @@ def _pred_tags(pred: str | None, n: int) -> list[str] | None:
 
 
 def read_tags(raw: str, words: Sequence[str], form: str) -> tuple[list[str], list[str]]:
-    """The tags in an answer (first non-empty line), and problems reading it. In the
-    interleaved form `w1 T1 w2 T2 ...` the words must be the input's; otherwise the tokens
-    that look like tags are kept in order."""
+    """The tags in an answer (first non-empty line), and problems reading it.
+
+    Tags form: one token per word is taken as is, position by position (a token that is not a
+    tag is then replaced by `repair_tags`, keeping the others in place); any other count first
+    loses the tokens that are not tags (`Tags:`, `Answer -`), so a prefix does not shift the
+    tags. Interleaved form `w1 T1 w2 T2 ...`: the words must be the input's; otherwise the
+    tokens that look like tags are kept in order, and that is a problem."""
     line = next((ln for ln in raw.strip().splitlines() if ln.strip()), "")
     tokens = line.split()
     if form == "tags":
-        return tokens, []
+        if len(tokens) == len(words):
+            return tokens, []
+        return [t for t in tokens if TAG.fullmatch(t)], []
     if form != "interleaved":
         raise ConfigError(f"slots: unknown prompt form {form!r} (expected 'tags' or 'interleaved')")
     if len(tokens) == 2 * len(words) and tokens[::2] == list(words):
@@ -277,6 +283,27 @@ class SlotsTask:
             "exact_match": SentenceStats(counts, lambda s: safe_ratio(s[..., 5], s[..., 6])),
         }
 
+    def label_coverage(self, golds: Sequence[Example], labels: Sequence[str]) -> dict[str, Any] | None:
+        """Gold chunks (as conlleval counts them) whose slot type is not in the label set: no
+        teacher answer (grammar or repair) and no student trained on its labels can give
+        them. Adds `label_types` (types in the label set) and `types_outside` ({type: gold
+        chunks}, most first). None when the golds have no chunk."""
+        seqs = [tags for ex in golds if (tags := gold_tags(ex))]
+        per_type = score_tag_sequences(seqs, seqs)["per_type"] if seqs else {}
+        counts = {kind: v["gold"] for kind, v in per_type.items() if v["gold"]}
+        total = sum(counts.values())
+        if not total:
+            return None
+        known = set(label_types(labels))
+        outside = {k: n for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                   if k not in known}
+        missing = sum(outside.values())
+        recall = 100.0 * (total - missing) / total
+        return {"gold_chunks": total, "outside_label_set": missing,
+                "outside_share": 100.0 * missing / total, "recall_ceiling": recall,
+                "f1_ceiling": 2 * 100.0 * recall / (100.0 + recall) if recall else 0.0,
+                "label_types": len(known), "types_outside": outside}
+
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         """conlleval F1 of predictions against (pseudo)label targets; missing targets and
         targets without one BIO tag per word are left out."""
@@ -347,7 +374,8 @@ class SlotsTask:
         on the most tags. Samples without one tag per word are left out; when none is left,
         the first sample goes on as it is."""
         n = len(source.split())
-        usable = [tags for a in answers if (tags := _pred_tags(a.text, n)) is not None]
+        samples = [(a, tags) for a in answers if (tags := _pred_tags(a.text, n)) is not None]
+        usable = [tags for _, tags in samples]
         info: dict[str, Any] = {"samples": len(answers), "usable": len(usable)}
         if not usable:
             return answers[0], info
@@ -356,7 +384,7 @@ class SlotsTask:
                      for a in usable]
             best = max(range(len(usable)), key=lambda i: (agree[i], -i))
             info["chosen"] = best
-            return Repaired(" ".join(usable[best])), info
+            return Repaired(" ".join(usable[best]), list(samples[best][0].problems)), info
         if how != "vote":
             raise ConfigError(f"slots: unknown consensus {how!r} (expected 'vote' or 'mbr')")
         voted = []
@@ -368,7 +396,11 @@ class SlotsTask:
         fixed = sum(a != b for a, b in zip(tags, voted, strict=True))
         info["unanimous"] = sum(len(set(c)) == 1 for c in zip(*usable, strict=True))
         info["bio_fixed"] = fixed
-        return Repaired(" ".join(tags), [f"made {fixed} I- without B- into B-"] if fixed else []), info
+        problems = [f"made {fixed} I- without B- into B-"] if fixed else []
+        repaired = sum(not a.valid for a, _ in samples)
+        if repaired:  # the vote's tags came partly from answers that needed a repair
+            problems.append(f"voted over {repaired} repaired sample{'s' if repaired > 1 else ''}")
+        return Repaired(" ".join(tags), problems), info
 
     # --- students
     def decoding_constraint(self, source: str, labels: Any, tokenizer: Any, *,
