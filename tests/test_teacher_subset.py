@@ -136,6 +136,15 @@ def test_changing_the_teachers_part_redoes_only_its_step(tmp_path: Path) -> None
     assert results["teacher_test"] == 5 and results["methods"]["sft"]["teacher_subset"]["sentences"] == 5
 
 
+def test_bootstrap_settings_redo_no_step(tmp_path: Path) -> None:
+    first = run_pipeline(config_from_dict(config(tmp_path))).results
+    again = run_pipeline(config_from_dict(config(tmp_path, bootstrap={"resamples": 200, "seed": 5})))
+    assert all(o.skipped for o in again.outcomes)
+    assert again.results["evidence"]["resamples"] == 200 and again.results["evidence"]["seed"] == 5
+    assert again.results["methods"]["sft"]["test"] == first["methods"]["sft"]["test"]
+    assert again.results["methods"]["sft"]["test_ci"] != first["methods"]["sft"]["test_ci"]
+
+
 def test_a_file_of_ids_names_the_teachers_part(tmp_path: Path) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text('test-3\n{"id": "test-7", "source": "x"}\n\ntest-20\n')
