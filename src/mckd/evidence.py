@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -240,7 +239,3 @@ def describe_difference(a: str, b: str, difference: Interval, digits: int = 1) -
     """`MCKD-3 − vanilla KD: +2.1 [+0.4, +3.9]: better`."""
     return (f"{a} \u2212 {b}: {signed(difference.value, digits)} "
             f"[{signed(difference.low, digits)}, {signed(difference.high, digits)}]: {verdict(difference)}")
-
-
-def interval_json(iv: Interval) -> dict[str, Any]:
-    return {"value": round(iv.value, 4), "ci": iv.to_json()}

@@ -262,7 +262,9 @@ def _pool_name(step: str, stage: int) -> str:
 
 def _comparison(a: str, b: str, on: str, sentences: int, metric: str, diff: Interval,
                 seeds: int) -> dict[str, Any]:
+    # The verdict and the text follow the numbers results.json shows.
+    diff = Interval(*(round(x, 4) for x in (diff.value, diff.low, diff.high)))
     return {"a": a, "b": b, "label": f"{method_label(a)} \u2212 {method_label(b)}", "on": on,
             "sentences": sentences, "metric": metric,
-            "difference": round(diff.value, 4), "ci": diff.to_json(), "verdict": verdict(diff),
+            "difference": diff.value, "ci": diff.to_json(), "verdict": verdict(diff),
             "seeds": seeds, "text": describe_difference(method_label(a), method_label(b), diff)}
