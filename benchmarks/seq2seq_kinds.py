@@ -28,7 +28,7 @@ from student_kinds import load_corpus, score
 from mckd.examples import Example
 from mckd.student.config import Seq2SeqConfig
 from mckd.student.seq2seq import Seq2SeqStudent
-from mckd.tasks import trees
+from mckd.tasks import TASKS, trees
 
 log = logging.getLogger("seq2seq_kinds")
 EPOCHS = {"scratch": {50: 30, 200: 10, 2000: 2}, "placeholder": {50: 30, 200: 10, 2000: 2},
@@ -45,7 +45,7 @@ def student_config(variant: str, size: int) -> Seq2SeqConfig:
 
 
 def run(variant: str, size: int, train: list[Example], test: list[Example], out: Path) -> list[dict]:
-    student = Seq2SeqStudent(student_config(variant, size))
+    student = Seq2SeqStudent(student_config(variant, size), TASKS["constituency"])  # its tree constraint
     report = student.fit(train[:size], out / f"{variant}-{size}")
     rows = []
     for constrained in (False, True):

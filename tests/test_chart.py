@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,10 +165,33 @@ def test_fidelity_early_stopping_records_fidelity(tiny_encoder: str, tmp_path: P
     cfg = tiny_config(
         tiny_encoder, epochs=6, early_stopping="fidelity", fidelity_tolerance=100.0, min_epochs=3
     )
-    report = ChartStudent(cfg).fit(examples(), tmp_path / "run")
+    student = ChartStudent(cfg)
+    report = student.fit(examples(), tmp_path / "run")
     # With a tolerance nothing can exceed, it stops as soon as the window is full: epoch 4.
-    assert report.stopped_early and report.epochs == 4
-    assert len(report.fidelity) == 4 and all(0 <= f <= 100 for f in report.fidelity)
+    assert report.stopped_early and report.epochs == 4 and len(report.fidelity) == 4
+    # The last fidelity is the stopped model's: its trees' spans against the training trees',
+    # counted here (per sentence 2 * matched / (predicted + gold), averaged).
+    preds = student.predict([ex.source for ex in examples()])
+    f1s = []
+    for ex, pred in zip(examples(), preds, strict=True):
+        got, gold = bracket_spans(pred.text), bracket_spans(ex.target)  # type: ignore[arg-type]
+        f1s.append(200 * len(got & gold) / (len(got) + len(gold)))
+    assert report.fidelity[-1] == pytest.approx(sum(f1s) / len(f1s))
+
+
+def bracket_spans(tree: str) -> set[tuple[int, int]]:
+    """(start, end) of every bracket of an unlabeled tree over two or more words."""
+    spans, starts, n = set(), [], 0
+    for token in tree.split():
+        if token == "(":
+            starts.append(n)
+        elif token == ")":
+            start = starts.pop()
+            if n - start >= 2:
+                spans.add((start, n))
+        else:
+            n += 1
+    return spans
 
 
 def test_fidelity_stuck_at_zero_does_not_stop_training(
@@ -205,28 +229,44 @@ def test_rerun_of_a_finished_training_reloads_it(tiny_encoder: str, tmp_path: Pa
         assert torch.equal(v, fresh.model.state_dict()[k])
 
 
+def record_steps(monkeypatch: pytest.MonkeyPatch, module: Any, crash_at: int | None = None) -> list[list[int]]:
+    """The batch (sentence indices) of every training step `module.train_step` takes from now
+    on; with `crash_at`, the crash_at-th step raises KeyboardInterrupt instead of training.
+    A later call replaces the recording, not wraps it."""
+    real_step = getattr(module.train_step, "__wrapped__", module.train_step)
+    batches: list[list[int]] = []
+
+    def recorded(student: Any, data: Any, chunk: list[int], loop: Any) -> float:
+        if len(batches) + 1 == crash_at:
+            raise KeyboardInterrupt
+        batches.append(list(chunk))
+        return real_step(student, data, chunk, loop)
+
+    recorded.__wrapped__ = real_step  # type: ignore[attr-defined]
+    monkeypatch.setattr(module, "train_step", recorded)
+    return batches
+
+
 def test_resume_after_a_crash_gives_identical_weights(
     tiny_encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = tiny_config(tiny_encoder, epochs=3, checkpoint_every=2)
+    cfg = tiny_config(tiny_encoder, epochs=3, checkpoint_every=2)  # 3 steps an epoch
+    all_steps = record_steps(monkeypatch, chart_train)
     straight = ChartStudent(cfg)
     straight.fit(examples(), tmp_path / "straight")
+    assert len(all_steps) == 9
 
-    real_step, calls = chart_train.train_step, []
-
-    def crash_on_step_6(*args: object) -> float:
-        calls.append(1)
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(chart_train, "train_step", crash_on_step_6)
+    before_crash = record_steps(monkeypatch, chart_train, crash_at=6)
     with pytest.raises(KeyboardInterrupt):
         ChartStudent(cfg).fit(examples(), tmp_path / "resumed")
-    monkeypatch.setattr(chart_train, "train_step", real_step)
+    assert before_crash == all_steps[:5]
     assert (tmp_path / "resumed" / "checkpoint" / "state.pt").exists()
+    after_crash = record_steps(monkeypatch, chart_train)
     resumed = ChartStudent(cfg)  # a fresh process: initial weights, then the checkpoint
     report = resumed.fit(examples(), tmp_path / "resumed")
+    # From the checkpoint of step 4 (not from the start, which ends on the same weights): the
+    # last two batches of epoch 2, then epoch 3.
+    assert after_crash == all_steps[4:]
     assert report.steps == 9
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k

@@ -19,6 +19,7 @@ from mckd.student.bio import bio_constraints, viterbi
 from mckd.student.crf import BioCrf
 from mckd.student.tagger import TaggerStudent, target_tags
 from mckd.tasks.slots import as_valid, is_valid, tag_set
+from test_chart import record_steps
 
 CITIES = ["boston", "denver", "new york", "paris", "san francisco", "chicago"]
 DAYS = ["monday", "friday", "next tuesday"]
@@ -281,22 +282,19 @@ def test_resume_after_a_crash_gives_identical_weights(
     tiny_encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = tiny_config(tiny_encoder, epochs=2, checkpoint_every=2)  # 4 steps an epoch
+    all_steps = record_steps(monkeypatch, tagger_train)
     straight = TaggerStudent(cfg)
     straight.fit(toy_examples(), tmp_path / "straight")
-    real_step, calls = tagger_train.train_step, []
-
-    def crash_on_step_6(*args: object) -> float:
-        calls.append(1)
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(tagger_train, "train_step", crash_on_step_6)
+    assert len(all_steps) == 8
+    before_crash = record_steps(monkeypatch, tagger_train, crash_at=6)
     with pytest.raises(KeyboardInterrupt):
         TaggerStudent(cfg).fit(toy_examples(), tmp_path / "resumed")
-    monkeypatch.setattr(tagger_train, "train_step", real_step)
+    assert before_crash == all_steps[:5]
+    after_crash = record_steps(monkeypatch, tagger_train)
     resumed = TaggerStudent(cfg)
     assert resumed.fit(toy_examples(), tmp_path / "resumed").steps == 8
+    # from the checkpoint of step 4, not from the start (which ends on the same weights)
+    assert after_crash == all_steps[4:]
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
 
@@ -319,17 +317,37 @@ def test_fidelity_uses_the_task_when_given(tiny_encoder: str, tmp_path: Path) ->
     class Agreement:
         """A task whose fidelity is the share of sentences predicted exactly."""
 
+        def __init__(self) -> None:
+            self.given: list[float] = []
+
         def fidelity(self, targets: list[str], preds: list[str], sources: list[str]) -> float:
             assert len(targets) == len(preds) == len(sources) == 30
-            return 100.0 * np.mean([t == p for t, p in zip(targets, preds, strict=True)])
+            self.given.append(100.0 * np.mean([t == p for t, p in zip(targets, preds, strict=True)]))
+            return self.given[-1]
 
+    examples = toy_examples()
+    sources, targets = [ex.source for ex in examples], [ex.target for ex in examples]
     cfg = tiny_config(tiny_encoder, epochs=4, early_stopping="fidelity",
                       fidelity_tolerance=100.0, min_epochs=2, fidelity_patience=1)
-    report = TaggerStudent(cfg, Agreement()).fit(toy_examples(), tmp_path / "run")
+    task = Agreement()
+    student = TaggerStudent(cfg, task)
+    report = student.fit(examples, tmp_path / "run")
     assert report.stopped_early and report.epochs == 2  # the window is full after epoch 2
-    assert len(report.fidelity) == 2 and all(0 <= f <= 100 for f in report.fidelity)
-    report = TaggerStudent(cfg).fit(toy_examples(), tmp_path / "plain")  # token accuracy
-    assert all(0 <= f <= 100 for f in report.fidelity)
+    assert report.fidelity == task.given and len(task.given) == 2
+    # the last one is the stopped model's: sentences it tags exactly right, counted here
+    preds = [p.text for p in student.predict(sources)]
+    exact = sum(p == t for p, t in zip(preds, targets, strict=True))
+    assert report.fidelity[-1] == pytest.approx(100 * exact / 30)
+
+    plain = TaggerStudent(cfg)  # no task: token accuracy
+    report = plain.fit(examples, tmp_path / "plain")
+    assert report.stopped_early and len(report.fidelity) == 2
+    preds = [p.text for p in plain.predict(sources)]
+    right = sum(p == t for pred, target in zip(preds, targets, strict=True)
+                for p, t in zip(pred.split(), target.split(), strict=True))
+    words = sum(len(t.split()) for t in targets)
+    assert report.fidelity[-1] == pytest.approx(100 * right / words)
+    assert right not in (0, words)  # neither all wrong nor all right: the count tells
 
 
 def test_minilm_learns_a_toy_tagging_problem(tmp_path: Path) -> None:

@@ -82,12 +82,14 @@ def data_split(
     task: Annotated[str, typer.Option("--task", help="Task whose reader reads the corpus (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
     labeled: Annotated[int, typer.Option("--labeled", help="Gold pairs (demonstrations).")] = 50,
     test: Annotated[int | None, typer.Option("--test", help="Test sentences [default: 500, or all of --test-corpus].")] = None,
-    test_corpus: Annotated[str | None, typer.Option("--test-corpus", "--test-trees", help="Separate test corpus (e.g. WSJ section 23).")] = None,
+    test_corpus: Annotated[str | None, typer.Option("--test-corpus", "--test-trees", help="Separate test corpus (e.g. WSJ section 23, atis/test), kept whole, repeated sentences included; its sentences are left out of labeled and unlabeled.")] = None,
     unlabeled: Annotated[int | None, typer.Option("--unlabeled", help="Pool size; default all the rest.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffle.")] = 0,
-    max_len: Annotated[int | None, typer.Option("--max-len", help="Drop sentences longer than this (tokens).")] = None,
+    max_len: Annotated[int | None, typer.Option("--max-len", help="Drop sentences longer than this (tokens), from --test-corpus too.")] = None,
+    dedup_test: Annotated[bool, typer.Option("--dedup-test", help="Drop repeats of a sentence from --test-corpus (off: published scores use every test sentence).")] = False,
 ) -> None:
-    """Split a corpus into labeled.jsonl, unlabeled.jsonl and test.jsonl (disjoint, seeded)."""
+    """Split a corpus into labeled.jsonl, unlabeled.jsonl and test.jsonl (disjoint, seeded).
+    What was kept and dropped, and why, is logged and written to split.json."""
     from mckd.data.split import SplitConfig, split_corpus, validated
     from mckd.errors import ConfigError
     from mckd.tasks import get_task
@@ -95,7 +97,8 @@ def data_split(
     if corpus is None:
         raise ConfigError("--corpus (or --trees) is required")
     cfg = validated(
-        SplitConfig, "data split", n_labeled=labeled, n_test=test, n_unlabeled=unlabeled, seed=seed, max_len=max_len
+        SplitConfig, "data split", n_labeled=labeled, n_test=test, n_unlabeled=unlabeled, seed=seed, max_len=max_len,
+        dedup_test=dedup_test,
     )
     sizes = split_corpus(get_task(task), corpus, out, cfg, test_path=test_corpus)
     typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")
@@ -149,12 +152,12 @@ def label(
     pool: Annotated[str, typer.Option("--pool", help="Unlabeled inputs (Example JSONL).")],
     out: Annotated[str, typer.Option("--out", help="Output directory (ledger, pseudolabels, usage).")],
     labeled: Annotated[str | None, typer.Option("--labeled", help="Labeled demonstrations (JSONL).")] = None,
-    task: Annotated[str, typer.Option("--task", help="Task whose prompts, grammar and answer reading are used; 'text' (or 'none') keeps raw text.")] = DEFAULT_TASK,
-    config: Annotated[str | None, typer.Option("--config", help="YAML file: teacher settings (or a `teacher:` section).")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Task whose prompts, grammar and answer reading are used; 'text' (or 'none') keeps raw text [default: the config's task, else constituency].")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="YAML file: teacher settings, or a run config (its `teacher:` section, and its `task:` name and labels).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="openai | llamacpp | transformers.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name, .gguf path or HF id.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible base URL (.../v1).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Any teacher setting, KEY=VALUE (repeatable).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any teacher setting, KEY=VALUE (repeatable); task.labels=[B-x, I-x, ...] adds labels the teacher may use beyond the labeled examples' (as in a run config's task section).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate calls, tokens, cost and time; call nothing.")] = False,
     retry_rejected: Annotated[bool, typer.Option("--retry-rejected", help="Retry inputs the ledger holds as backend failures.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
@@ -163,11 +166,14 @@ def label(
     import json
 
     from mckd.teacher.config import load_teacher_config, parse_overrides
-    from mckd.teacher.label import label_files
+    from mckd.teacher.label import label_files, label_task
 
-    overrides = {"backend": backend, "model": model, "base_url": base_url, **parse_overrides(set_ or [])}
+    settings = parse_overrides(set_ or [])
+    task_name, labels = label_task(config, task, settings.pop("task", None))
+    overrides = {"backend": backend, "model": model, "base_url": base_url, **settings}
     cfg = load_teacher_config(config, overrides)
-    result = label_files(pool, out, cfg, labeled_path=labeled, task=task, dry_run=dry_run, progress=progress, retry_rejected=retry_rejected)
+    result = label_files(pool, out, cfg, labeled_path=labeled, task=task_name, extra_labels=labels,
+                         dry_run=dry_run, progress=progress, retry_rejected=retry_rejected)
     typer.echo(json.dumps(result.to_json() if dry_run else result.usage, indent=2))
 
 
@@ -279,8 +285,8 @@ def serve(
 
 @app.command("evaluate")
 def evaluate(
-    gold: Annotated[str, typer.Option("--gold", help="Gold file (constituency: trees, one per line, labeled with POS tags; slots: BIO tags, one sentence per line, or Example JSONL).")],
-    pred: Annotated[str, typer.Option("--pred", help="Predictions (constituency: trees, one per line, labeled or the unlabeled ( ( w ) ( w ) ) form; slots: as --gold).")],
+    gold: Annotated[str, typer.Option("--gold", help="Gold file (constituency: trees, one per line, labeled with POS tags, or Example JSONL with meta.tree; slots: BIO tags, one sentence per line, or Example JSONL with meta.gold or target).")],
+    pred: Annotated[str, typer.Option("--pred", help="Predictions (constituency: trees, one per line, labeled or the unlabeled ( ( w ) ( w ) ) form; slots: tags as --gold; in Example JSONL (mckd predict's output) the prediction is the target alone, and slots' predicted intent meta.predicted_intent).")],
     task: Annotated[str, typer.Option("--task", help="Task (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
     metric: Annotated[str | None, typer.Option("--metric", help="The task's metric [constituency: mckd (the paper's metric) | evalb | evalb-unlabeled (COLLINS.prm); slots: conlleval]; default: the task's first.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from mckd.evidence import SentenceStats
     from mckd.examples import Example
 
 
@@ -36,12 +37,17 @@ class Metric:
     primary: bool = False
 
 
+OUTCOMES = ("valid", "repaired", "rejected")
+"""What became of an answer, counted apart in the ledger and the report: usable as written,
+usable only after a repair, nothing usable."""
+
+
 @dataclass
 class Repaired:
     """An answer after the task's repair: `text` in the target form, None when nothing usable
-    was left; `problems` are the reasons counted in the ledger (empty when it was valid as is).
-    `complete` False keeps a text that the repair could not fully fix (for trees: leaves that
-    still differ from the input words): it becomes a pseudolabel flagged not valid."""
+    was left; `problems` are what the repair had to do (empty when it was valid as written:
+    any entry makes the answer repaired, not valid). `complete` False keeps a text that the
+    repair could not fully fix (for trees: leaves that still differ from the input words)."""
 
     text: str | None
     problems: list[str] = field(default_factory=list)
@@ -49,7 +55,16 @@ class Repaired:
 
     @property
     def valid(self) -> bool:
-        return self.text is not None and self.complete
+        """Usable as written: nothing had to be repaired."""
+        return self.outcome == "valid"
+
+    @property
+    def outcome(self) -> str:
+        """What became of the answer: "valid", "repaired" (usable after a repair, or kept
+        though not fully fixed) or "rejected" (no text)."""
+        if self.text is None:
+            return "rejected"
+        return "valid" if self.complete and not self.problems else "repaired"
 
 
 class DecodingConstraint(Protocol):
@@ -118,6 +133,14 @@ class Task(Protocol):
         """Scores of predictions (target form) against gold examples; keys as in `metrics`."""
         ...
 
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """Per-sentence statistics of the metrics a resample of the sentences can recompute
+        (mckd.evidence: per-sentence counts and the function from their sums to the metric),
+        keyed as in `metrics`; each one's `value()` is what `score` returns for its key. The
+        run's bootstrap intervals and paired comparisons come from these; a metric left out
+        gets no interval. The primary metric should be here."""
+        ...
+
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         """Agreement (0-100) of predictions with (pseudo)label targets, for early stopping."""
         ...
@@ -154,14 +177,18 @@ class Task(Protocol):
         ...
 
     def read_answer(self, raw: str, example: Example, form: str, options: Any) -> Repaired:
-        """A raw answer -> the target form, repaired; raises only AnswerError. `options` as for
+        """A raw answer -> the target form, repaired; raises only AnswerError. Whatever the
+        repair changes goes in `problems` (so the answer counts as repaired, not valid); text
+        around the answer that it ignores does not. `options` as for
         `grammar` (parsing reads `nest_flat`), plus `options.labels`, the label set the prompts
         use (slots repairs tags outside it); None when the caller has no prompt settings."""
         ...
 
     def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
         """One answer from several sampled ones (each as `read_answer` returned it, usable or
-        not), with what was done; `how` is the configured consensus ("mbr" or "vote")."""
+        not), with what was done; `how` is the configured consensus ("mbr" or "vote"). The
+        result keeps the problems of the sample it picks, and is repaired when it is built from
+        repaired samples."""
         ...
 
     # --- students
@@ -189,11 +216,38 @@ class Task(Protocol):
     """Values `mckd evaluate --metric` accepts for this task; the first is the default."""
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
         """The task's generated built-in corpus (the demo's data): `n_labeled` gold pairs, a pool
         of `n_pool` inputs (gold kept in meta only) and `n_test` test pairs, sentences of at
-        most `max_words` words."""
+        most `max_words` words. With `test_prefix` P the labeled pairs, the pool and the first
+        P test pairs are exactly those of the corpus with n_test = P, and the other test pairs
+        follow them (so the teacher's test subset, and its cache, survive a larger test set)."""
         ...
+
+    # Optional hooks, called through their helpers (a task may leave them out):
+    # `label_coverage` (LabelCoverage): how much gold the run's label set cannot express.
+
+
+@runtime_checkable
+class LabelCoverage(Protocol):
+    """An optional hook, outside `Task` so that tasks written without it still are Tasks: call
+    it through `label_coverage`. Slot filling implements it; parsing returns None."""
+
+    def label_coverage(self, golds: Sequence[Example], labels: Any) -> dict[str, Any] | None:
+        """How much of the gold outputs `labels` (a `label_set`) can express, for the report:
+        `gold_chunks` (units of gold), `outside_label_set` (those no answer in the label set
+        can give), `outside_share` (0-100), `recall_ceiling` (0-100, the most any method can
+        recall) and `f1_ceiling` (the F1 that recall gives at precision 100), plus what the
+        task adds; None when the label set limits nothing (or the golds have nothing to
+        count)."""
+        ...
+
+
+def label_coverage(task: Task, golds: Sequence[Example], labels: Any) -> dict[str, Any] | None:
+    """The task's `label_coverage` (LabelCoverage), None for a task without the hook."""
+    if not isinstance(task, LabelCoverage):
+        return None
+    return task.label_coverage(golds, labels)
 
 
 @runtime_checkable

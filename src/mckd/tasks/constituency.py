@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mckd.errors import InputError
-from mckd.examples import Example
+from mckd.examples import Example, example_from_line
 from mckd.io import read_text_lines
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
 from mckd.tasks.brackets import (
@@ -38,6 +38,7 @@ from mckd.tasks.evalb import COLLINS, EvalbParams, EvalbResult, EvalbTotals, Sca
 if TYPE_CHECKING:
     from nltk import Tree
 
+    from mckd.evidence import SentenceStats
     from mckd.tasks.trees import Repair
 
 _CONTRACTIONS = {"won't": "wo n't", "don't": "do n't", "can't": "ca n't"}
@@ -211,7 +212,17 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _all_or_none_tagged(golds: list[Example]) -> bool:
+def _gold_trees(golds: Sequence[Example], preds: Sequence[str]) -> tuple[list[str], bool]:
+    """The gold trees to score against, and whether all of them carry POS tags."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+    trees = [ex.meta.get("tree") or ex.target for ex in golds]
+    if any(t is None for t in trees):
+        raise ValueError("a gold example has neither meta['tree'] nor a target")
+    return trees, _all_or_none_tagged(golds)
+
+
+def _all_or_none_tagged(golds: Sequence[Example]) -> bool:
     """Whether every gold example has its POS-tagged tree; an error when only some have one, as
     one metric cannot both drop punctuation (by the tags) and count it."""
     untagged = [ex.id for ex in golds if not ex.meta.get("tree")]
@@ -286,14 +297,8 @@ class ConstituencyTask:
         and predictions carry phrase labels (EVALB, COLLINS.prm, corpus-level). Punctuation is
         removed by the gold trees' POS tags (`meta["tree"]`); gold examples without them count
         every token, and a set that mixes the two is refused."""
-        if len(golds) != len(preds):
-            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-        trees = [ex.meta.get("tree") or ex.target for ex in golds]
-        if any(t is None for t in trees):
-            raise ValueError("a gold example has neither meta['tree'] nor a target")
-        tagged = _all_or_none_tagged(golds)
-        sources = [ex.source for ex in golds]
-        paper = paper_metric(trees, preds, sources, drop_punctuation=tagged)
+        trees, tagged = _gold_trees(golds, preds)
+        paper = paper_metric(trees, preds, [ex.source for ex in golds], drop_punctuation=tagged)
         out = {
             "f1": paper.mean_f1,
             "precision": _mean([s.precision for s in paper.sentences]),
@@ -308,6 +313,28 @@ class ConstituencyTask:
             out["evalb_f1"] = labeled.all.figures()["Bracketing FMeasure"]
             out["evalb_valid"] = float(labeled.all.valid)
         return out
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """The paper's F1 as a mean of per-sentence F1s; EVALB's F1s as per-sentence bracket
+        counts (matched, test, gold), summed before dividing as EVALB does (error and skipped
+        sentences count nothing)."""
+        from mckd.evidence import f1_stats, mean_stats
+
+        trees, tagged = _gold_trees(golds, preds)
+        paper = paper_metric(trees, preds, [ex.source for ex in golds], drop_punctuation=tagged)
+        out = {"f1": mean_stats([s.f1 for s in paper.sentences])}
+        runs = [("evalb_unlabeled_f1", EvalbParams(labeled=False))]
+        if tagged and any(looks_labeled(p) for p in preds):
+            runs.append(("evalb_f1", COLLINS))
+        for key, params in runs:
+            rows = evalb(trees, preds, params, malformed_is_error=True).sentences
+            out[key] = f1_stats([r.matched for r in rows], [r.test for r in rows], [r.gold for r in rows])
+        return out
+
+    def label_coverage(self, golds: Sequence[Example], labels: Any) -> dict[str, Any] | None:
+        """None: the paper's metric is unlabeled, and the label set (every PTB label plus those
+        of the labeled trees and task.labels) bounds no tree the metric scores."""
+        return None
 
     def baseline(self, sources: list[str], kind: str = "right") -> list[str]:
         """Right- or left-branching trees over each source's words, in the target form."""
@@ -382,14 +409,22 @@ class ConstituencyTask:
 
     def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
         """Consensus over the sampled trees (teacher/consensus.py: "mbr" or "vote"); when no
-        sample is usable, the first goes on as it is."""
+        sample is usable, the first goes on as it is. The picked tree keeps its repairs; a vote
+        that counted repaired trees says so."""
         from mckd.teacher.consensus import combine
 
-        usable = [a.text for a in answers if a.text is not None]
-        if not usable:
+        with_text = [a for a in answers if a.text is not None]
+        if not with_text:
             return answers[0], {"samples": len(answers), "usable": 0}
-        chosen, info = combine(source.split(), usable, how)
-        return self._repaired(chosen, source), info
+        chosen, info = combine(source.split(), [a.text for a in with_text], how)  # type: ignore[misc]
+        out = self._repaired(chosen, source)
+        if "picked" in info:
+            out.problems[:0] = with_text[info["picked"]].problems
+        else:  # a vote over the samples' spans: those of repaired samples count too
+            repaired = sum(a.complete and not a.valid for a in with_text)
+            if repaired:
+                out.problems.append(f"voted over {repaired} repaired sample{'s' if repaired > 1 else ''}")
+        return out, info
 
     # --- students -------------------------------------------------------------------------
 
@@ -424,15 +459,16 @@ class ConstituencyTask:
         return evaluate_files(gold, pred, metric, per_sentence=per_sentence)
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
-        """The synthetic PTB-style treebank (mckd.data.synth), split as `mckd data split` does."""
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
+        """The synthetic PTB-style treebank (mckd.data.synth), split as `mckd data split` does;
+        with `test_prefix`, the test trees beyond the first `test_prefix` are drawn after."""
         from mckd.data.corpus import DemoCorpusConfig, demo_splits
 
         fields: dict[str, Any] = {"n_labeled": n_labeled, "n_unlabeled": n_pool, "n_test": n_test,
                                   "seed": seed}
         if max_words is not None:
             fields["max_len"] = max_words
-        splits = demo_splits(DemoCorpusConfig(**fields))
+        splits = demo_splits(DemoCorpusConfig(**fields), test_prefix)
         return Corpus(splits["labeled"], splits["unlabeled"], splits["test"])
 
 
@@ -441,10 +477,11 @@ class ConstituencyTask:
 METRICS = ConstituencyTask.eval_metrics
 
 
-def _read_lines(path: str | Path, *, normalize: bool = False) -> list[str]:
+def _read_lines(path: str | Path, *, normalize: bool = False, prediction: bool = False) -> list[str]:
     """One tree per line (trailing blank lines ignored). A .mrg file or a directory of them is
     read as trees: normalized (no traces or function tags) for the paper's metric, which
-    compares word positions, as they are for EVALB, which deletes traces itself."""
+    compares word positions, as they are for EVALB, which deletes traces itself. Example JSONL
+    is read by `_jsonl_trees`."""
     path = Path(path)
     if path.is_dir() or path.suffix == ".mrg":
         from mckd.tasks.trees import normalize_tree, read_trees, to_labeled
@@ -459,7 +496,32 @@ def _read_lines(path: str | Path, *, normalize: bool = False) -> list[str]:
     lines = read_text_lines(path)
     while lines and not lines[-1].strip():
         lines.pop()
+    if path.suffix == ".jsonl" or next((ln for ln in lines if ln.strip()), "").lstrip().startswith("{"):
+        return _jsonl_trees(path, lines, prediction)
     return lines
+
+
+def _jsonl_trees(path: Path, lines: list[str], prediction: bool) -> list[str]:
+    """The trees of an Example JSONL file, one per line. Prediction files (`mckd predict`, a
+    run's outputs) keep their input's meta, gold tree included, so a prediction is its
+    `target` alone and a missing one is an error; a gold tree is meta['tree'] (with POS tags),
+    else the target."""
+    out = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise InputError(path, lineno, "empty line (expected one example per line)")
+        ex = example_from_line(line, path=path, line=lineno)
+        if prediction:
+            if not (ex.target or "").strip():
+                raise InputError(path, lineno, "no predicted tree: 'target' is empty or null (a "
+                                               "prediction's tree comes from its target alone)")
+            out.append(ex.target)
+            continue
+        tree = ex.meta.get("tree") or ex.target
+        if not tree:
+            raise InputError(path, lineno, "no gold tree: needs meta['tree'] or 'target'")
+        out.append(str(tree))
+    return out
 
 
 def _check_gold(path: str | Path, lines: list[str], *, need_tags: bool) -> list[Scanned]:
@@ -564,13 +626,13 @@ def _evalb_rows(result: EvalbResult) -> list[dict]:
 def evaluate_files(
     gold: str | Path, pred: str | Path, metric: str = "mckd", *, per_sentence: bool = False
 ) -> dict:
-    """Score a prediction file against a gold file (one tree per line each). Returns the
-    figures `mckd evaluate --json` prints (with `per_sentence` rows if asked); any bad input
-    is an `InputError` with file:line."""
+    """Score a prediction file against a gold file (one tree per line each, or Example JSONL:
+    `_jsonl_trees`). Returns the figures `mckd evaluate --json` prints (with `per_sentence`
+    rows if asked); any bad input is an `InputError` with file:line."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
     gold_lines = _read_lines(gold, normalize=metric == "mckd")
-    pred_lines = _read_lines(pred, normalize=metric == "mckd")
+    pred_lines = _read_lines(pred, normalize=metric == "mckd", prediction=True)
     if len(gold_lines) != len(pred_lines):
         short, n = (
             (pred, len(pred_lines))

@@ -13,12 +13,15 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mckd.errors import ConfigError
 from mckd.examples import Example
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
-from mckd.tasks.conlleval import score_tag_sequences, split_tag
+from mckd.tasks.conlleval import ChunkCounts, score_tag_sequences, split_tag
+
+if TYPE_CHECKING:
+    from mckd.evidence import SentenceStats
 
 TAG = re.compile(r"O|[BI]-\S+")
 
@@ -122,6 +125,20 @@ def gold_tags(example: Example) -> list[str] | None:
     return gold.split() if gold else None
 
 
+def _tag_pairs(golds: Sequence[Example], preds: Sequence[str]) -> tuple[list[list[str]], list[list[str] | None]]:
+    """Gold tags and scorable predicted tags (None: not one BIO tag per word), sentence by
+    sentence."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+    gold = []
+    for ex in golds:
+        tags = gold_tags(ex)
+        if tags is None:
+            raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
+        gold.append(tags)
+    return gold, [_pred_tags(p, len(g)) for g, p in zip(gold, preds, strict=True)]
+
+
 def _pred_tags(pred: str | None, n: int) -> list[str] | None:
     """A prediction's tags, or None when it cannot be scored (wrong count, a non-BIO tag)."""
     tags = (pred or "").split()
@@ -129,13 +146,19 @@ def _pred_tags(pred: str | None, n: int) -> list[str] | None:
 
 
 def read_tags(raw: str, words: Sequence[str], form: str) -> tuple[list[str], list[str]]:
-    """The tags in an answer (first non-empty line), and problems reading it. In the
-    interleaved form `w1 T1 w2 T2 ...` the words must be the input's; otherwise the tokens
-    that look like tags are kept in order."""
+    """The tags in an answer (first non-empty line), and problems reading it.
+
+    Tags form: one token per word is taken as is, position by position (a token that is not a
+    tag is then replaced by `repair_tags`, keeping the others in place); any other count first
+    loses the tokens that are not tags (`Tags:`, `Answer -`), so a prefix does not shift the
+    tags. Interleaved form `w1 T1 w2 T2 ...`: the words must be the input's; otherwise the
+    tokens that look like tags are kept in order, and that is a problem."""
     line = next((ln for ln in raw.strip().splitlines() if ln.strip()), "")
     tokens = line.split()
     if form == "tags":
-        return tokens, []
+        if len(tokens) == len(words):
+            return tokens, []
+        return [t for t in tokens if TAG.fullmatch(t)], []
     if form != "interleaved":
         raise ConfigError(f"slots: unknown prompt form {form!r} (expected 'tags' or 'interleaved')")
     if len(tokens) == 2 * len(words) and tokens[::2] == list(words):
@@ -230,20 +253,56 @@ class SlotsTask:
     def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
         """conlleval's figures; `valid`: predictions with one BIO tag per word. Any other
         prediction finds no chunk and gets no tag right."""
-        if len(golds) != len(preds):
-            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-        gold = []
-        for ex in golds:
-            tags = gold_tags(ex)
-            if tags is None:
-                raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
-            gold.append(tags)
-        pred = [_pred_tags(p, len(g)) for g, p in zip(gold, preds, strict=True)]
+        gold, pred = _tag_pairs(golds, preds)
         s = score_tag_sequences(gold, pred)
         out = {m.key: float(s[m.key]) for m in self.metrics}
         out["valid"] = float(sum(p is not None for p in pred))
         out["sentences"] = float(len(gold))
         return out
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """conlleval's counts per sentence (correct, found and gold chunks; right tags, tokens;
+        exact sentences), summed over a resample before its figures are computed, as the
+        script sums them over a file."""
+        import numpy as np
+
+        from mckd.evidence import SentenceStats, f1_from_counts, safe_ratio
+
+        rows = []
+        for g, p in zip(*_tag_pairs(golds, preds), strict=True):
+            c = ChunkCounts()
+            c.add(g, p)
+            rows.append((c.correct.total(), c.found.total(), c.gold.total(), c.correct_tags,
+                         c.tokens, c.exact, 1))
+        counts = np.array(rows, dtype=np.float64).reshape(-1, 7)
+        return {
+            "f1": SentenceStats(counts, lambda s: f1_from_counts(s[..., 0], s[..., 1], s[..., 2])),
+            "precision": SentenceStats(counts, lambda s: safe_ratio(s[..., 0], s[..., 1])),
+            "recall": SentenceStats(counts, lambda s: safe_ratio(s[..., 0], s[..., 2])),
+            "accuracy": SentenceStats(counts, lambda s: safe_ratio(s[..., 3], s[..., 4])),
+            "exact_match": SentenceStats(counts, lambda s: safe_ratio(s[..., 5], s[..., 6])),
+        }
+
+    def label_coverage(self, golds: Sequence[Example], labels: Sequence[str]) -> dict[str, Any] | None:
+        """Gold chunks (as conlleval counts them) whose slot type is not in the label set: no
+        teacher answer (grammar or repair) and no student trained on its labels can give
+        them. Adds `label_types` (types in the label set) and `types_outside` ({type: gold
+        chunks}, most first). None when the golds have no chunk."""
+        seqs = [tags for ex in golds if (tags := gold_tags(ex))]
+        per_type = score_tag_sequences(seqs, seqs)["per_type"] if seqs else {}
+        counts = {kind: v["gold"] for kind, v in per_type.items() if v["gold"]}
+        total = sum(counts.values())
+        if not total:
+            return None
+        known = set(label_types(labels))
+        outside = {k: n for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                   if k not in known}
+        missing = sum(outside.values())
+        recall = 100.0 * (total - missing) / total
+        return {"gold_chunks": total, "outside_label_set": missing,
+                "outside_share": 100.0 * missing / total, "recall_ceiling": recall,
+                "f1_ceiling": 2 * 100.0 * recall / (100.0 + recall) if recall else 0.0,
+                "label_types": len(known), "types_outside": outside}
 
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         """conlleval F1 of predictions against (pseudo)label targets; missing targets and
@@ -315,7 +374,8 @@ class SlotsTask:
         on the most tags. Samples without one tag per word are left out; when none is left,
         the first sample goes on as it is."""
         n = len(source.split())
-        usable = [tags for a in answers if (tags := _pred_tags(a.text, n)) is not None]
+        samples = [(a, tags) for a in answers if (tags := _pred_tags(a.text, n)) is not None]
+        usable = [tags for _, tags in samples]
         info: dict[str, Any] = {"samples": len(answers), "usable": len(usable)}
         if not usable:
             return answers[0], info
@@ -324,7 +384,7 @@ class SlotsTask:
                      for a in usable]
             best = max(range(len(usable)), key=lambda i: (agree[i], -i))
             info["chosen"] = best
-            return Repaired(" ".join(usable[best])), info
+            return Repaired(" ".join(usable[best]), list(samples[best][0].problems)), info
         if how != "vote":
             raise ConfigError(f"slots: unknown consensus {how!r} (expected 'vote' or 'mbr')")
         voted = []
@@ -336,7 +396,11 @@ class SlotsTask:
         fixed = sum(a != b for a, b in zip(tags, voted, strict=True))
         info["unanimous"] = sum(len(set(c)) == 1 for c in zip(*usable, strict=True))
         info["bio_fixed"] = fixed
-        return Repaired(" ".join(tags), [f"made {fixed} I- without B- into B-"] if fixed else []), info
+        problems = [f"made {fixed} I- without B- into B-"] if fixed else []
+        repaired = sum(not a.valid for a, _ in samples)
+        if repaired:  # the vote's tags came partly from answers that needed a repair
+            problems.append(f"voted over {repaired} repaired sample{'s' if repaired > 1 else ''}")
+        return Repaired(" ".join(tags), problems), info
 
     # --- students
     def decoding_constraint(self, source: str, labels: Any, tokenizer: Any, *,
@@ -372,8 +436,9 @@ class SlotsTask:
         return evaluate_tag_files(gold, pred, metric, per_sentence=per_sentence)
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
         """The generated assistant-request corpus (mckd.data.synth_slots)."""
         from mckd.data.synth_slots import synth_slot_corpus
 
-        return synth_slot_corpus(n_labeled, n_pool, n_test, seed=seed, max_words=max_words)
+        return synth_slot_corpus(n_labeled, n_pool, n_test, seed=seed, max_words=max_words,
+                                 test_prefix=test_prefix)

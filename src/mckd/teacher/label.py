@@ -1,7 +1,8 @@
 """The labelling run: pool -> cache -> backend -> repair -> append-only ledger -> pseudolabels.
 
 Every input ends in the ledger (`ledger.jsonl` in the output directory) as a pseudolabel (raw
-and repaired text, valid flag) or a rejection with a reason; rejections are counted by reason,
+and repaired text; `valid` when usable as written, `repaired` when the task's repair had to
+change it) or a rejection with a reason; the three are counted apart, rejections by reason,
 never dropped silently. A run can be killed at any moment: each completion is in the cache as
 soon as it arrives and each finished input is one ledger line, so a rerun skips what the
 ledger holds, serves what the cache holds, and sends only the rest.
@@ -43,7 +44,7 @@ from mckd.teacher.backends.base import (
 )
 from mckd.teacher.cache import TeacherCache, request_key
 from mckd.teacher.config import TeacherConfig
-from mckd.teacher.ledger import COUNTS, LEDGER, LabelProgress, Ledger, Usage, read_ledger
+from mckd.teacher.ledger import COUNTS, LEDGER, LabelProgress, Ledger, Usage, outcome, read_ledger
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ DONE = "DONE"
 @dataclass
 class Pseudolabel:
     """What post-processing makes of an input's raw outputs. `target` None means no usable
-    label (the input is rejected as invalid_output); `valid` False means a label that repair
-    could not fully fix (kept, flagged)."""
+    label (the input is rejected as invalid_output); `valid` False with a target means a
+    repaired label (the repair changed it, or could not fully fix it: kept, flagged)."""
 
     target: str | None
     valid: bool
@@ -236,13 +237,14 @@ class _Run:
                 raw=[],
                 target=None,
                 valid=False,
+                repaired=False,
                 problems=[problem],
             )
         else:
             pl = _postprocess(post, job.example, raws)
-            rec.update(
-                raw=raws, target=pl.target, valid=pl.valid, problems=pl.problems, meta=pl.meta
-            )
+            rec.update(raw=raws, target=pl.target, valid=pl.valid,
+                       repaired=pl.target is not None and not pl.valid, problems=pl.problems,
+                       meta=pl.meta)
             rec["status"] = "label" if pl.target is not None else "rejected"
             rec["reason"] = None if pl.target is not None else "invalid_output"
         if errors:
@@ -383,9 +385,11 @@ def finish(
     for ex in pool:
         rec = done[ex.id]
         usage.add(rec)
+        kind = outcome(rec)
         info = {
             "raw": rec["raw"][0] if len(rec["raw"]) == 1 else rec["raw"],
-            "valid": rec["valid"],
+            "valid": kind == "valid",
+            "repaired": kind == "repaired",
             "reason": rec["reason"],
         }
         if rec.get("problems"):
@@ -406,9 +410,11 @@ def finish(
     with atomic_write(out / DONE) as f:
         f.write("done\n")
     log.info(
-        "teacher: %d labels (%d valid), %d rejected %s; %d calls, %d cache hits, %d+%d tokens, cost %.4f, %.1fs",
+        "teacher: %d labels (%d valid, %d repaired), %d rejected %s; %d calls, %d cache hits, "
+        "%d+%d tokens, cost %.4f, %.1fs",
         usage.labels,
         usage.valid,
+        usage.repaired,
         report["rejected"],
         report["rejections"],
         usage.calls,
@@ -530,6 +536,72 @@ def estimate_labelling(
 
 
 # ---------------------------------------------------------------- files in, files out
+
+
+def label_task(config: str | Path | None, name: str | None, overrides: Any = None) -> tuple[str, list[str]]:
+    """The task `mckd label` prompts for and its extra labels, given as for `mckd run`: the
+    `task:` section of the YAML `config` (a name, or `{name, labels}`), `--task name`, and
+    `--set task.labels=[...]` (`overrides`: the `task` part of the --set options). Default: the
+    default task with no extra labels. Conflicting names or unknown keys are a ConfigError."""
+    from pydantic import ValidationError
+
+    from mckd.config import TaskConfig
+    from mckd.tasks import ALIASES, DEFAULT_TASK
+
+    spec: dict[str, Any] = {}
+    section = _config_task_section(config)
+    if section is not None:
+        spec = dict(section) if isinstance(section, dict) else {"name": section}
+    if "name" in spec:
+        spec["name"] = ALIASES.get(str(spec["name"]), spec["name"])
+    names = [(name, "--task")]
+    if isinstance(overrides, dict):
+        names.append((overrides.get("name"), "--set task.name"))
+    elif overrides is not None:
+        names.append((overrides, "--set task"))
+    for given, where in names:
+        if given is None:
+            continue
+        given = ALIASES.get(str(given), str(given))
+        if "name" in spec and spec["name"] != given:
+            raise ConfigError(f"{where} {given!r} differs from the task {spec['name']!r} of "
+                              f"{config or 'the other options'}")
+        spec["name"] = given
+    if isinstance(overrides, dict):
+        spec.update({k: v for k, v in overrides.items() if k != "name"})
+    spec.setdefault("name", DEFAULT_TASK)
+    if isinstance(spec.get("labels"), str):  # --set task.labels=genre
+        spec["labels"] = [spec["labels"]]
+    try:
+        task = TaskConfig(**spec)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(map(str, err["loc"]))
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown key 'task.{where}' (task options: "
+                              f"{', '.join(TaskConfig.model_fields)})") from None
+        raise ConfigError(f"task.{where}: {err['msg'].removeprefix('Value error, ')}") from None
+    return task.name, list(task.labels)
+
+
+def _config_task_section(config: str | Path | None) -> Any:
+    """The `task` entry of a YAML config, None without one (an unreadable file is left to the
+    teacher config's reader, which names the problem). A file with a task section is a run
+    config, whose teacher settings are under `teacher:`."""
+    import yaml
+
+    if config is None or not Path(config).is_file():
+        return None
+    try:
+        data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or "task" not in data:
+        return None
+    if "teacher" not in data:
+        raise ConfigError(f"{config}: it names a task, so its teacher settings belong under "
+                          "'teacher:' (as in a run config)")
+    return data["task"]
 
 
 def _load_task(task: Task | str | None) -> Task:
