@@ -66,11 +66,30 @@ def test_report_shows_every_test_sentence_side_by_side(slots_run: Path) -> None:
     assert page.count('<tr class="disagree">') == disagree
     assert page.count('<tr class="agree">') == len(gold) - disagree
     assert f"The student is {method}" in page
-    assert f"disagree on {disagree} of {len(gold)} sentences" in page
+    assert f"disagree on {disagree} of the {len(gold)} sentences the teacher labelled" in page
     assert 'id="only-disagree"' in page and "<script" not in page
     for ex in gold:
         assert f'<td class="id">{ex.id}</td>' in page
     assert 'class="chunk' in page  # the task's rendering, not plain text
+
+
+def test_sentences_the_teacher_was_not_asked_about(slots_run: Path, tmp_path: Path) -> None:
+    """With `data.teacher_test` the teacher labels part of the test set: the others show no
+    teacher answer, count as no disagreement, and the switch hides them too."""
+    import shutil
+
+    from mckd.examples import write_examples
+
+    run = tmp_path / "run"
+    shutil.copytree(slots_run, run)
+    answers = read_examples(run / "teacher_test" / "predictions.jsonl")
+    write_examples(run / "teacher_test" / "predictions.jsonl", answers[:5])
+    page = write_report(run)["html"].read_text()
+    total = len(read_examples(run / "data" / "test.jsonl"))
+    assert page.count('<tr class="unasked">') == total - 5 and "not asked" in page
+    rows = page.count('<tr class="agree">') + page.count('<tr class="disagree">')
+    assert rows == 5 and f"the 5 sentences the teacher labelled (of {total})" in page
+    assert "tr:is(.agree,.unasked){display:none}" in page
 
 
 def test_a_task_without_the_hook_is_shown_as_text(slots_run: Path) -> None:

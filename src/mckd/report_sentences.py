@@ -27,7 +27,9 @@ table.sentences td.id{color:#666;white-space:nowrap}.diff{color:#b00020}
 margin-left:2px}.chunk.diff{outline:2px solid #b00020}.con .br{color:#999;font-weight:normal}
 .con.diff>.br{color:#b00020;font-weight:bold}.none{color:#999}
 td.same{background:#e3f1e6}td.differs{background:#fbe3e6}
-#only-disagree:checked~table.sentences tr.agree{display:none}"""
+#only-disagree:checked~table.sentences tr:is(.agree,.unasked){display:none}"""
+STATUS_CELLS = {"agree": '<td class="same">same</td>', "disagree": '<td class="differs">differs</td>',
+                "unasked": '<td class="none">–</td>'}
 
 
 @dataclass
@@ -35,14 +37,15 @@ class SentenceRow:
     gold: Example
     teacher: str | None
     student: str | None
-    has_teacher: bool
+    asked: bool  # whether the teacher labelled this sentence (it may label a subset)
 
     @property
-    def agree(self) -> bool:
-        """Student and teacher gave the same output (whitespace aside); no teacher: agree."""
-        if not self.has_teacher:
-            return True
-        return (self.student or "").split() == (self.teacher or "").split()
+    def status(self) -> str:
+        """`agree` or `disagree` (student vs teacher, whitespace aside), `unasked`."""
+        if not self.asked:
+            return "unasked"
+        same = (self.student or "").split() == (self.teacher or "").split()
+        return "agree" if same else "disagree"
 
 
 @dataclass
@@ -67,9 +70,11 @@ def read_view(run_dir: Path, results: dict[str, Any]) -> SentenceView | None:
         return None
     gold = read_examples(folder / GOLD_TEST)
     student = {ex.id: ex.target for ex in read_examples(folder / method / "test.jsonl")}
+    # the teacher's test inputs: all of the test set, a subset (`data.teacher_test`), or none
     has_teacher = (folder / TEACHER_TEST).exists()
     teacher = {ex.id: ex.target for ex in read_examples(folder / TEACHER_TEST)} if has_teacher else {}
-    rows = [SentenceRow(ex, teacher.get(ex.id), student.get(ex.id), has_teacher) for ex in gold]
+    rows = [SentenceRow(ex, teacher.get(ex.id), student.get(ex.id), ex.id in teacher)
+            for ex in gold]
     return SentenceView(method, reason, seed, rows)
 
 
@@ -83,22 +88,24 @@ def sentences_html(view: SentenceView, task: Any) -> str:
         return html.escape(output) if output is not None else '<span class="none">–</span>'
 
     e = html.escape
-    disagree = sum(not r.agree for r in view.rows)
+    disagree = sum(r.status == "disagree" for r in view.rows)
+    asked = sum(r.asked for r in view.rows)
     seed = f" (seed {view.seed})" if view.seed is not None else ""
     out = ["<h2>Test sentences: gold, teacher and student</h2>",
            f'<p class="note">The student is {e(view.method)}{seed}, the one <code>mckd export</code> '
            f"ships ({e(view.reason)}). Marked red: in the teacher's or the student's output but not "
            "in the gold one; in the gold column, what the student missed. "
-           f"Student and teacher disagree on {disagree} of {len(view.rows)} sentences.</p>",
+           f"Student and teacher disagree on {disagree} of the {asked} sentences the teacher "
+           f"labelled (of {len(view.rows)}).</p>",
            '<input type="checkbox" id="only-disagree"> <label for="only-disagree">show only the '
            "sentences where student and teacher disagree</label>",
            '<table class="sentences">',
            "<tr><th>id</th><th>gold</th><th>teacher</th><th>student</th><th>student vs teacher</th></tr>"]
     for row in view.rows:
         src, gold = row.gold.source, row.gold.target
-        status = ('<td class="same">same</td>' if row.agree else '<td class="differs">differs</td>')
-        teacher = cell(src, row.teacher, gold) if row.has_teacher else '<span class="none">–</span>'
-        out.append(f'<tr class="{"agree" if row.agree else "disagree"}">'
+        status = STATUS_CELLS[row.status]
+        teacher = cell(src, row.teacher, gold) if row.asked else '<span class="none">not asked</span>'
+        out.append(f'<tr class="{row.status}">'
                    f'<td class="id">{e(row.gold.id)}</td><td>{cell(src, gold, row.student)}</td>'
                    f"<td>{teacher}</td><td>{cell(src, row.student, gold)}</td>{status}</tr>")
     out.append("</table>")

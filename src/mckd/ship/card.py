@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.report import environment_line, metric_columns, ordered_methods
+from mckd.report_evidence import teacher_subset_size
 from mckd.student.config import _MINILM_ALIASES, MINILM
 
 # Base models whose licence we know; anything else points to the base model's own card.
@@ -112,6 +113,11 @@ def model_card(results: dict[str, Any], facts: CardFacts, load_path: str) -> str
         out += [f"Mean ± standard deviation over {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
                 f"this model is seed {facts.seed}'s student.", ""]
     out += [*score_table(results, facts.method), ""]
+    subset = teacher_subset_size(results)
+    if subset is not None:
+        out += [f"The teacher labelled {subset} of the {results.get('test')} test sentences: its row "
+                "is scored on those (results.json has every method's score on the same sentences, "
+                "`teacher_subset`).", ""]
     notes = results.get("metric_names") or {}
     out += [f"- {metric_columns(results).get(k, k)}: {v}" for k, v in notes.items()]
     out += ["", "## Data", "", "| gold (labeled) | pool (unlabeled) | test |", "|---|---|---|",
