@@ -244,26 +244,39 @@ def test_folds_are_disjoint_balanced_and_seeded() -> None:
 
 
 def test_paired_bootstrap_intervals_and_verdicts() -> None:
-    """Per-sentence-mean metric (parsing) and corpus metric (conlleval, rescored per resample):
-    the point values are the task's scores, the intervals hold them, and a clearly better
-    prediction set is called better."""
+    """Corpus metric (conlleval: counts summed per resample) and per-sentence mean (the paper's
+    parsing F1): the point values are the task's scores, the intervals hold them, a clearly
+    better prediction set is called better; a task without per-sentence statistics is
+    resampled by its one-sentence scores."""
     task = get_task("slots")
     gold = ["B-a I-a O", "O B-b", "B-a O O", "O O B-b"] * 5
     golds = [Example(str(i), " ".join(["w"] * len(g.split())), g) for i, g in enumerate(gold)]
     worse = ["O " * (len(g.split()) - 1) + "O" if i % 2 else g for i, g in enumerate(gold)]
     r = paired_bootstrap(task, golds, gold, worse, resamples=300)
-    assert r["how"] == "rescore" and r["a"]["value"] == 100.0
+    assert r["how"] == "counts" and r["a"]["value"] == 100.0
     assert r["b"]["value"] == pytest.approx(task.score(golds, worse)["f1"])
     assert r["b"]["low"] <= r["b"]["value"] <= r["b"]["high"] and verdict(r["diff"]) == "better"
+    assert verdict({k: -v for k, v in r["diff"].items()}) == "worse"
     same = paired_bootstrap(task, golds, worse, worse, resamples=100)
     assert same["diff"] == {"value": 0.0, "low": 0.0, "high": 0.0} and verdict(same["diff"]) == "none"
+
+    class NoStats:  # the slots task without per-sentence statistics
+        metrics = task.metrics
+
+        def score(self, g: Any, p: Any) -> dict[str, float]:
+            return task.score(g, p)
+
+    r = paired_bootstrap(NoStats(), golds, gold, worse, resamples=300)  # type: ignore[arg-type]
+    assert r["how"] == "sentence mean" and r["b"]["value"] == pytest.approx(50.0)
     parsing = get_task("constituency")
     trees = ["(S (NP (DT the) (NN dog)) (VP (VBD saw) (NP (DT a) (NN cat))))"] * 6
     pgold = [Example(str(i), "the dog saw a cat", None, {"tree": t}) for i, t in enumerate(trees)]
     right = to_unlabeled(parse_tree(trees[0]))
     flat = "( ( the ) ( dog ) ( saw ) ( a ) ( cat ) )"
     r = paired_bootstrap(parsing, pgold, [right] * 6, [flat, right] * 3, resamples=200)
-    assert r["how"] == "mean" and r["diff"]["value"] > 0 and r["diff"]["low"] >= 0
+    assert r["how"] == "counts" and r["diff"]["value"] > 0 and r["diff"]["low"] >= 0
+    assert r["diff"]["value"] == pytest.approx(parsing.score(pgold, [right] * 6)["f1"]
+                                               - parsing.score(pgold, [flat, right] * 3)["f1"])
 
 
 def test_dry_run_counts_the_probes_calls_and_no_pool_calls_for_sft(tmp_path: Path) -> None:

@@ -147,7 +147,9 @@ def summarize(ctx: RunContext, golds: list[Example], teacher: list[str | None],
     """Both scores with intervals, their paired difference (teacher - sft), the verdict and the
     one-line recommendation, the teacher's usage and the pool's cost at the probe's rate."""
     metric = primary_metric(ctx.task)
-    cmp = paired_bootstrap(ctx.task, golds, teacher, sft, seed=ctx.cfg.seed)
+    boot = ctx.cfg.bootstrap
+    cmp = paired_bootstrap(ctx.task, golds, teacher, sft, resamples=boot.resamples, level=boot.level,
+                           seed=boot.seed)
     found = {"better": "teacher", "worse": "sft", "none": "none"}[verdict(cmp["diff"])]
     return {
         "folds": ctx.cfg.probe_folds, "examples": len(golds), "metric": metric.key,

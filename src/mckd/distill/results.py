@@ -11,6 +11,8 @@
     stage0:       {requested, mode, reason, sources: {teacher|sft|agree: n}}   the pool's first labels
     probe:        {teacher, sft, difference: {value, low, high}, verdict, recommendation, usage, ...}
     environment:  {python, platform, cpu, torch_threads, gpu, packages: {name: version}}
+    evidence:     bootstrap intervals and paired comparisons (distill/compare.py adds them, with
+                  `test_ci`, `teacher_subset` and `gold_ci` beside the scores)
 With several seeds each number is the mean, `*_std` holds the sample standard deviation,
 `per_seed` the seeds' own values and `seed_count` how many seeds the mean covers.
 """
@@ -24,6 +26,7 @@ from importlib import metadata
 from typing import Any
 
 from mckd.distill import stages
+from mckd.distill.compare import add_evidence, gather_stats
 from mckd.distill.context import DATA, RunContext
 from mckd.distill.plan import build_steps
 from mckd.distill.probe import PROBE
@@ -58,7 +61,7 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
     students.update({f"probe_{fold}": train for fold, train in metric.get(PROBE, {}).get("students", {}).items()})
     sizes = metric.get("data", {})
     coverage = ctx.label_coverage() if DATA in done else None
-    return {
+    results = {
         "name": cfg.name, "task": cfg.task_name(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "teacher_model": f"{cfg.teacher.backend}:{cfg.teacher.model}", "student": _student_name(cfg.student),
         "labeled": sizes.get("labeled"), "unlabeled": sizes.get("unlabeled"), "test": sizes.get("test"),
@@ -72,6 +75,7 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
         "step_seconds": {s: read_json(rd.folder(s) / "DONE").get("seconds") for s in sorted(done)},
         "environment": environment(),
     }
+    return add_evidence(results, [gather_stats(ctx, results)], cfg.bootstrap, ctx.task)
 
 
 def stage0_candidates(metric: dict[str, Any]) -> dict[str, Any]:

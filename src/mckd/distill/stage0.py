@@ -141,6 +141,14 @@ def combine(pool: list[Example], teacher: dict[str, Example], sft: dict[str, Exa
     return out
 
 
+def pool_labels_path(rd: Any, name: str, stage: int) -> Path:
+    """The file holding the pool labels that results.json's `pseudolabels.<name>` scores: a
+    stage's step folder, or the sft student's pool predictions (a stage-0 candidate)."""
+    if name == "sft" and stage == 0:
+        return rd.folder("sft") / SFT_POOL
+    return rd.folder(name) / "labels.jsonl"
+
+
 def source_counts(labels: list[Example]) -> dict[str, int]:
     """How many labels came from each source (`teacher` when the file records none)."""
     return dict(Counter(ex.meta.get("stage0_source", "teacher") for ex in labels

@@ -119,6 +119,14 @@ class ChartStudent:
             batch[key] = torch.from_numpy(np.concatenate(parts).astype(np.int64))
         return {k: v.to(self.device) for k, v in batch.items()}
 
+    def batch(self, sentences: list[list[str]]) -> dict[str, torch.Tensor]:
+        """The model's input for sentences (lists of words) that fit the encoder, as `predict`
+        builds it (the ONNX export traces the model on one)."""
+        encoded = [self._encode(words) for words in sentences]
+        if any(e is None for e in encoded):
+            raise MckdError("a sentence is too long for the encoder")
+        return self._collate(encoded)  # type: ignore[arg-type]
+
     # ---- prediction ---------------------------------------------------------------------
     def predict(self, sources: list[str]) -> list[Prediction]:
         """One tree per source (space-separated words), in the task's unlabeled form."""

@@ -153,6 +153,14 @@ class TaggerStudent:
             batch["piece_word"] = piece_word
         return {k: v.to(self.device) for k, v in batch.items()}
 
+    def batch(self, sentences: list[list[str]]) -> dict[str, torch.Tensor]:
+        """The model's input for sentences (lists of words) that fit the encoder, as `predict`
+        builds it (the ONNX export traces the model on one)."""
+        encoded = [self._encode(words) for words in sentences]
+        if any(e is None for e in encoded):
+            raise MckdError("a sentence is too long for the encoder")
+        return self._collate(encoded)  # type: ignore[arg-type]
+
     # ---- prediction ---------------------------------------------------------------------
     def predict(self, sources: list[str]) -> list[Prediction]:
         """One BIO tag per word of each source (space-separated words), joined by spaces."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from mckd.evidence import SentenceStats
     from mckd.examples import Example
 
 
@@ -132,6 +133,14 @@ class Task(Protocol):
         """Scores of predictions (target form) against gold examples; keys as in `metrics`."""
         ...
 
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """Per-sentence statistics of the metrics a resample of the sentences can recompute
+        (mckd.evidence: per-sentence counts and the function from their sums to the metric),
+        keyed as in `metrics`; each one's `value()` is what `score` returns for its key. The
+        run's bootstrap intervals and paired comparisons come from these; a metric left out
+        gets no interval. The primary metric should be here."""
+        ...
+
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         """Agreement (0-100) of predictions with (pseudo)label targets, for early stopping."""
         ...
@@ -207,10 +216,12 @@ class Task(Protocol):
     """Values `mckd evaluate --metric` accepts for this task; the first is the default."""
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
         """The task's generated built-in corpus (the demo's data): `n_labeled` gold pairs, a pool
         of `n_pool` inputs (gold kept in meta only) and `n_test` test pairs, sentences of at
-        most `max_words` words."""
+        most `max_words` words. With `test_prefix` P the labeled pairs, the pool and the first
+        P test pairs are exactly those of the corpus with n_test = P, and the other test pairs
+        follow them (so the teacher's test subset, and its cache, survive a larger test set)."""
         ...
 
     # Optional hooks, called through their helpers (a task may leave them out):
@@ -237,6 +248,21 @@ def label_coverage(task: Task, golds: Sequence[Example], labels: Any) -> dict[st
     if not isinstance(task, LabelCoverage):
         return None
     return task.label_coverage(golds, labels)
+
+
+@runtime_checkable
+class OutputView(Protocol):
+    """An optional task hook (outside `Task`, so tasks written before it still are tasks): how
+    the report's per-sentence view shows the task's outputs. A task without it is shown as
+    escaped text."""
+
+    def output_html(self, source: str, output: str | None, reference: str | None) -> str:
+        """One output (target form; None: there is none) of `source` as an HTML fragment, with
+        what `reference` (another output for the same input, or None) lacks marked by class
+        `diff`. Text must be escaped; the report's page styles the classes `diff`, `none`, `con`
+        and `br` (a constituent and its brackets) and `chunk` (a labelled span); anything else
+        is styled inline."""
+        ...
 
 
 def primary_metric(task: Task) -> Metric:

@@ -38,6 +38,7 @@ from mckd.tasks.evalb import COLLINS, EvalbParams, EvalbResult, EvalbTotals, Sca
 if TYPE_CHECKING:
     from nltk import Tree
 
+    from mckd.evidence import SentenceStats
     from mckd.tasks.trees import Repair
 
 _CONTRACTIONS = {"won't": "wo n't", "don't": "do n't", "can't": "ca n't"}
@@ -211,7 +212,17 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _all_or_none_tagged(golds: list[Example]) -> bool:
+def _gold_trees(golds: Sequence[Example], preds: Sequence[str]) -> tuple[list[str], bool]:
+    """The gold trees to score against, and whether all of them carry POS tags."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+    trees = [ex.meta.get("tree") or ex.target for ex in golds]
+    if any(t is None for t in trees):
+        raise ValueError("a gold example has neither meta['tree'] nor a target")
+    return trees, _all_or_none_tagged(golds)
+
+
+def _all_or_none_tagged(golds: Sequence[Example]) -> bool:
     """Whether every gold example has its POS-tagged tree; an error when only some have one, as
     one metric cannot both drop punctuation (by the tags) and count it."""
     untagged = [ex.id for ex in golds if not ex.meta.get("tree")]
@@ -286,14 +297,8 @@ class ConstituencyTask:
         and predictions carry phrase labels (EVALB, COLLINS.prm, corpus-level). Punctuation is
         removed by the gold trees' POS tags (`meta["tree"]`); gold examples without them count
         every token, and a set that mixes the two is refused."""
-        if len(golds) != len(preds):
-            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-        trees = [ex.meta.get("tree") or ex.target for ex in golds]
-        if any(t is None for t in trees):
-            raise ValueError("a gold example has neither meta['tree'] nor a target")
-        tagged = _all_or_none_tagged(golds)
-        sources = [ex.source for ex in golds]
-        paper = paper_metric(trees, preds, sources, drop_punctuation=tagged)
+        trees, tagged = _gold_trees(golds, preds)
+        paper = paper_metric(trees, preds, [ex.source for ex in golds], drop_punctuation=tagged)
         out = {
             "f1": paper.mean_f1,
             "precision": _mean([s.precision for s in paper.sentences]),
@@ -307,6 +312,23 @@ class ConstituencyTask:
             labeled = evalb(trees, preds, COLLINS, malformed_is_error=True)
             out["evalb_f1"] = labeled.all.figures()["Bracketing FMeasure"]
             out["evalb_valid"] = float(labeled.all.valid)
+        return out
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """The paper's F1 as a mean of per-sentence F1s; EVALB's F1s as per-sentence bracket
+        counts (matched, test, gold), summed before dividing as EVALB does (error and skipped
+        sentences count nothing)."""
+        from mckd.evidence import f1_stats, mean_stats
+
+        trees, tagged = _gold_trees(golds, preds)
+        paper = paper_metric(trees, preds, [ex.source for ex in golds], drop_punctuation=tagged)
+        out = {"f1": mean_stats([s.f1 for s in paper.sentences])}
+        runs = [("evalb_unlabeled_f1", EvalbParams(labeled=False))]
+        if tagged and any(looks_labeled(p) for p in preds):
+            runs.append(("evalb_f1", COLLINS))
+        for key, params in runs:
+            rows = evalb(trees, preds, params, malformed_is_error=True).sentences
+            out[key] = f1_stats([r.matched for r in rows], [r.test for r in rows], [r.gold for r in rows])
         return out
 
     def label_coverage(self, golds: Sequence[Example], labels: Any) -> dict[str, Any] | None:
@@ -415,6 +437,12 @@ class ConstituencyTask:
         return TreeConstraint(source.split(), tokenizer, placeholder=placeholder,
                               space_first=space_first)
 
+    def output_html(self, source: str, output: str | None, reference: str | None) -> str:
+        """The bracketing; constituents `reference` lacks marked."""
+        from mckd.tasks.tree_view import tree_html
+
+        return tree_html(output, reference)
+
     # --- data -----------------------------------------------------------------------------
 
     def read_corpus(self, path: str | Path) -> list[Example]:
@@ -431,15 +459,16 @@ class ConstituencyTask:
         return evaluate_files(gold, pred, metric, per_sentence=per_sentence)
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
-        """The synthetic PTB-style treebank (mckd.data.synth), split as `mckd data split` does."""
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
+        """The synthetic PTB-style treebank (mckd.data.synth), split as `mckd data split` does;
+        with `test_prefix`, the test trees beyond the first `test_prefix` are drawn after."""
         from mckd.data.corpus import DemoCorpusConfig, demo_splits
 
         fields: dict[str, Any] = {"n_labeled": n_labeled, "n_unlabeled": n_pool, "n_test": n_test,
                                   "seed": seed}
         if max_words is not None:
             fields["max_len"] = max_words
-        splits = demo_splits(DemoCorpusConfig(**fields))
+        splits = demo_splits(DemoCorpusConfig(**fields), test_prefix)
         return Corpus(splits["labeled"], splits["unlabeled"], splits["test"])
 
 

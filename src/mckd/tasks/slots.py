@@ -13,12 +13,15 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mckd.errors import ConfigError
 from mckd.examples import Example
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
-from mckd.tasks.conlleval import score_tag_sequences, split_tag
+from mckd.tasks.conlleval import ChunkCounts, score_tag_sequences, split_tag
+
+if TYPE_CHECKING:
+    from mckd.evidence import SentenceStats
 
 TAG = re.compile(r"O|[BI]-\S+")
 
@@ -120,6 +123,20 @@ def gold_tags(example: Example) -> list[str] | None:
     """The example's gold tags: meta["gold"], else its target; None when neither is there."""
     gold = example.meta.get("gold") or example.target
     return gold.split() if gold else None
+
+
+def _tag_pairs(golds: Sequence[Example], preds: Sequence[str]) -> tuple[list[list[str]], list[list[str] | None]]:
+    """Gold tags and scorable predicted tags (None: not one BIO tag per word), sentence by
+    sentence."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+    gold = []
+    for ex in golds:
+        tags = gold_tags(ex)
+        if tags is None:
+            raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
+        gold.append(tags)
+    return gold, [_pred_tags(p, len(g)) for g, p in zip(gold, preds, strict=True)]
 
 
 def _pred_tags(pred: str | None, n: int) -> list[str] | None:
@@ -236,20 +253,35 @@ class SlotsTask:
     def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
         """conlleval's figures; `valid`: predictions with one BIO tag per word. Any other
         prediction finds no chunk and gets no tag right."""
-        if len(golds) != len(preds):
-            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-        gold = []
-        for ex in golds:
-            tags = gold_tags(ex)
-            if tags is None:
-                raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
-            gold.append(tags)
-        pred = [_pred_tags(p, len(g)) for g, p in zip(gold, preds, strict=True)]
+        gold, pred = _tag_pairs(golds, preds)
         s = score_tag_sequences(gold, pred)
         out = {m.key: float(s[m.key]) for m in self.metrics}
         out["valid"] = float(sum(p is not None for p in pred))
         out["sentences"] = float(len(gold))
         return out
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """conlleval's counts per sentence (correct, found and gold chunks; right tags, tokens;
+        exact sentences), summed over a resample before its figures are computed, as the
+        script sums them over a file."""
+        import numpy as np
+
+        from mckd.evidence import SentenceStats, f1_from_counts, safe_ratio
+
+        rows = []
+        for g, p in zip(*_tag_pairs(golds, preds), strict=True):
+            c = ChunkCounts()
+            c.add(g, p)
+            rows.append((c.correct.total(), c.found.total(), c.gold.total(), c.correct_tags,
+                         c.tokens, c.exact, 1))
+        counts = np.array(rows, dtype=np.float64).reshape(-1, 7)
+        return {
+            "f1": SentenceStats(counts, lambda s: f1_from_counts(s[..., 0], s[..., 1], s[..., 2])),
+            "precision": SentenceStats(counts, lambda s: safe_ratio(s[..., 0], s[..., 1])),
+            "recall": SentenceStats(counts, lambda s: safe_ratio(s[..., 0], s[..., 2])),
+            "accuracy": SentenceStats(counts, lambda s: safe_ratio(s[..., 3], s[..., 4])),
+            "exact_match": SentenceStats(counts, lambda s: safe_ratio(s[..., 5], s[..., 6])),
+        }
 
     def label_coverage(self, golds: Sequence[Example], labels: Sequence[str]) -> dict[str, Any] | None:
         """Gold chunks (as conlleval counts them) whose slot type is not in the label set: no
@@ -384,6 +416,12 @@ class SlotsTask:
         return TagConstraint(len(source.split()), labels, tokenizer, space_first=space_first)
 
     # --- data
+    def output_html(self, source: str, output: str | None, reference: str | None) -> str:
+        """The words with slot values coloured by type; values `reference` lacks marked."""
+        from mckd.tasks.slot_view import tags_html
+
+        return tags_html(source, output, reference)
+
     def read_corpus(self, path: str | Path) -> list[Example]:
         """The ATIS/Snips `seq.in`/`seq.out`/`label` layout, CoNLL column files or Example
         JSONL (tasks/slot_readers.py)."""
@@ -398,8 +436,9 @@ class SlotsTask:
         return evaluate_tag_files(gold, pred, metric, per_sentence=per_sentence)
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
         """The generated assistant-request corpus (mckd.data.synth_slots)."""
         from mckd.data.synth_slots import synth_slot_corpus
 
-        return synth_slot_corpus(n_labeled, n_pool, n_test, seed=seed, max_words=max_words)
+        return synth_slot_corpus(n_labeled, n_pool, n_test, seed=seed, max_words=max_words,
+                                 test_prefix=test_prefix)
