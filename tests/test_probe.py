@@ -204,8 +204,8 @@ def test_stage0_combine_records_every_labels_source(tmp_path: Path, teacher: Tea
 
 def test_stage0_auto_follows_the_probe(tmp_path: Path, teacher: Teacher) -> None:
     """A teacher that answers gold is clearly better than the gold-trained student: auto takes
-    its labels. A teacher that answers left-branching trees is not: auto takes the sft
-    student's, and the teacher labels no pool input."""
+    its labels. A teacher that echoes the words (flat trees) is clearly worse: auto takes the
+    sft student's, and the teacher labels no pool input."""
     cfg = config(tmp_path / "a", stage0="auto", methods=["sft", "mckd"], stages=[2])
     trees = gold_trees(tmp_path / "a")
     teacher.answer = lambda s: trees[s]
@@ -216,11 +216,12 @@ def test_stage0_auto_follows_the_probe(tmp_path: Path, teacher: Teacher) -> None
     assert results["teacher"]["pool"]["calls"] == 16
 
     teacher.requests.clear()
-    teacher.answer = lambda s: left_branching(s.split())
+    teacher.answer = None
     run_pipeline(config_from_dict(config(tmp_path / "b", stage0="auto", methods=["sft", "mckd"], stages=[2])))
     root = tmp_path / "b" / "run"
     results = json.loads((root / "results.json").read_text())
-    assert results["probe"]["verdict"] in ("none", "sft") and results["stage0"]["mode"] == "sft"
+    assert results["probe"]["verdict"] == "sft" and results["stage0"]["mode"] == "sft"
+    assert results["stage0"]["sources"] == {"sft": 16}
     labelled = set(teacher.inputs())
     assert labelled == {ex.source for ex in read_examples(root / "data" / "labeled.jsonl")}  # probe only
     assert "skipped" in json.loads((root / "teacher" / "metrics.json").read_text())
@@ -287,3 +288,19 @@ def test_dry_run_counts_the_probes_calls_and_no_pool_calls_for_sft(tmp_path: Pat
     assert list(steps).index("stage0") > list(steps).index("teacher")
     steps = {s.step: s for s in estimate_run(config_from_dict(config(tmp_path, stage0="sft"))).steps}
     assert "teacher" not in steps and "probe" not in steps and "stage0" in steps
+
+
+@pytest.mark.parametrize(("verdict_", "mode"), [("teacher", "teacher"), ("none", "combine"), ("sft", "sft")])
+def test_auto_maps_the_probes_verdict(tmp_path: Path, verdict_: str, mode: str) -> None:
+    from mckd.distill.context import RunContext
+    from mckd.distill.rundir import RunDir, write_json
+    from mckd.distill.stage0 import resolve, teacher_pool_skipped
+
+    cfg = config_from_dict(config(tmp_path, stage0="auto"))
+    interval = {"value": 1.0, "low": -1.0, "high": 3.0}
+    write_json(tmp_path / "run" / "probe" / "metrics.json",
+               {"verdict": verdict_, "difference": interval, "teacher": interval, "sft": interval,
+                "examples": 8})
+    ctx = RunContext(cfg, cfg.make_task(), RunDir(tmp_path / "run"))
+    assert resolve(ctx)[0] == mode
+    assert (teacher_pool_skipped(ctx) is not None) == (mode == "sft")

@@ -10,8 +10,8 @@
   they disagree on (`COMBINE_SFT_SHARE` of them); else the teacher's, or the sft student's
   when the probe found it clearly better.
 - `auto`: the probe decides: `teacher` where it found the teacher clearly better than the
-  gold-trained student, else `AUTO_OTHERWISE`. When it picks `sft`, the `teacher` step labels
-  no pool input.
+  gold-trained student, `sft` where it found the student clearly better (the `teacher` step then
+  labels no pool input), `combine` where it showed no difference.
 
 Every stage-0 label records its source in `meta.stage0_source` (`teacher`, `sft`, or `agree`
 when both gave it), kept through the later stages' relabels; results.json counts them.
@@ -31,11 +31,12 @@ log = logging.getLogger(__name__)
 
 STAGE0 = "stage0"
 SFT_POOL = "pool.jsonl"  # the sft step's labels of the pool, when stage 0 may use them
-# Chosen by measurement (benchmarks/stage0_results.md): where the probe shows no clear teacher
-# advantage, the gold-trained student's labels are the better stage 0.
-AUTO_OTHERWISE = "sft"
+# auto's choice by the probe's verdict (benchmarks/stage0_results.md: where the probe showed no
+# difference, on both demos, the combined labels beat the teacher's and the sft student's).
+AUTO = {"teacher": "teacher", "none": "combine", "sft": "sft"}
 # combine: the share of the inputs where teacher and sft disagree that go to the sft student,
-# its most confident first (benchmarks/stage0_results.md).
+# its most confident first (benchmarks/stage0_results.md: 25%, 50% and 75% all beat both
+# sources' pool labels on both demos; 50% is the one that does by the most on the weaker side).
 COMBINE_SFT_SHARE = 0.5
 
 
@@ -68,10 +69,9 @@ def resolve(ctx: RunContext) -> tuple[str, str]:
     numbers = (f"teacher {probe['teacher']['value']:.1f} vs gold-trained student "
                f"{probe['sft']['value']:.1f}, difference {d['value']:+.1f} "
                f"[{d['low']:+.1f}, {d['high']:+.1f}] on {probe['examples']} held-out labeled examples")
-    if probe["verdict"] == "teacher":
-        return "teacher", f"auto: the probe found the teacher clearly better ({numbers})"
-    shown = "no difference" if probe["verdict"] == "none" else "the gold-trained student clearly better"
-    return AUTO_OTHERWISE, f"auto: the probe found {shown} ({numbers})"
+    found = {"teacher": "the teacher clearly better", "none": "no difference",
+             "sft": "the gold-trained student clearly better"}[probe["verdict"]]
+    return AUTO[probe["verdict"]], f"auto: the probe found {found} ({numbers})"
 
 
 def teacher_pool_skipped(ctx: RunContext) -> str | None:
