@@ -225,3 +225,37 @@ def test_per_sentence_rows(monkeypatch, capsys, paper_files):
     rows = json.loads(out)["per_sentence"]
     want = json.loads((DATA / "paper_metric" / "expected.json").read_text())["per_sentence"]
     assert [(r["f1"], r["success"]) for r in rows] == [(w["f1"], w["success"]) for w in want]
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("metric", ["mckd", "evalb-unlabeled"])
+def test_jsonl_predictions_are_read_from_their_target(monkeypatch, capsys, tmp_path, metric):
+    """`mckd predict` and the run's students write Example JSONL that keeps the input's meta,
+    gold tree included: the prediction is the target, never meta['tree'], and a missing one
+    is an error naming the line."""
+    gold_tree = TREE.strip()
+    gold = _jsonl(tmp_path / "gold.jsonl", [{"id": "1", "source": "The cat sat .",
+                                              "target": "( ( The ) ( cat ) ( sat ) ( . ) )",
+                                              "meta": {"tree": gold_tree}}])
+    pred_row = {"id": "1", "source": "The cat sat .", "target": "( ( ( The ) ( cat ) ) ( sat ) ( . ) )",
+                "meta": {"tree": gold_tree}}
+    pred = _jsonl(tmp_path / "pred.jsonl", [pred_row])
+    text_gold, text_pred = tmp_path / "gold.txt", tmp_path / "pred.txt"
+    text_gold.write_text(TREE)
+    text_pred.write_text(pred_row["target"] + "\n")
+    code, out, _ = evaluate(monkeypatch, capsys, text_gold, text_pred, metric, "--json")
+    want = json.loads(out)
+    assert want["valid"] == 1 and want["f1"] > 0
+    for g in (text_gold, gold):  # the same figures as the one-tree-per-line files
+        code, out, err = evaluate(monkeypatch, capsys, g, pred, metric, "--json")
+        assert code == 0, err
+        assert json.loads(out) == want
+    for empty in ("", None):
+        _jsonl(pred, [{**pred_row, "target": empty}])
+        code, out, err = evaluate(monkeypatch, capsys, gold, pred, metric, "--json")
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert "pred.jsonl:1: no predicted tree" in err

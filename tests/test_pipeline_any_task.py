@@ -189,3 +189,57 @@ def test_task_section_keys_are_checked(tmp_path: Path) -> None:
         config_from_dict(config(tmp_path, task={"name": "casetags", "lables": ["X"]}))
     with pytest.raises(ConfigError, match="unknown task 'nope'"):
         config_from_dict(config(tmp_path, task={"name": "nope"}))
+
+
+# --- the built-in text task: pseudolabel quality against the pool's gold in meta ------------------
+
+
+class EchoOrReverse(pf.FakeStudent):
+    """Remembers its training pairs and answers anything else with its words reversed."""
+
+    def predict(self, sources: list[str]) -> list[Prediction]:
+        return [Prediction(self.memory.get(s) or " ".join(reversed(s.split())), -(len(s) % 5) / 2.0)
+                for s in sources]
+
+
+def _sentence(i: int) -> str:
+    return f"{WORDS[i % len(WORDS)]} {WORDS[(i * 5 + 1) % len(WORDS)]} w{i}"
+
+
+def test_text_task_scores_pseudolabels_against_the_pools_gold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake teacher echoes its input and the student reverses what it did not see, so the
+    teacher's labels are right where the gold is the sentence and every stage's where it is the
+    reversed sentence; the rest of the pool has another gold text."""
+    from mckd.examples import write_examples
+
+    monkeypatch.setattr(mckd.student, "build_student", lambda cfg, task: EchoOrReverse(cfg, task))
+    pool = []
+    for i in range(12):
+        source = _sentence(i)
+        gold = [source, " ".join(reversed(source.split())), f"other {i}"][i % 3]
+        pool.append(Example(f"u{i}", source, None, {"gold": gold}))
+    labeled = [Example(f"l{i}", _sentence(20 + i), _sentence(20 + i)) for i in range(4)]
+    test = [Example(f"t{i}", _sentence(40 + i), _sentence(40 + i) if i % 2 else "no") for i in range(4)]
+    paths = {}
+    for name, exs in (("labeled", labeled), ("unlabeled", pool), ("test", test)):
+        paths[name] = tmp_path / f"{name}.jsonl"
+        write_examples(paths[name], exs)
+    cfg = {"name": "text", "task": "text",
+           "data": {"source": "files", "labeled": str(paths["labeled"]), "unlabeled": str(paths["unlabeled"]),
+                    "test": str(paths["test"]), "n_labeled": 4},
+           "teacher": {"backend": "fake", "model": "fake", "k_demos": 3, "cache_path": str(tmp_path / "cache.sqlite")},
+           "stages": [2, 3], "run_dir": str(tmp_path / "run")}
+    run_pipeline(config_from_dict(cfg))
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+
+    # by hand: the share of the pool whose gold is the sentence as written / reversed
+    echo_right = 100.0 * sum(ex.meta["gold"] == ex.source for ex in pool) / len(pool)
+    reverse_right = 100.0 * sum(ex.meta["gold"].split() == ex.source.split()[::-1] for ex in pool) / len(pool)
+    assert echo_right == pytest.approx(100 * 4 / 12) and reverse_right == pytest.approx(100 * 4 / 12)
+    quality = results["pseudolabels"]
+    assert all(quality[s]["gold_inputs"] == 12 for s in ("teacher", "stage1", "stage2"))
+    assert quality["teacher"]["gold"]["exact_match"] == pytest.approx(echo_right)
+    assert quality["stage1"]["gold"]["exact_match"] == pytest.approx(reverse_right)
+    assert quality["stage2"]["gold"]["exact_match"] == pytest.approx(reverse_right)
+    # the teacher's test answers echo the inputs: right on the two test examples whose gold is the input
+    assert results["methods"]["teacher"]["test"]["exact_match"] == pytest.approx(50.0)

@@ -301,7 +301,7 @@ def test_evaluate_jsonl_with_intents(tmp_path: Path) -> None:
                             for i, (s, t, it) in enumerate([("a b", "O B-x", "f"),
                                                             ("c", "B-y", "g")])))
     pred.write_text("".join(json.dumps({"id": str(i), "source": s, "target": t,
-                                        "meta": {"intent": it}}) + "\n"
+                                        "meta": {"predicted_intent": it}}) + "\n"
                             for i, (s, t, it) in enumerate([("a b", "O B-x", "f"),
                                                             ("c", "O", "f")])))
     scores = TASK.evaluate_files(gold, pred, "conlleval")

@@ -241,8 +241,8 @@ def report(run_dir: Annotated[str, typer.Argument(help="A run directory holding 
 
 @app.command("evaluate")
 def evaluate(
-    gold: Annotated[str, typer.Option("--gold", help="Gold file (constituency: trees, one per line, labeled with POS tags; slots: BIO tags, one sentence per line, or Example JSONL).")],
-    pred: Annotated[str, typer.Option("--pred", help="Predictions (constituency: trees, one per line, labeled or the unlabeled ( ( w ) ( w ) ) form; slots: as --gold).")],
+    gold: Annotated[str, typer.Option("--gold", help="Gold file (constituency: trees, one per line, labeled with POS tags, or Example JSONL with meta.tree; slots: BIO tags, one sentence per line, or Example JSONL with meta.gold or target).")],
+    pred: Annotated[str, typer.Option("--pred", help="Predictions (constituency: trees, one per line, labeled or the unlabeled ( ( w ) ( w ) ) form; slots: tags as --gold; in Example JSONL (mckd predict's output) the prediction is the target alone, and slots' predicted intent meta.predicted_intent).")],
     task: Annotated[str, typer.Option("--task", help="Task (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
     metric: Annotated[str | None, typer.Option("--metric", help="The task's metric [constituency: mckd (the paper's metric) | evalb | evalb-unlabeled (COLLINS.prm); slots: conlleval]; default: the task's first.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,

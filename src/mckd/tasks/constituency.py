@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mckd.errors import InputError
-from mckd.examples import Example
+from mckd.examples import Example, example_from_line
 from mckd.io import read_text_lines
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
 from mckd.tasks.brackets import (
@@ -435,10 +435,11 @@ class ConstituencyTask:
 METRICS = ConstituencyTask.eval_metrics
 
 
-def _read_lines(path: str | Path, *, normalize: bool = False) -> list[str]:
+def _read_lines(path: str | Path, *, normalize: bool = False, prediction: bool = False) -> list[str]:
     """One tree per line (trailing blank lines ignored). A .mrg file or a directory of them is
     read as trees: normalized (no traces or function tags) for the paper's metric, which
-    compares word positions, as they are for EVALB, which deletes traces itself."""
+    compares word positions, as they are for EVALB, which deletes traces itself. Example JSONL
+    is read by `_jsonl_trees`."""
     path = Path(path)
     if path.is_dir() or path.suffix == ".mrg":
         from mckd.tasks.trees import normalize_tree, read_trees, to_labeled
@@ -453,7 +454,32 @@ def _read_lines(path: str | Path, *, normalize: bool = False) -> list[str]:
     lines = read_text_lines(path)
     while lines and not lines[-1].strip():
         lines.pop()
+    if path.suffix == ".jsonl" or next((ln for ln in lines if ln.strip()), "").lstrip().startswith("{"):
+        return _jsonl_trees(path, lines, prediction)
     return lines
+
+
+def _jsonl_trees(path: Path, lines: list[str], prediction: bool) -> list[str]:
+    """The trees of an Example JSONL file, one per line. Prediction files (`mckd predict`, a
+    run's outputs) keep their input's meta, gold tree included, so a prediction is its
+    `target` alone and a missing one is an error; a gold tree is meta['tree'] (with POS tags),
+    else the target."""
+    out = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise InputError(path, lineno, "empty line (expected one example per line)")
+        ex = example_from_line(line, path=path, line=lineno)
+        if prediction:
+            if not (ex.target or "").strip():
+                raise InputError(path, lineno, "no predicted tree: 'target' is empty or null (a "
+                                               "prediction's tree comes from its target alone)")
+            out.append(ex.target)
+            continue
+        tree = ex.meta.get("tree") or ex.target
+        if not tree:
+            raise InputError(path, lineno, "no gold tree: needs meta['tree'] or 'target'")
+        out.append(str(tree))
+    return out
 
 
 def _check_gold(path: str | Path, lines: list[str], *, need_tags: bool) -> list[Scanned]:
@@ -558,13 +584,13 @@ def _evalb_rows(result: EvalbResult) -> list[dict]:
 def evaluate_files(
     gold: str | Path, pred: str | Path, metric: str = "mckd", *, per_sentence: bool = False
 ) -> dict:
-    """Score a prediction file against a gold file (one tree per line each). Returns the
-    figures `mckd evaluate --json` prints (with `per_sentence` rows if asked); any bad input
-    is an `InputError` with file:line."""
+    """Score a prediction file against a gold file (one tree per line each, or Example JSONL:
+    `_jsonl_trees`). Returns the figures `mckd evaluate --json` prints (with `per_sentence`
+    rows if asked); any bad input is an `InputError` with file:line."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
     gold_lines = _read_lines(gold, normalize=metric == "mckd")
-    pred_lines = _read_lines(pred, normalize=metric == "mckd")
+    pred_lines = _read_lines(pred, normalize=metric == "mckd", prediction=True)
     if len(gold_lines) != len(pred_lines):
         short, n = (
             (pred, len(pred_lines))

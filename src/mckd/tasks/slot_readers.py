@@ -9,8 +9,13 @@ Corpora (`read_slot_corpus`):
 - Example JSONL (`.jsonl`): target = the tags, or meta["gold"].
 
 Tag files for scoring (`evaluate_tag_files`): one sentence of space-separated tags per line
-(the `seq.out` layout), or Example JSONL (tags in `target`, else meta["gold"]; intents in
-meta["intent"]).
+(the `seq.out` layout), or Example JSONL. In JSONL the two files are read differently, because
+a prediction file keeps its input's meta (`mckd predict`, the run's student outputs and teacher
+labels all write `Example.with_target`), gold and intent included:
+- gold: the tags in meta["gold"], else `target`; the intent in meta["intent"];
+- prediction: the tags in `target` only (a missing or empty one is an error naming the line);
+  the intent in meta["predicted_intent"], which only a predictor that predicts intents writes
+  (a copied meta["intent"] is the gold's, and is never read as a prediction).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from mckd.errors import InputError
 from mckd.examples import Example, example_from_line, numbered_examples
 from mckd.io import read_text_lines
 from mckd.tasks.conlleval import rounded, score_tag_sequences
-from mckd.tasks.slots import TAG, sequence_problem
+from mckd.tasks.slots import TAG, gold_tags, sequence_problem
 
 SPLIT_DIRS = ("train", "valid", "dev", "test")
 METRICS = ("conlleval",)
+PREDICTED_INTENT = "predicted_intent"
+"""The meta key of an intent a predictor predicted (meta["intent"] is the gold intent)."""
 
 
 def _slot_example(ex_id: str, words: list[str], tags: list[str], **meta: Any) -> Example:
@@ -143,8 +150,11 @@ def _is_jsonl(path: Path, lines: list[str]) -> bool:
     return path.suffix == ".jsonl" or first.lstrip().startswith("{")
 
 
-def read_tag_file(path: str | Path) -> tuple[list[list[str]], list[str | None], list[int]]:
-    """Tag sequences, intents (None where not given) and line numbers of a tag file."""
+def read_tag_file(
+    path: str | Path, *, prediction: bool = False
+) -> tuple[list[list[str]], list[str | None], list[int]]:
+    """Tag sequences, intents (None where not given) and line numbers of a gold tag file, or of
+    a prediction file with `prediction` (see the module docstring for what each reads)."""
     path = Path(path)
     lines = read_text_lines(path)
     _trim(lines)
@@ -156,11 +166,8 @@ def read_tag_file(path: str | Path) -> tuple[list[list[str]], list[str | None], 
                 continue
             raise InputError(path, lineno, "empty line (expected one sentence of tags per line)")
         if jsonl:
-            ex = example_from_line(line, path=path, line=lineno)
-            text = ex.target or ex.meta.get("gold")
-            if not text:
-                raise InputError(path, lineno, "no tags: needs 'target' or meta['gold']")
-            seq, intent = text.split(), ex.meta.get("intent")
+            seq, intent = _jsonl_tags(example_from_line(line, path=path, line=lineno), path,
+                                      lineno, prediction)
         else:
             seq, intent = line.split(), None
         for i, tag in enumerate(seq, start=1):
@@ -172,17 +179,33 @@ def read_tag_file(path: str | Path) -> tuple[list[list[str]], list[str | None], 
     return tags, intents, where
 
 
+def _jsonl_tags(ex: Example, path: Path, lineno: int, prediction: bool) -> tuple[list[str], str | None]:
+    """The tags and intent of one JSONL line of a gold or prediction file."""
+    if prediction:
+        if not (ex.target or "").strip():
+            raise InputError(path, lineno, "no predicted tags: 'target' is empty or null (a "
+                                           "prediction's tags come from its target alone)")
+        intent = ex.meta.get(PREDICTED_INTENT)
+        return ex.target.split(), None if intent is None else str(intent)  # type: ignore[union-attr]
+    seq = gold_tags(ex)
+    if not seq:
+        raise InputError(path, lineno, "no tags: needs meta['gold'] or 'target'")
+    intent = ex.meta.get("intent")
+    return seq, None if intent is None else str(intent)
+
+
 def evaluate_tag_files(gold: str | Path, pred: str | Path, metric: str = "conlleval", *,
                        per_sentence: bool = False) -> dict[str, Any]:
     """`mckd evaluate --task slots`: conlleval's figures for a prediction file against a gold
     file, as the script prints them (2 decimals): exactly the keys of the contract, with
-    `intent_accuracy` when both files give every sentence an intent, and with `per_sentence`
+    `intent_accuracy` when the gold gives every sentence an intent and the prediction file
+    every sentence a predicted one (meta["predicted_intent"]), and with `per_sentence`
     (the script's figures for each sentence alone) when asked. Any bad input is an InputError
     with file:line."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
     g_tags, g_int, _ = read_tag_file(gold)
-    p_tags, p_int, p_where = read_tag_file(pred)
+    p_tags, p_int, p_where = read_tag_file(pred, prediction=True)
     if len(g_tags) != len(p_tags):
         short, n = (pred, len(p_tags)) if len(p_tags) < len(g_tags) else (gold, len(g_tags))
         raise InputError(short, None, f"ends after {n} sentences, but {gold} has {len(g_tags)} "

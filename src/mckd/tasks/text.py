@@ -1,6 +1,10 @@
 """Plain text: any text-to-text task scored by exact match. The target is the answer as
 written (stripped); there is no grammar, no decoding constraint and no built-in corpus. It is
-what `mckd label --task text` (or `none`) uses to keep the teacher's raw answers."""
+what `mckd label --task text` (or `none`) uses to keep the teacher's raw answers.
+
+Gold is `meta["gold"]`, else the target of a gold example, as for the other tasks: a pool
+example keeps its gold in meta (its target is a pseudolabel, or None), and a prediction is only
+ever its target (prediction files keep the input's meta, gold included)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.errors import ConfigError, InputError
-from mckd.examples import Example, read_examples
+from mckd.examples import Example, numbered_examples, read_examples
 from mckd.io import read_text_lines
 from mckd.tasks.base import AnswerError, Corpus, DecodingConstraint, Metric, Repaired
 
@@ -18,6 +22,38 @@ from mckd.tasks.base import AnswerError, Corpus, DecodingConstraint, Metric, Rep
 def _exact(targets: Sequence[str], preds: Sequence[str]) -> float:
     hits = sum(t.split() == p.split() for t, p in zip(targets, preds, strict=True))
     return 100.0 * hits / max(1, len(targets))
+
+
+def gold_text(example: Example) -> str | None:
+    """The example's gold text: meta["gold"], else its target; None when neither is there."""
+    return example.meta.get("gold") or example.target
+
+
+def _read_golds(path: str | Path) -> list[str]:
+    """Gold texts: Example JSONL (meta["gold"], else the target) or one text per line."""
+    if Path(path).suffix != ".jsonl":
+        return read_text_lines(path)
+    golds = []
+    for lineno, ex in numbered_examples(path):
+        gold = gold_text(ex)
+        if gold is None:
+            raise InputError(path, lineno, "no gold text: needs 'target' or meta['gold']")
+        golds.append(gold)
+    return golds
+
+
+def _read_predictions(path: str | Path) -> list[str]:
+    """Predictions: the targets of Example JSONL (never meta, which may hold the input's gold),
+    or one text per line."""
+    if Path(path).suffix != ".jsonl":
+        return read_text_lines(path)
+    preds = []
+    for lineno, ex in numbered_examples(path):
+        if ex.target is None or not ex.target.strip():
+            what = "missing" if ex.target is None else "empty"
+            raise InputError(path, lineno, f"no prediction: 'target' is {what}")
+        preds.append(ex.target)
+    return preds
 
 
 class TextTask:
@@ -32,7 +68,8 @@ class TextTask:
     eval_metrics = ("exact",)
 
     def has_gold(self, example: Example) -> bool:
-        return example.target is not None
+        """Gold is meta["gold"]: a pseudolabel's target is not gold."""
+        return bool(example.meta.get("gold"))
 
     def validate(self, example: Example) -> str | None:
         return None if example.target and example.target.strip() else "empty target"
@@ -40,8 +77,13 @@ class TextTask:
     def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
         if len(golds) != len(preds):
             raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-        return {"exact_match": _exact([g.target or "" for g in golds], preds),
-                "sentences": float(len(preds))}
+        texts = []
+        for ex in golds:
+            gold = gold_text(ex)
+            if gold is None:
+                raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
+            texts.append(gold)
+        return {"exact_match": _exact(texts, preds), "sentences": float(len(preds))}
 
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         return _exact(targets, preds)
@@ -86,14 +128,19 @@ class TextTask:
         return None
 
     def read_corpus(self, path: str | Path) -> list[Example]:
-        return read_examples(path)
+        """Example JSONL; a target is gold, copied into meta["gold"] (unless meta has one) so
+        that a split's pool, whose targets are removed, can still be scored."""
+        return [ex if ex.target is None else Example(ex.id, ex.source, ex.target, {"gold": ex.target, **ex.meta})
+                for ex in read_examples(path)]
 
     def evaluate_files(self, gold: str | Path, pred: str | Path, metric: str, *,
                        per_sentence: bool = False) -> dict[str, Any]:
-        """Exact match of two files, one text per line."""
-        golds, preds = read_text_lines(gold), read_text_lines(pred)
+        """Exact match of two files, each either Example JSONL (`.jsonl`: gold is meta["gold"],
+        else the target; a prediction is its target, which must not be empty) or any other
+        file, one text per line."""
+        golds, preds = _read_golds(gold), _read_predictions(pred)
         if len(golds) != len(preds):
-            raise InputError(pred, None, f"{len(preds)} lines, but {gold} has {len(golds)}")
+            raise InputError(pred, None, f"{len(preds)} predictions, but {gold} has {len(golds)}")
         out: dict[str, Any] = {"metric": metric, "exact_match": _exact(golds, preds),
                                "sentences": len(golds)}
         if per_sentence:
