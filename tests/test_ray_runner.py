@@ -92,8 +92,8 @@ def test_ray_actors_each_hold_an_in_process_gguf_model(tmp_path: Path) -> None:
     the tree grammar: the same ledger as the local runner, every answer one tree over exactly
     the input words."""
     pytest.importorskip("xllamacpp")
-    from mckd.data.synth import synth_treebank
-    from mckd.tasks.trees import parse_bracketed, to_unlabeled, tree_words
+    from mckd.tasks.constituency.synth import synth_treebank
+    from mckd.tasks.constituency.trees import parse_bracketed, to_unlabeled, tree_words
     from mckd.teacher.models import ModelFetchError, model_path
 
     try:

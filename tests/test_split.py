@@ -7,10 +7,10 @@ import pytest
 
 from mckd import cli
 from mckd.data import SplitConfig, load_treebank, split_treebank, synth_treebank, write_trees
-from mckd.data.stats import format_stats, treebank_stats
 from mckd.errors import InputError
 from mckd.examples import read_examples
-from mckd.tasks.trees import parse_tree, to_unlabeled
+from mckd.tasks.constituency.stats import format_stats, treebank_stats
+from mckd.tasks.constituency.trees import parse_tree, to_unlabeled
 
 # PTB-style .mrg trees as the LDC files write them: outer wrapper, function tags, traces,
 # several lines per tree. Written for these tests.

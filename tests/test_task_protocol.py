@@ -6,12 +6,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from mckd.data.corpus import build_demo_corpus
 from mckd.examples import Example, read_examples
 from mckd.tasks import TASKS, Repaired, Task, primary_metric
 from mckd.tasks.base import metrics_json
 from mckd.tasks.constituency import evaluate_files
-from mckd.tasks.trees import (
+from mckd.tasks.constituency.corpus import build_demo_corpus
+from mckd.tasks.constituency.trees import (
     left_branching,
     parse_bracketed,
     right_branching,

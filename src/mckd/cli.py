@@ -128,8 +128,8 @@ def data_stats(
         return
     if name != "constituency":
         raise ConfigError(f"mckd data stats describes constituency or slots corpora, not {task!r}")
-    from mckd.data.readers import load_treebank
-    from mckd.data.stats import format_stats, treebank_stats
+    from mckd.tasks.constituency.readers import load_treebank
+    from mckd.tasks.constituency.stats import format_stats, treebank_stats
 
     stats = treebank_stats(load_treebank(path).trees)
     typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))

@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "DemoCorpusConfig": "mckd.data.demo_config",
     "SplitConfig": "mckd.data.split",
-    "Treebank": "mckd.data.readers",
-    "build_demo_corpus": "mckd.data.corpus",
-    "load_treebank": "mckd.data.readers",
+    "Treebank": "mckd.tasks.constituency.readers",
+    "build_demo_corpus": "mckd.tasks.constituency.corpus",
+    "load_treebank": "mckd.tasks.constituency.readers",
     "split_treebank": "mckd.data.split",
-    "synth_treebank": "mckd.data.synth",
-    "write_trees": "mckd.data.corpus",
+    "synth_treebank": "mckd.tasks.constituency.synth",
+    "write_trees": "mckd.tasks.constituency.corpus",
 }
 
 if TYPE_CHECKING:
-    from mckd.data.corpus import build_demo_corpus, write_trees
     from mckd.data.demo_config import DemoCorpusConfig
-    from mckd.data.readers import Treebank, load_treebank
     from mckd.data.split import SplitConfig, split_treebank
-    from mckd.data.synth import synth_treebank
+    from mckd.tasks.constituency.corpus import build_demo_corpus, write_trees
+    from mckd.tasks.constituency.readers import Treebank, load_treebank
+    from mckd.tasks.constituency.synth import synth_treebank
 
 
 def __getattr__(name: str) -> Any:

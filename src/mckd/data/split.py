@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mckd.data.readers import Treebank, load_treebank
 from mckd.errors import ConfigError, InputError
 from mckd.examples import Example, write_examples
 from mckd.io import atomic_write
 from mckd.tasks.base import Task
 from mckd.tasks.constituency import ConstituencyTask
+from mckd.tasks.constituency.readers import Treebank, load_treebank
 
 log = logging.getLogger(__name__)
 

@@ -180,14 +180,14 @@ class ChartStudent:
 
 def render_tree(words: list[str], spans: list[Span]) -> str:
     """The unlabeled bracketing `( ( ( The ) ( cat ) ) ( sat ) )` of `words` with `spans`."""
-    from mckd.tasks import trees
+    from mckd.tasks.constituency import trees
 
     return trees.to_unlabeled(trees.tree_from_spans(words, spans))
 
 
 def target_spans(ex: Example) -> set[Span]:
     """Spans (length >= 2) of an example's target tree; its words must be the source's."""
-    from mckd.tasks import trees
+    from mckd.tasks.constituency import trees
 
     if ex.target is None:
         raise InputError(

@@ -160,7 +160,7 @@ def tag_grammar(
     previous tag or none), so every rule is finite and nothing repeats.
 
     Forms: "tags" (`O B-x I-x`) and "interleaved" (`w1 O w2 B-x w3 I-x`)."""
-    from mckd.teacher.grammar import gbnf_literal
+    from mckd.tasks.constituency.grammar import gbnf_literal
 
     if not words:
         raise ConfigError("grammar: cannot build a tag grammar for an empty sentence")

@@ -22,7 +22,7 @@ from mckd.errors import InputError
 from mckd.examples import Example, example_from_line
 from mckd.io import read_text_lines
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
-from mckd.tasks.brackets import (
+from mckd.tasks.constituency.brackets import (
     WORD_TAGS,
     TreeSyntaxError,
     left_branching,
@@ -31,14 +31,21 @@ from mckd.tasks.brackets import (
     scan_brackets,
     unlabeled_from_spans,
 )
-from mckd.tasks.evalb import COLLINS, EvalbParams, EvalbResult, EvalbTotals, Scanned, evalb
+from mckd.tasks.constituency.evalb import (
+    COLLINS,
+    EvalbParams,
+    EvalbResult,
+    EvalbTotals,
+    Scanned,
+    evalb,
+)
 
 # nltk takes seconds to import and scoring never needs it, so the nltk-based tree helpers
 # are imported where the task uses them.
 if TYPE_CHECKING:
     from nltk import Tree
 
-    from mckd.tasks.trees import Repair
+    from mckd.tasks.constituency.trees import Repair
 
 _CONTRACTIONS = {"won't": "wo n't", "don't": "do n't", "can't": "ca n't"}
 
@@ -242,13 +249,13 @@ class ConstituencyTask:
     eval_metrics = ("mckd", "evalb", "evalb-unlabeled")
 
     def linearize(self, tree: Tree) -> str:
-        from mckd.tasks.trees import to_unlabeled
+        from mckd.tasks.constituency.trees import to_unlabeled
 
         return to_unlabeled(tree)
 
     def example(self, id: str, tree: Tree, *, labeled: bool = True) -> Example:
         """The Example for a normalized gold tree (target None for the unlabeled pool)."""
-        from mckd.tasks.trees import to_labeled, to_unlabeled, tree_words
+        from mckd.tasks.constituency.trees import to_labeled, to_unlabeled, tree_words
 
         return Example(
             id,
@@ -258,7 +265,7 @@ class ConstituencyTask:
         )
 
     def repair(self, text: str, source: str) -> Repair:
-        from mckd.tasks.trees import repair
+        from mckd.tasks.constituency.trees import repair
 
         return repair(text, source.split())
 
@@ -337,33 +344,33 @@ class ConstituencyTask:
     # --- teacher --------------------------------------------------------------------------
 
     def instruction(self, form: str) -> str:
-        from mckd.tasks.tree_prompts import INSTRUCTION
+        from mckd.tasks.constituency.prompts import INSTRUCTION
 
         return INSTRUCTION
 
     def demo_output(self, example: Example, form: str) -> str:
         """The labeled tree with POS tags (meta['tree']) or the unlabeled target."""
-        from mckd.tasks.tree_prompts import demo_output
+        from mckd.tasks.constituency.prompts import demo_output
 
         return demo_output(example, form)
 
     def label_set(self, labeled: Sequence[Example], extra: Sequence[str] = ()) -> Any:
         """PTB phrase labels (plus `extra`) and POS tags, plus any the labeled trees use."""
-        from mckd.tasks.tree_prompts import label_sets
+        from mckd.tasks.constituency.prompts import label_sets
 
         return label_sets(labeled, extra)
 
     def grammar(self, source: str, form: str, labels: Any, options: Any) -> str | None:
         """One tree over exactly the input words (teacher/grammar.py); `options.root` and
         `options.max_depth` shape it."""
-        from mckd.teacher.grammar import tree_grammar
+        from mckd.tasks.constituency.grammar import tree_grammar
 
         return tree_grammar(source.split(), form=form, root=options.root,
                             max_depth=options.max_depth, labels=labels.labels, tags=labels.tags,
                             leading_space=(options.style or "completion") == "completion")
 
     def answer_budget(self, source: str, form: str, count_tokens: Callable[[str], int]) -> int:
-        from mckd.tasks.tree_prompts import answer_budget
+        from mckd.tasks.constituency.prompts import answer_budget
 
         return answer_budget(source, form, count_tokens)
 
@@ -371,7 +378,7 @@ class ConstituencyTask:
         """The answer in the unlabeled form (flat constituents nested right-branching when
         `options.nest_flat`), repaired; leaves that still differ from the words are kept and
         flagged. Never raises: the repair salvages what it can."""
-        from mckd.tasks.tree_prompts import answer_to_target
+        from mckd.tasks.constituency.prompts import answer_to_target
 
         text = answer_to_target(raw, form=form, nest_flat=bool(getattr(options, "nest_flat", False)))
         return self._repaired(text, example.source)
@@ -383,7 +390,7 @@ class ConstituencyTask:
     def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
         """Consensus over the sampled trees (teacher/consensus.py: "mbr" or "vote"); when no
         sample is usable, the first goes on as it is."""
-        from mckd.teacher.consensus import combine
+        from mckd.tasks.constituency.consensus import combine
 
         usable = [a.text for a in answers if a.text is not None]
         if not usable:
@@ -407,7 +414,7 @@ class ConstituencyTask:
     def read_corpus(self, path: str | Path) -> list[Example]:
         """A treebank (.mrg files, one-tree-per-line files, or a directory of either), each
         tree normalized, as examples with meta['origin'] = `file#index`."""
-        from mckd.data.readers import load_treebank
+        from mckd.tasks.constituency.readers import load_treebank
 
         bank = load_treebank(path)
         return [self.example(f"{i:06d}", tree).with_target(self.linearize(tree), origin=origin)
@@ -419,8 +426,8 @@ class ConstituencyTask:
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
                        max_words: int | None = None) -> Corpus:
-        """The synthetic PTB-style treebank (mckd.data.synth), split as `mckd data split` does."""
-        from mckd.data.corpus import DemoCorpusConfig, demo_splits
+        """The synthetic PTB-style treebank (mckd.tasks.constituency.synth), split as `mckd data split` does."""
+        from mckd.tasks.constituency.corpus import DemoCorpusConfig, demo_splits
 
         fields: dict[str, Any] = {"n_labeled": n_labeled, "n_unlabeled": n_pool, "n_test": n_test,
                                   "seed": seed}
@@ -442,7 +449,7 @@ def _read_lines(path: str | Path, *, normalize: bool = False, prediction: bool =
     is read by `_jsonl_trees`."""
     path = Path(path)
     if path.is_dir() or path.suffix == ".mrg":
-        from mckd.tasks.trees import normalize_tree, read_trees, to_labeled
+        from mckd.tasks.constituency.trees import normalize_tree, read_trees, to_labeled
 
         trees = read_trees(path)
         if normalize:

@@ -10,12 +10,12 @@ from pathlib import Path
 from nltk import Tree
 
 from mckd.data.demo_config import DemoCorpusConfig
-from mckd.data.readers import Treebank
 from mckd.data.split import SplitConfig, split_examples, validated, write_split
-from mckd.data.synth import synth_treebank
 from mckd.examples import Example
 from mckd.io import atomic_write
-from mckd.tasks.trees import to_labeled, tree_words
+from mckd.tasks.constituency.readers import Treebank
+from mckd.tasks.constituency.synth import synth_treebank
+from mckd.tasks.constituency.trees import to_labeled, tree_words
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def build_demo_corpus(
     done.unlink(missing_ok=True)  # a rebuild that dies half way must not look finished
     bank, splits = _demo_bank(cfg)
     write_trees(out_dir / "trees.txt", bank.trees)
-    info = {"trees": "trees.txt (synthetic, mckd.data.synth)", "config": cfg.model_dump()}
+    info = {"trees": "trees.txt (synthetic, mckd.tasks.constituency.synth)", "config": cfg.model_dump()}
     sizes = write_split(splits, out_dir, info)
     with atomic_write(done) as f:
         json.dump(cfg.model_dump(), f)

@@ -58,7 +58,7 @@ def combine(words: list[str], targets: Sequence[str], method: str = "mbr") -> tu
 
     Targets that do not parse or whose words differ from `words` are ignored; `info` says how
     many were usable and, for mbr, which sample won."""
-    from mckd.tasks.trees import (
+    from mckd.tasks.constituency.trees import (
         TreeSyntaxError,
         parse_bracketed,
         to_unlabeled,
