@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from mckd.data.synth_slots import (
+from mckd.examples import read_examples
+from mckd.tasks.slots.synth import (
     SLOT_LISTS,
     TEMPLATES,
     chunks,
@@ -17,7 +18,6 @@ from mckd.data.synth_slots import (
     synth_slot_corpus,
     write_slot_corpus,
 )
-from mckd.examples import read_examples
 
 
 @pytest.fixture(scope="module")

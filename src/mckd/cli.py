@@ -66,10 +66,10 @@ def data_synth_slots(
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same corpus.")] = 0,
 ) -> None:
     """Generate the built-in slot-filling corpus (multi-domain assistant requests, BIO tags)."""
-    from mckd.data.synth_slots import synth_slot_corpus, write_slot_corpus
+    from mckd.tasks.slots.synth import synth_slot_corpus, write_slot_corpus
 
     corpus = synth_slot_corpus(labeled, pool, test, seed=seed)
-    info = {"task": "slots", "corpus": "synthetic assistant requests (mckd.data.synth_slots)",
+    info = {"task": "slots", "corpus": "synthetic assistant requests (mckd.tasks.slots.synth)",
             "config": {"n_labeled": labeled, "n_pool": pool, "n_test": test, "seed": seed}}
     sizes = write_slot_corpus(out, corpus, info)
     typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")
@@ -120,8 +120,8 @@ def data_stats(
         raise ConfigError("give the corpus once: --corpus PATH (or --trees PATH for a treebank)")
     name = ALIASES.get(task, task)
     if name == "slots":
-        from mckd.data.slot_stats import format_slot_stats, slot_stats
-        from mckd.tasks.slot_readers import read_slot_corpus
+        from mckd.tasks.slots.readers import read_slot_corpus
+        from mckd.tasks.slots.stats import format_slot_stats, slot_stats
 
         stats = slot_stats(read_slot_corpus(path))
         typer.echo(json.dumps(stats, indent=2) if as_json else format_slot_stats(stats))

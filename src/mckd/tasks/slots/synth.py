@@ -173,7 +173,7 @@ _SLOT = re.compile(r"\{([^{}]+)\}")
 @cache
 def filler_lists() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(open lists, closed lists) from the package's slot_fillers.json."""
-    text = resources.files("mckd.data").joinpath("slot_fillers.json").read_text(encoding="utf-8")
+    text = resources.files("mckd.tasks.slots").joinpath("fillers.json").read_text(encoding="utf-8")
     data = json.loads(text)
     return data["open"], data["closed"]
 

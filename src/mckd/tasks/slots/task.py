@@ -18,7 +18,7 @@ from typing import Any
 from mckd.errors import ConfigError
 from mckd.examples import Example
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
-from mckd.tasks.conlleval import score_tag_sequences, split_tag
+from mckd.tasks.slots.conlleval import score_tag_sequences, split_tag
 
 TAG = re.compile(r"O|[BI]-\S+")
 
@@ -347,7 +347,7 @@ class SlotsTask:
         contain the input words."""
         if not labels:
             return None
-        from mckd.student.tag_constraint import TagConstraint
+        from mckd.tasks.slots.constraint import TagConstraint
 
         return TagConstraint(len(source.split()), labels, tokenizer, space_first=space_first)
 
@@ -355,19 +355,19 @@ class SlotsTask:
     def read_corpus(self, path: str | Path) -> list[Example]:
         """The ATIS/Snips `seq.in`/`seq.out`/`label` layout, CoNLL column files or Example
         JSONL (tasks/slot_readers.py)."""
-        from mckd.tasks.slot_readers import read_slot_corpus
+        from mckd.tasks.slots.readers import read_slot_corpus
 
         return read_slot_corpus(path)
 
     def evaluate_files(self, gold: str | Path, pred: str | Path, metric: str, *,
                        per_sentence: bool = False) -> dict[str, Any]:
-        from mckd.tasks.slot_readers import evaluate_tag_files
+        from mckd.tasks.slots.readers import evaluate_tag_files
 
         return evaluate_tag_files(gold, pred, metric, per_sentence=per_sentence)
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
                        max_words: int | None = None) -> Corpus:
-        """The generated assistant-request corpus (mckd.data.synth_slots)."""
-        from mckd.data.synth_slots import synth_slot_corpus
+        """The generated assistant-request corpus (mckd.tasks.slots.synth)."""
+        from mckd.tasks.slots.synth import synth_slot_corpus
 
         return synth_slot_corpus(n_labeled, n_pool, n_test, seed=seed, max_words=max_words)

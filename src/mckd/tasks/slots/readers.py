@@ -26,8 +26,8 @@ from typing import Any
 from mckd.errors import InputError
 from mckd.examples import Example, example_from_line, numbered_examples
 from mckd.io import read_text_lines
-from mckd.tasks.conlleval import rounded, score_tag_sequences
-from mckd.tasks.slots import TAG, gold_tags, sequence_problem
+from mckd.tasks.slots.conlleval import rounded, score_tag_sequences
+from mckd.tasks.slots.task import TAG, gold_tags, sequence_problem
 
 SPLIT_DIRS = ("train", "valid", "dev", "test")
 METRICS = ("conlleval",)

@@ -8,8 +8,8 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from mckd.data.synth_slots import chunks
 from mckd.examples import Example
+from mckd.tasks.slots.synth import chunks
 
 
 def slot_stats(examples: list[Example]) -> dict[str, Any]:
