@@ -106,7 +106,7 @@ def test_read_corpus_and_evaluate_files(tmp_path: Path) -> None:
 
 def test_split_through_the_task_reader_matches_the_treebank_split(tmp_path: Path) -> None:
     from mckd.data import SplitConfig, split_treebank, synth_treebank, write_trees
-    from mckd.data.split import split_corpus
+    from mckd.split import split_corpus
 
     trees = synth_treebank(80, 3)
     write_trees(tmp_path / "trees.txt", [*trees, trees[5]])  # one repeat

@@ -88,8 +88,8 @@ def data_split(
     max_len: Annotated[int | None, typer.Option("--max-len", help="Drop sentences longer than this (tokens).")] = None,
 ) -> None:
     """Split a corpus into labeled.jsonl, unlabeled.jsonl and test.jsonl (disjoint, seeded)."""
-    from mckd.data.split import SplitConfig, split_corpus, validated
     from mckd.errors import ConfigError
+    from mckd.split import SplitConfig, split_corpus, validated
     from mckd.tasks import get_task
 
     if corpus is None:

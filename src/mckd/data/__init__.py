@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 _WHERE = {
     "DemoCorpusConfig": "mckd.data.demo_config",
-    "SplitConfig": "mckd.data.split",
+    "SplitConfig": "mckd.split",
     "Treebank": "mckd.tasks.constituency.readers",
     "build_demo_corpus": "mckd.tasks.constituency.corpus",
     "load_treebank": "mckd.tasks.constituency.readers",
-    "split_treebank": "mckd.data.split",
+    "split_treebank": "mckd.split",
     "synth_treebank": "mckd.tasks.constituency.synth",
     "write_trees": "mckd.tasks.constituency.corpus",
 }
 
 if TYPE_CHECKING:
     from mckd.data.demo_config import DemoCorpusConfig
-    from mckd.data.split import SplitConfig, split_treebank
+    from mckd.split import SplitConfig, split_treebank
     from mckd.tasks.constituency.corpus import build_demo_corpus, write_trees
     from mckd.tasks.constituency.readers import Treebank, load_treebank
     from mckd.tasks.constituency.synth import synth_treebank

@@ -10,9 +10,9 @@ from pathlib import Path
 from nltk import Tree
 
 from mckd.data.demo_config import DemoCorpusConfig
-from mckd.data.split import SplitConfig, split_examples, validated, write_split
 from mckd.examples import Example
 from mckd.io import atomic_write
+from mckd.split import SplitConfig, split_examples, validated, write_split
 from mckd.tasks.constituency.readers import Treebank
 from mckd.tasks.constituency.synth import synth_treebank
 from mckd.tasks.constituency.trees import to_labeled, tree_words

@@ -388,7 +388,7 @@ def slot_corpus_stats(corpus: Corpus) -> dict[str, Any]:
 def write_slot_corpus(out_dir: str | Path, corpus: Corpus, info: dict[str, Any]) -> dict[str, int]:
     """labeled.jsonl, unlabeled.jsonl, test.jsonl and split.json (with `info` and the
     statistics) under `out_dir`, each written atomically. Returns the sizes."""
-    from mckd.data.split import write_split
+    from mckd.split import write_split
 
     splits = {"labeled": corpus.labeled, "unlabeled": corpus.pool, "test": corpus.test}
     return write_split(splits, out_dir, {**info, "stats": slot_corpus_stats(corpus)})
