@@ -113,7 +113,8 @@ def hf_generate(sm: StudentModel, sources: list[str], batch: int, max_new: int) 
 
 def time_ours_generate(sm: StudentModel, sources: list[str], batch: int) -> tuple[float, list[str]]:
     start = time.perf_counter()
-    preds = generate(sm, sources, GenerateConfig(batch_size=batch, constrained=True))
+    preds = generate(sm, sources, GenerateConfig(batch_size=batch, constrained=True),
+                     constraint=lambda s: TreeConstraint(s.split(), sm.tokenizer))
     return time.perf_counter() - start, [p.text for p in preds]
 
 

@@ -28,6 +28,7 @@ from student_kinds import load_corpus, score
 from mckd.examples import Example
 from mckd.student.config import Seq2SeqConfig
 from mckd.student.seq2seq import Seq2SeqStudent
+from mckd.tasks import TASKS
 from mckd.tasks.constituency import trees
 
 log = logging.getLogger("seq2seq_kinds")
@@ -45,7 +46,7 @@ def student_config(variant: str, size: int) -> Seq2SeqConfig:
 
 
 def run(variant: str, size: int, train: list[Example], test: list[Example], out: Path) -> list[dict]:
-    student = Seq2SeqStudent(student_config(variant, size))
+    student = Seq2SeqStudent(student_config(variant, size), TASKS["constituency"])  # its tree constraint
     report = student.fit(train[:size], out / f"{variant}-{size}")
     rows = []
     for constrained in (False, True):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -205,28 +206,44 @@ def test_rerun_of_a_finished_training_reloads_it(tiny_encoder: str, tmp_path: Pa
         assert torch.equal(v, fresh.model.state_dict()[k])
 
 
+def record_steps(monkeypatch: pytest.MonkeyPatch, module: Any, crash_at: int | None = None) -> list[list[int]]:
+    """The batch (sentence indices) of every training step `module.train_step` takes from now
+    on; with `crash_at`, the crash_at-th step raises KeyboardInterrupt instead of training.
+    A later call replaces the recording, not wraps it."""
+    real_step = getattr(module.train_step, "__wrapped__", module.train_step)
+    batches: list[list[int]] = []
+
+    def recorded(student: Any, data: Any, chunk: list[int], loop: Any) -> float:
+        if len(batches) + 1 == crash_at:
+            raise KeyboardInterrupt
+        batches.append(list(chunk))
+        return real_step(student, data, chunk, loop)
+
+    recorded.__wrapped__ = real_step  # type: ignore[attr-defined]
+    monkeypatch.setattr(module, "train_step", recorded)
+    return batches
+
+
 def test_resume_after_a_crash_gives_identical_weights(
     tiny_encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = tiny_config(tiny_encoder, epochs=3, checkpoint_every=2)
+    cfg = tiny_config(tiny_encoder, epochs=3, checkpoint_every=2)  # 3 steps an epoch
+    all_steps = record_steps(monkeypatch, chart_train)
     straight = ChartStudent(cfg)
     straight.fit(examples(), tmp_path / "straight")
+    assert len(all_steps) == 9
 
-    real_step, calls = chart_train.train_step, []
-
-    def crash_on_step_6(*args: object) -> float:
-        calls.append(1)
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(chart_train, "train_step", crash_on_step_6)
+    before_crash = record_steps(monkeypatch, chart_train, crash_at=6)
     with pytest.raises(KeyboardInterrupt):
         ChartStudent(cfg).fit(examples(), tmp_path / "resumed")
-    monkeypatch.setattr(chart_train, "train_step", real_step)
+    assert before_crash == all_steps[:5]
     assert (tmp_path / "resumed" / "checkpoint" / "state.pt").exists()
+    after_crash = record_steps(monkeypatch, chart_train)
     resumed = ChartStudent(cfg)  # a fresh process: initial weights, then the checkpoint
     report = resumed.fit(examples(), tmp_path / "resumed")
+    # From the checkpoint of step 4 (not from the start, which ends on the same weights): the
+    # last two batches of epoch 2, then epoch 3.
+    assert after_crash == all_steps[4:]
     assert report.steps == 9
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k

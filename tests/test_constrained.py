@@ -111,7 +111,7 @@ def test_untrained_model_writes_valid_trees(beams: int) -> None:
     tok = train_tokenizer(SENTENCES + TARGETS, "word")
     sm = build_t5("t5-tiny", tok, seed=1, d_model=32, d_ff=64, num_layers=1, num_heads=2)
     cfg = GenerateConfig(num_beams=beams, batch_size=2, constrained=True)
-    preds = generate(sm, SENTENCES, cfg)
+    preds = generate(sm, SENTENCES, cfg, constraint=lambda s: TreeConstraint(s.split(), tok))
     for sentence, p in zip(SENTENCES, preds, strict=True):
         check_tree(p.text, sentence.split())
         assert p.meta["complete"]
@@ -124,7 +124,8 @@ def test_untrained_model_writes_valid_trees(beams: int) -> None:
 def test_placeholder_words_are_restored_from_the_input() -> None:
     tok = train_tokenizer(["( ( * ) ( * ) )"], "word")  # the model knows no real word at all
     sm = build_t5("t5-tiny", tok, seed=0, d_model=32, d_ff=64, num_layers=1, num_heads=2)
-    preds = generate(sm, SENTENCES, GenerateConfig(constrained=True), placeholder="*")
+    preds = generate(sm, SENTENCES, GenerateConfig(constrained=True), placeholder="*",
+                     constraint=lambda s: TreeConstraint(s.split(), tok, placeholder="*"))
     for sentence, p in zip(SENTENCES, preds, strict=True):
         check_tree(p.text, sentence.split())
 

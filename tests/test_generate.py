@@ -21,6 +21,12 @@ def tiny():
     return build_t5("t5-tiny", tok, seed=3, d_model=32, d_ff=64, num_layers=1, num_heads=2)
 
 
+def tree_constraint(sm):
+    from mckd.student.constrained import TreeConstraint
+
+    return lambda source: TreeConstraint(source.split(), sm.tokenizer)
+
+
 def test_sorted_batches_give_the_same_outputs_in_input_order(tiny) -> None:
     cfg = GenerateConfig(batch_size=3)
     batched = generate(tiny, SOURCES, cfg, default_max_new_tokens=12)
@@ -32,7 +38,7 @@ def test_sorted_batches_give_the_same_outputs_in_input_order(tiny) -> None:
 
 def test_greedy_logprob_matches_teacher_forced_rescoring(tiny) -> None:
     cfg = GenerateConfig(batch_size=8, constrained=True)
-    preds = generate(tiny, SOURCES, cfg)
+    preds = generate(tiny, SOURCES, cfg, constraint=tree_constraint(tiny))
     order = sorted(range(len(SOURCES)), key=lambda k: -len(SOURCES[k].split()))
     prompts = encode_prompts(tiny, [SOURCES[k] for k in order], 1024, "")
     ids, mask = _pad(prompts, tiny.pad_id, left=False)
@@ -44,8 +50,35 @@ def test_greedy_logprob_matches_teacher_forced_rescoring(tiny) -> None:
 
 
 def test_beam_search_scores_are_model_logprobs(tiny) -> None:
-    preds = generate(tiny, SOURCES[:3], GenerateConfig(num_beams=3, constrained=True))
+    preds = generate(tiny, SOURCES[:3], GenerateConfig(num_beams=3, constrained=True),
+                     constraint=tree_constraint(tiny))
     assert all(p.meta["complete"] and math.isfinite(p.mean_logprob) and p.mean_logprob < 0 for p in preds)
+
+
+def test_without_a_constraint_generation_is_not_forced_into_trees(tiny) -> None:
+    """`constrained` asks for the task's constraint; with none given, nothing constrains the
+    output (no tree constraint taken in its place)."""
+    from mckd.tasks.constituency.trees import TreeSyntaxError, scan_brackets
+
+    free = generate(tiny, SOURCES, GenerateConfig(constrained=False), default_max_new_tokens=12)
+    asked = generate(tiny, SOURCES, GenerateConfig(constrained=True), default_max_new_tokens=12)
+    assert [p.text for p in asked] == [p.text for p in free]
+    assert all("complete" not in p.meta for p in asked)
+
+    def tree_over(text: str, source: str) -> bool:
+        try:
+            return scan_brackets(text)[0] == source.split()
+        except TreeSyntaxError:
+            return False
+
+    assert not all(tree_over(p.text, s) for p, s in zip(asked, SOURCES, strict=True))
+    # the same model under a tree constraint does write trees, so the check above can fail
+    trees = generate(tiny, SOURCES, GenerateConfig(constrained=True), constraint=tree_constraint(tiny))
+    assert all(tree_over(p.text, s) for p, s in zip(trees, SOURCES, strict=True))
+    # a constraint function that has no constraint for these inputs (a task without one)
+    none = generate(tiny, SOURCES, GenerateConfig(constrained=True), default_max_new_tokens=12,
+                    constraint=lambda source: None)
+    assert [p.text for p in none] == [p.text for p in free]
 
 
 def test_max_new_tokens_bounds_unconstrained_output(tiny) -> None:

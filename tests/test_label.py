@@ -68,6 +68,7 @@ def test_labels_every_input_and_writes_outputs(tmp_path: Path) -> None:
     assert res.labels[0].meta["teacher"] == {
         "raw": "item 0 alpha beta",
         "valid": True,
+        "repaired": False,
         "reason": None,
     }
     u = res.usage

@@ -2,7 +2,8 @@
 
 Two guarantees, each shown against the loopback fault server with injected 500s and 429s:
 a Ray worker killed with SIGKILL mid-run loses nothing, and a driver killed with SIGKILL
-resumes without sending again any request whose answer had reached the cache.
+resumes without sending again any request whose answer had reached the cache. In both, every
+request is sent by the Ray actors and none by the driver's own backend.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from fault_server import FaultServer, item_of, number_of
-from test_ray_runner import comparable, files, label
+from test_ray_runner import comparable, files, label, record_driver_requests
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -99,7 +100,7 @@ def cached_items(cache: Path) -> set[str]:
     return {item_of(json.loads(r)["prompt"]) for (r,) in rows}
 
 
-def test_a_killed_ray_worker_loses_nothing(tmp_path: Path) -> None:
+def test_a_killed_ray_worker_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGKILL one actor's process while it answers a batch: Ray restarts the actor and retries
     its batches (Ray Data's defaults, max_restarts=-1 and max_task_retries=-1), so the run ends
     with every input in the ledger, the same ledger as the local runner, and the only requests
@@ -120,8 +121,10 @@ def test_a_killed_ray_worker_loses_nothing(tmp_path: Path) -> None:
         killed.update(pid=pid, answered=srv.total_answered())
         os.kill(pid, signal.SIGKILL)
 
+    driver = record_driver_requests(monkeypatch)
     with FaultServer(plan) as a, FaultServer(plan, latency_s=0.1) as b:
         label(tmp_path, "local", pool, demos, base_url=a.url, **HTTP)
+        assert len(driver) == 200
         killer = threading.Thread(target=kill_one_worker, args=(b,), daemon=True)
         killer.start()
         usage = label(tmp_path, "ray", pool, demos, base_url=b.url, runner="ray",
@@ -130,6 +133,7 @@ def test_a_killed_ray_worker_loses_nothing(tmp_path: Path) -> None:
         twice = sum(c > 1 for c in b.answered.values())
         resent = b.total_calls() - a.total_calls()  # the same plan costs the same calls
     assert killed, "the run ended before a worker could be killed"
+    assert len(driver) == 200, "the driver sent requests itself: the actors' answers were lost"
     assert resent > 0, "the kill interrupted no batch: proves nothing"
     assert killed["answered"] < 180, "the kill came after the last answer: proves nothing"
     assert killed["pid"] not in ray_workers()
@@ -141,12 +145,44 @@ def test_a_killed_ray_worker_loses_nothing(tmp_path: Path) -> None:
     assert twice <= CONCURRENCY, f"{twice} requests answered twice after one worker's death"
 
 
+# `mckd label`, logging to the file DRIVER_LOG names a line `built` for each backend it builds
+# and a line `sent` for each request one of them sends (before sending it). Ray's actors, in
+# processes of their own, log nothing.
+LOGGED_CLI = """
+import os
+import mckd.teacher.backends as backends
+from mckd.cli import main
+
+build = backends.build_backend
+
+def note(line):
+    with open(os.environ["DRIVER_LOG"], "a") as f:
+        f.write(line + "\\n")
+
+def logged(cfg):
+    backend = build(cfg)
+    complete = backend.acomplete
+    note("built")
+
+    async def acomplete(request):
+        note("sent")
+        return await complete(request)
+
+    backend.acomplete = acomplete
+    return backend
+
+backends.build_backend = logged
+main()
+"""
+
+
 def spawn_label(tmp_path: Path, cfg: dict[str, object], pool: Path, demos: Path,
                 log: Path) -> subprocess.Popen[bytes]:
     cfg_path = tmp_path / "teacher.yaml"
     cfg_path.write_text(json.dumps(cfg))  # JSON is YAML
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    argv = [sys.executable, "-m", "mckd", "label", "--pool", str(pool), "--out",
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+           "DRIVER_LOG": str(tmp_path / "driver-requests.log")}
+    argv = [sys.executable, "-c", LOGGED_CLI, "label", "--pool", str(pool), "--out",
             str(tmp_path / "ray"), "--labeled", str(demos), "--task", "text", "--config",
             str(cfg_path), "--no-progress"]
     with open(log, "ab") as f:
@@ -159,7 +195,8 @@ def test_a_killed_driver_resumes_without_paying_for_a_cached_answer_twice(
     """SIGKILL the driver (`mckd label --set runner=ray` in a child process, joined to this
     module's cluster) once the cache holds 60 answers, then run it again to completion.
 
-    Shown: every input ends in the ledger, equal to the local runner's; no request whose answer
+    Shown: every input ends in the ledger, equal to the local runner's; both drivers leave every
+    request to the actors; no request whose answer
     had reached the cache before the kill is sent again; failures are never cached; the dead
     driver's actors are gone before the rerun (Ray ends a dead job's actors, so nothing leaks
     into later tests).
@@ -203,6 +240,8 @@ def test_a_killed_driver_resumes_without_paying_for_a_cached_answer_twice(
         resent = {item_of(body["prompt"]) for _, body, _ in b.requests[sent_at_kill:]} & cached
         twice = sum(c > 1 for c in b.answered.values())
     assert not resent, f"{len(resent)} cached answers were asked for again"
+    # each driver built its backend (the log works) and sent nothing with it
+    assert (tmp_path / "driver-requests.log").read_text().split() == ["built", "built"]
     in_flight = WORKERS * CONCURRENCY
     assert twice <= in_flight, (
         f"{twice} requests answered twice; {answered_at_kill} answered and {len(cached)} "

@@ -1,5 +1,5 @@
-"""`teacher.runner: ray`: the same ledger as the local runner, input for input (slow: starts a
-local Ray cluster)."""
+"""`teacher.runner: ray`: the same ledger as the local runner, input for input, with every
+request sent by the Ray actors and none by the driver (slow: starts a local Ray cluster)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import mckd.teacher.backends as backends
 from fault_server import FaultServer, number_of
 from mckd.examples import Example, write_examples
+from mckd.teacher.backends.base import Backend, Completion, TeacherRequest
 from mckd.teacher.config import TeacherConfig
 from mckd.teacher.label import LEDGER, label_files, read_ledger
 
@@ -36,26 +38,58 @@ def comparable(out: Path) -> dict[str, tuple]:
             for k, r in read_ledger(out / LEDGER).items()}
 
 
+def record_driver_requests(monkeypatch: pytest.MonkeyPatch) -> list[TeacherRequest]:
+    """Every request sent by a backend built in this process, the driver. The labelling run
+    falls back to its own backend for any answer the Ray runner does not return, so a Ray
+    runner that answered nothing would still give the local ledger; this list tells them apart.
+    Ray's actors build their backends in their own processes, which this patch does not reach."""
+    sent: list[TeacherRequest] = []
+    build = backends.build_backend
+
+    def recording(cfg: TeacherConfig) -> Backend:
+        backend = build(cfg)
+        complete = backend.acomplete
+
+        async def acomplete(request: TeacherRequest) -> Completion:
+            sent.append(request)
+            return await complete(request)
+
+        backend.acomplete = acomplete  # type: ignore[method-assign]
+        return backend
+
+    monkeypatch.setattr(backends, "build_backend", recording)
+    return sent
+
+
 def label(tmp_path: Path, name: str, pool: Path, demos: Path, **kw: object) -> dict:
     cfg = TeacherConfig(**{"k_demos": 3, "cache_path": str(tmp_path / f"{name}.sqlite"), **kw})
     res = label_files(pool, tmp_path / name, cfg, labeled_path=demos, task="text", progress=False)
     return res.usage  # type: ignore[union-attr]
 
 
-def test_ray_runner_ledger_equals_the_local_runner_with_the_fake_backend(tmp_path: Path) -> None:
+def test_ray_runner_ledger_equals_the_local_runner_with_the_fake_backend(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pool, demos = files(tmp_path, 200)
+    driver = record_driver_requests(monkeypatch)
     local = label(tmp_path, "local", pool, demos, backend="fake")
+    assert len(driver) == 200  # the local runner: the driver's own backend answers
     on_ray = label(tmp_path, "ray", pool, demos, backend="fake", runner="ray", workers=2)
+    # the Ray runner: not one request from the driver; with an empty cache at the start, every
+    # answer in the ledger came back from the actors
+    assert len(driver) == 200
     assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
     assert len(comparable(tmp_path / "ray")) == 200
     assert on_ray["calls"] == local["calls"] == 200 and on_ray["labels"] == 200
     # a rerun finds every input in the ledger: nothing is sent or appended again
     label(tmp_path, "ray", pool, demos, backend="fake", runner="ray", workers=2)
     assert len((tmp_path / "ray" / LEDGER).read_text().splitlines()) == 200
+    assert len(driver) == 200
 
 
-def test_ray_runner_with_faults_same_ledger_failures_not_cached(tmp_path: Path) -> None:
+def test_ray_runner_with_faults_same_ledger_failures_not_cached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pool, demos = files(tmp_path, 200)
+    driver = record_driver_requests(monkeypatch)
 
     def plan(item: str, attempt: int) -> str | None:
         n = number_of(item)
@@ -69,8 +103,12 @@ def test_ray_runner_with_faults_same_ledger_failures_not_cached(tmp_path: Path) 
                 concurrency=8, timeout_s=5.0, retries=2, backoff_s=0.01, backoff_max_s=0.05)
     with FaultServer(plan) as a, FaultServer(plan) as b:
         label(tmp_path, "local", pool, demos, base_url=a.url, **http)
+        # locally: one backend call per input, its retries inside it
+        assert len(driver) == 200 < a.total_calls()
         usage = label(tmp_path, "ray", pool, demos, base_url=b.url, runner="ray", workers=2,
                       **http)
+        # the server read as many requests for the Ray run, none of them from this process
+        assert len(driver) == 200
         assert a.total_calls() == b.total_calls()
         assert max(b.answered.values()) == 1  # no request answered twice
     ray_ledger = comparable(tmp_path / "ray")
@@ -87,7 +125,8 @@ def test_ray_runner_with_faults_same_ledger_failures_not_cached(tmp_path: Path) 
 
 @pytest.mark.llm
 @pytest.mark.timeout(1200)
-def test_ray_actors_each_hold_an_in_process_gguf_model(tmp_path: Path) -> None:
+def test_ray_actors_each_hold_an_in_process_gguf_model(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Two actors each load the GGUF model through llama.cpp (one thread each) and label with
     the tree grammar: the same ledger as the local runner, every answer one tree over exactly
     the input words."""
@@ -112,8 +151,11 @@ def test_ray_actors_each_hold_an_in_process_gguf_model(tmp_path: Path) -> None:
         return label_files(pool, tmp_path / name, cfg, labeled_path=demos, task="constituency",
                            progress=False).usage  # type: ignore[union-attr]
 
+    driver = record_driver_requests(monkeypatch)
     local = run("local")
+    assert len(driver) == 8
     on_ray = run("ray", runner="ray", workers=2)
+    assert len(driver) == 8  # the actors' models answered, not one in this process
     assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
     assert on_ray["calls"] == local["calls"] == 8 and on_ray["labels"] == 8
     sources = {f"u{i}": " ".join(tree_words(t)) for i, t in enumerate(trees[4:])}

@@ -121,9 +121,10 @@ def test_read_answer_repairs_and_names_the_problems() -> None:
                             "made 1 I- without B- into B-"]
     # without a label set only the shape of a tag is checked
     assert TASK.read_answer("B-cty O O O", ex, "tags", None) == Repaired("B-cty O O O")
-    rep = TASK.read_answer("O city", ex, "tags", None)
-    assert rep.text == "O O O O"
-    assert rep.problems == ["replaced 1 unknown tag with O", "added 2 missing tags as O"]
+    rep = TASK.read_answer("O city B-x O", ex, "tags", None)  # one token per word: kept in place
+    assert rep.text == "O O B-x O" and rep.problems == ["replaced 1 unknown tag with O"]
+    rep = TASK.read_answer("O city", ex, "tags", None)  # another count: what is not a tag goes
+    assert rep.text == "O O O O" and rep.problems == ["added 3 missing tags as O"]
     rep = TASK.read_answer("fly O to O new york B-city", ex, "interleaved", WITH_LABELS)
     assert rep.text == "O O B-city O"
     assert rep.problems[0] == "answer words differ from the input"

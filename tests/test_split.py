@@ -10,7 +10,7 @@ from mckd.data import SplitConfig, load_treebank, split_treebank, synth_treebank
 from mckd.errors import InputError
 from mckd.examples import read_examples
 from mckd.tasks.constituency.stats import format_stats, treebank_stats
-from mckd.tasks.constituency.trees import parse_tree, to_unlabeled
+from mckd.tasks.constituency.trees import parse_tree, to_labeled, to_unlabeled
 
 # PTB-style .mrg trees as the LDC files write them: outer wrapper, function tags, traces,
 # several lines per tree. Written for these tests.
@@ -115,7 +115,7 @@ def test_separate_test_treebank(treebank, tmp_path):
     splits = _read(out)
     assert all(ex.meta["origin"].startswith(str(test_path)) for ex in splits["test"])
     info = json.loads((out / "split.json").read_text())
-    assert info["dropped"] == {"also in the test trees": 3}
+    assert info["dropped"] == {"also in the test set": 3}
     cfg = SplitConfig(n_labeled=10, n_test=30)
     with pytest.raises(
         InputError, match=r"sec23.txt: asked for 30 test sentences, needs 30, but only 23"
@@ -131,9 +131,11 @@ def test_max_len_and_repeats_are_dropped_and_counted(tmp_path):
         "(S (NP (DT The) (JJ new) (NN plant)) (VP (VBD opened) (PP (IN in) (NP (NNP May)))) (. .))",
     ]
     path.write_text("\n".join(lines) + "\n")
-    bank = load_treebank(path, max_len=5)
+    bank = load_treebank(path, max_len=5, drop_repeats=True)
     assert len(bank.trees) == 1
     assert bank.dropped == {"repeated sentence": 1, "longer than 5 tokens": 1}
+    bank = load_treebank(path, max_len=5)  # a reader keeps repeats unless asked
+    assert len(bank.trees) == 2 and bank.dropped == {"longer than 5 tokens": 1}
 
 
 @pytest.mark.parametrize(
@@ -226,3 +228,85 @@ def test_cli_synth_and_split(tmp_path, monkeypatch, capsys):
     assert code == 2 and "n_test" in err
     code, out, _ = _mckd(monkeypatch, capsys, "data", "stats", "--trees", str(trees), "--json")
     assert code == 0 and json.loads(out)["sentences"] == 60
+
+
+# --- a separate test corpus is kept whole ---------------------------------------------------------
+
+TRAIN_LINES = [f"show flights from city{i} to town{i}" for i in range(12)]
+# repeats of a test sentence, and test sentences also in the training corpus (lines 0 and 5)
+TEST_LINES = ["list fares to boston", TRAIN_LINES[5], "list fares to boston", "what is fare code y",
+              TRAIN_LINES[0], "list fares to boston", "what is fare code y", "show me ground transport"]
+
+
+def _seq_folder(folder, lines):
+    folder.mkdir(parents=True)
+    (folder / "seq.in").write_text("".join(line + "\n" for line in lines))
+    (folder / "seq.out").write_text("".join(" ".join("O" for _ in line.split()) + "\n" for line in lines))
+    (folder / "label").write_text("".join("atis_flight\n" for _ in lines))
+    return folder
+
+
+@pytest.fixture
+def slot_corpus(tmp_path):
+    train = _seq_folder(tmp_path / "atis" / "train", [*TRAIN_LINES, TRAIN_LINES[3]])  # one repeat in train
+    return train, _seq_folder(tmp_path / "atis" / "test", TEST_LINES)
+
+
+def test_test_corpus_is_kept_whole_and_overlap_leaves_the_training_side(slot_corpus, tmp_path, caplog):
+    from mckd.split import split_corpus
+    from mckd.tasks import TASKS
+
+    train, test = slot_corpus
+    out = tmp_path / "out"
+    with caplog.at_level("INFO", logger="mckd.split"):
+        sizes = split_corpus(TASKS["slots"], train, out, SplitConfig(n_labeled=2, seed=0), test_path=test)
+    splits = _read(out)
+    assert [ex.source for ex in splits["test"]] == TEST_LINES  # every line, in order
+    assert all(ex.target == ex.meta["gold"] for ex in splits["test"])
+    training = [ex.source for name in ("labeled", "unlabeled") for ex in splits[name]]
+    assert sorted(training) == sorted(set(TRAIN_LINES) - {TRAIN_LINES[0], TRAIN_LINES[5]})
+    assert sizes == {"labeled": 2, "unlabeled": 8, "test": 8}
+    info = json.loads((out / "split.json").read_text())
+    assert info["dropped"] == {"repeated sentence": 1, "also in the test set": 2}
+    assert info["test_dropped"] == {} and info["test_read"] == 8 and info["test_repeats_kept"] == 3
+    said = caplog.text
+    assert "all 8 test sentences kept" in said and "3 repeat an earlier test sentence" in said
+    assert "2 also in the test set" in said and "1 repeated sentence" in said
+
+
+def test_dedup_test_drops_repeats_of_a_test_sentence(slot_corpus, tmp_path):
+    from mckd.split import split_corpus
+    from mckd.tasks import TASKS
+
+    train, test = slot_corpus
+    out = tmp_path / "out"
+    sizes = split_corpus(TASKS["slots"], train, out, SplitConfig(n_labeled=2, seed=0, dedup_test=True),
+                         test_path=test)
+    assert [ex.source for ex in _read(out)["test"]] == list(dict.fromkeys(TEST_LINES))  # first of each
+    assert sizes == {"labeled": 2, "unlabeled": 8, "test": 5}
+    info = json.loads((out / "split.json").read_text())
+    assert info["test_dropped"] == {"repeated sentence": 3} and info["test_repeats_kept"] == 0
+
+
+def test_test_treebank_repeats_are_kept(treebank, tmp_path, monkeypatch, capsys):
+    """Both ways to split a treebank (the library call and the command, which reads through the
+    task) keep every tree of the test treebank; only the training side loses the overlap."""
+    train_lines = treebank.read_text().splitlines()
+    fresh = [to_labeled(t, pos=True) for t in synth_treebank(6, seed=99)]
+    test_lines = [fresh[0], train_lines[4], fresh[1], fresh[0], fresh[2], fresh[0], train_lines[7]]
+    test_path = tmp_path / "sec23.txt"
+    test_path.write_text("\n".join(test_lines) + "\n")
+    want = [" ".join(parse_tree(line).leaves()) for line in test_lines]
+
+    sizes = split_treebank(treebank, tmp_path / "a", SplitConfig(n_labeled=10, seed=0), test_trees=test_path)
+    assert sizes == {"labeled": 10, "unlabeled": 120 - 2 - 10, "test": 7}
+    assert [ex.source for ex in _read(tmp_path / "a")["test"]] == want
+    code, out, _ = _mckd(monkeypatch, capsys, "data", "split", "--trees", str(treebank), "--test-trees",
+                         str(test_path), "--labeled", "10", "--out", str(tmp_path / "b"))
+    assert code == 0 and "10 labeled, 108 unlabeled, 7 test" in out
+    for name in ("labeled.jsonl", "unlabeled.jsonl", "test.jsonl"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
+    code, out, _ = _mckd(monkeypatch, capsys, "data", "split", "--trees", str(treebank), "--test-trees",
+                         str(test_path), "--labeled", "10", "--out", str(tmp_path / "c"), "--dedup-test")
+    assert code == 0 and "10 labeled, 108 unlabeled, 5 test" in out
+    assert [ex.source for ex in _read(tmp_path / "c")["test"]] == list(dict.fromkeys(want))

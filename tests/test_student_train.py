@@ -16,6 +16,7 @@ from mckd.student import CausalConfig, Seq2SeqConfig, build_student, parse_stude
 from mckd.student.base import TrainReport
 from mckd.student.seq2seq import Seq2SeqStudent
 from mckd.student.train import Encoded, collate, fidelity_converged, token_loss_sum, train
+from mckd.tasks import TASKS
 from mckd.tasks.constituency.trees import parse_tree, tree_words
 from test_student_model import save_tiny_llama
 
@@ -160,7 +161,7 @@ def test_decoder_only_student_trains_and_writes_trees(tmp_path: Path) -> None:
     model_dir = save_tiny_llama(tmp_path / "llama", [t for ex in data for t in (ex.source, ex.target)])
     cfg = CausalConfig(model=str(model_dir), train={"epochs": 2, "batch_size": 8, "fidelity_sample": 0,
                                                      "progress": False, "lr": 3e-3})
-    student = build_student(cfg)
+    student = build_student(cfg, TASKS["constituency"])  # the task gives the tree constraint
     report = student.fit(data, tmp_path / "run")
     assert report.steps == 6 and report.final_loss is not None
     preds = student.predict([ex.source for ex in data[:5]])

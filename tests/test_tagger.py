@@ -19,6 +19,7 @@ from mckd.student.bio import bio_constraints, viterbi
 from mckd.student.crf import BioCrf
 from mckd.student.tagger import TaggerStudent, target_tags
 from mckd.tasks.slots import as_valid, is_valid, tag_set
+from test_chart import record_steps
 
 CITIES = ["boston", "denver", "new york", "paris", "san francisco", "chicago"]
 DAYS = ["monday", "friday", "next tuesday"]
@@ -281,22 +282,19 @@ def test_resume_after_a_crash_gives_identical_weights(
     tiny_encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = tiny_config(tiny_encoder, epochs=2, checkpoint_every=2)  # 4 steps an epoch
+    all_steps = record_steps(monkeypatch, tagger_train)
     straight = TaggerStudent(cfg)
     straight.fit(toy_examples(), tmp_path / "straight")
-    real_step, calls = tagger_train.train_step, []
-
-    def crash_on_step_6(*args: object) -> float:
-        calls.append(1)
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(tagger_train, "train_step", crash_on_step_6)
+    assert len(all_steps) == 8
+    before_crash = record_steps(monkeypatch, tagger_train, crash_at=6)
     with pytest.raises(KeyboardInterrupt):
         TaggerStudent(cfg).fit(toy_examples(), tmp_path / "resumed")
-    monkeypatch.setattr(tagger_train, "train_step", real_step)
+    assert before_crash == all_steps[:5]
+    after_crash = record_steps(monkeypatch, tagger_train)
     resumed = TaggerStudent(cfg)
     assert resumed.fit(toy_examples(), tmp_path / "resumed").steps == 8
+    # from the checkpoint of step 4, not from the start (which ends on the same weights)
+    assert after_crash == all_steps[4:]
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
 

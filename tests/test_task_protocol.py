@@ -51,9 +51,9 @@ def test_read_answer_converts_repairs_and_flags() -> None:
     assert got == Repaired("( ( ( The ) ( ( big ) ( cat ) ) ) ( ( sat ) ( . ) ) )", [], True)
     plain = TASK.read_answer(TREE, EX, "labeled", PromptConfig())
     assert plain.text == EX.target and plain.valid
-    # a word missing: the repair puts it back and says so
+    # a word missing: the repair puts it back and says so; the answer counts as repaired
     short = TASK.read_answer("( ( The ) ( cat ) ( sat ) ( . ) )", EX, "unlabeled", PromptConfig())
-    assert short.text == "( ( The ) ( big ) ( cat ) ( sat ) ( . ) )" and short.valid
+    assert short.text == "( ( The ) ( big ) ( cat ) ( sat ) ( . ) )" and short.outcome == "repaired"
     assert short.problems == ["inserted 1 word to match the input"]
     empty = TASK.read_answer("", EX, "unlabeled", PromptConfig())
     assert empty.text is None and not empty.valid

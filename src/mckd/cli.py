@@ -82,12 +82,14 @@ def data_split(
     task: Annotated[str, typer.Option("--task", help="Task whose reader reads the corpus (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
     labeled: Annotated[int, typer.Option("--labeled", help="Gold pairs (demonstrations).")] = 50,
     test: Annotated[int | None, typer.Option("--test", help="Test sentences [default: 500, or all of --test-corpus].")] = None,
-    test_corpus: Annotated[str | None, typer.Option("--test-corpus", "--test-trees", help="Separate test corpus (e.g. WSJ section 23).")] = None,
+    test_corpus: Annotated[str | None, typer.Option("--test-corpus", "--test-trees", help="Separate test corpus (e.g. WSJ section 23, atis/test), kept whole, repeated sentences included; its sentences are left out of labeled and unlabeled.")] = None,
     unlabeled: Annotated[int | None, typer.Option("--unlabeled", help="Pool size; default all the rest.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffle.")] = 0,
-    max_len: Annotated[int | None, typer.Option("--max-len", help="Drop sentences longer than this (tokens).")] = None,
+    max_len: Annotated[int | None, typer.Option("--max-len", help="Drop sentences longer than this (tokens), from --test-corpus too.")] = None,
+    dedup_test: Annotated[bool, typer.Option("--dedup-test", help="Drop repeats of a sentence from --test-corpus (off: published scores use every test sentence).")] = False,
 ) -> None:
-    """Split a corpus into labeled.jsonl, unlabeled.jsonl and test.jsonl (disjoint, seeded)."""
+    """Split a corpus into labeled.jsonl, unlabeled.jsonl and test.jsonl (disjoint, seeded).
+    What was kept and dropped, and why, is logged and written to split.json."""
     from mckd.errors import ConfigError
     from mckd.split import SplitConfig, split_corpus, validated
     from mckd.tasks import get_task
@@ -95,7 +97,8 @@ def data_split(
     if corpus is None:
         raise ConfigError("--corpus (or --trees) is required")
     cfg = validated(
-        SplitConfig, "data split", n_labeled=labeled, n_test=test, n_unlabeled=unlabeled, seed=seed, max_len=max_len
+        SplitConfig, "data split", n_labeled=labeled, n_test=test, n_unlabeled=unlabeled, seed=seed, max_len=max_len,
+        dedup_test=dedup_test,
     )
     sizes = split_corpus(get_task(task), corpus, out, cfg, test_path=test_corpus)
     typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")

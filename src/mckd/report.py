@@ -122,7 +122,10 @@ def build_sections(results: dict[str, Any]) -> list[tuple[str, str, Table]]:
          "gold outputs: stage 0 is the teacher, stage i the cross-partition relabels of stage i.",
          pseudolabel_table(results)),
         ("Teacher", "Usage of the LLM teacher over the pool and the test inputs; cached calls "
-         "cost nothing.", teacher_table(results)),
+         "cost nothing. Each input's answer was valid (usable as written), repaired (usable "
+         "only after the task's repair: tags added, dropped or replaced, a tree's words or "
+         "brackets fixed) or rejected. A method's valid outputs, where the task scores them, "
+         "are the outputs its metric could read, repaired ones included.", teacher_table(results)),
         ("Teacher rejections by reason", "Outputs that could not be used (after repair).",
          rejection_table(results)),
         ("Students", "Training of every student: examples, epochs, wall time, and per set it "
@@ -187,13 +190,13 @@ def teacher_table(results: dict[str, Any]) -> Table:
         if not isinstance(usage, dict):
             continue
         rows.append([
-            part, fmt(usage.get("inputs")), fmt(usage.get("valid")), fmt(usage.get("rejected")),
-            fmt(usage.get("calls")),
+            part, fmt(usage.get("inputs")), fmt(usage.get("valid")), fmt(usage.get("repaired")),
+            fmt(usage.get("rejected")), fmt(usage.get("calls")),
             fmt(usage.get("cache_hits")), fmt(usage.get("prompt_tokens")),
             fmt(usage.get("completion_tokens")), fmt(usage.get("seconds")),
             fmt(usage.get("wall_seconds")), fmt(usage.get("cost"), digits=4),
         ])
-    header = ["inputs of", "inputs", "valid", "rejected", "LLM calls", "cache hits", "prompt tokens",
+    header = ["inputs of", "inputs", "valid", "repaired", "rejected", "LLM calls", "cache hits", "prompt tokens",
               "completion tokens", "LLM seconds", "wall seconds", "cost"]
     return header, rows
 

@@ -6,6 +6,11 @@ Every record is an Example as the task's reader makes it (`Task.read_corpus`), r
 None, while whatever gold the task keeps in meta (parsing: the labeled tree with POS tags) stays,
 so that pseudolabel quality can be scored. `split_treebank` is the same for a treebank read
 with its drop counts.
+
+A separate test corpus (ATIS's 893 test sentences, Snips's 700, WSJ section 23) is kept whole
+by default, repeated sentences included, since published figures are computed on all of it;
+its sentences are kept out of the labeled and unlabeled sides instead. `dedup_test` drops
+repeats of a test sentence. What was kept and dropped, and why, goes to split.json and the log.
 """
 
 from __future__ import annotations
@@ -59,11 +64,18 @@ class SplitConfig(BaseModel):
     )
     seed: int = Field(0, description="Seed of the shuffle that picks each side.")
     max_len: int | None = Field(
-        None, ge=1, description="Drop sentences with more tokens than this (punctuation counted)."
+        None, ge=1, description="Drop sentences with more tokens than this (punctuation counted), "
+        "from a separate test corpus too."
+    )
+    dedup_test: bool = Field(
+        False, description="Drop repeats of a sentence from a separate test corpus (the first is "
+        "kept). Off by default: published scores use every sentence of a test set."
     )
 
 
 DEFAULT_TEST = 500
+OVERLAP = "also in the test set"
+REPEAT = "repeated sentence"
 
 
 def _shuffled(n: int, rng: random.Random) -> list[int]:
@@ -112,8 +124,8 @@ def split_items(
 ) -> dict[str, list[Example]]:
     """Shuffle once with the seed, then take test, labeled, and unlabeled in that order (so
     the test set for a seed does not change when the pool grows). With `test_items` (e.g. WSJ
-    section 23) the test side comes from them, and their sentences are kept out of the others
-    (counted in `dropped`)."""
+    section 23) the test side comes from them, repeats and all, and their sentences are kept
+    out of the labeled and unlabeled sides (counted in `dropped`), never out of the test."""
     rng = random.Random(cfg.seed)
     if test_items is None:
         n_test = cfg.n_test or DEFAULT_TEST
@@ -129,7 +141,7 @@ def split_items(
         rest = []
         for i in _shuffled(len(items), rng):
             if items[i].source in held_out:
-                dropped["also in the test trees"] = dropped.get("also in the test trees", 0) + 1
+                dropped[OVERLAP] = dropped.get(OVERLAP, 0) + 1
             else:
                 rest.append(i)
     pool = len(rest) - cfg.n_labeled if cfg.n_unlabeled is None else cfg.n_unlabeled
@@ -157,15 +169,17 @@ def split_items(
     return out
 
 
-def filter_items(items: list[Example], max_len: int | None) -> tuple[list[Example], dict[str, int]]:
-    """Drop sentences longer than `max_len` tokens and repeats of a sentence already kept (so a
-    split cannot put one sentence on both sides); what was dropped is counted."""
+def filter_items(items: list[Example], max_len: int | None, *,
+                 drop_repeats: bool = True) -> tuple[list[Example], dict[str, int]]:
+    """Drop sentences longer than `max_len` tokens and, with `drop_repeats`, repeats of a
+    sentence already kept (so a split cannot put one sentence on both sides); what was dropped
+    is counted."""
     kept, dropped, seen = [], {}, set()
     for ex in items:
         if max_len is not None and len(ex.source.split()) > max_len:
             reason = f"longer than {max_len} tokens"
-        elif ex.source in seen:
-            reason = "repeated sentence"
+        elif drop_repeats and ex.source in seen:
+            reason = REPEAT
         else:
             seen.add(ex.source)
             kept.append(ex)
@@ -184,6 +198,37 @@ def _check_disjoint(splits: dict[str, list[Example]]) -> None:
 
 def _describe(dropped: dict[str, int]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in dropped.items())
+
+
+def _accounting(splits: dict[str, list[Example]], *, read: int, dropped: dict[str, int],
+               test_read: int | None, test_dropped: dict[str, int] | None) -> dict[str, Any]:
+    """What split.json says was read, dropped (by reason) and kept on each side."""
+    test = [ex.source for ex in splits["test"]]
+    return {"read": read, "dropped": dropped, "test_read": test_read, "test_dropped": test_dropped,
+            "test_repeats_kept": len(test) - len(set(test))}
+
+
+def split_summary(info: dict[str, Any], where: str | Path, test_where: str | Path | None) -> list[str]:
+    """One line for the corpus the labeled and unlabeled sides come from, one for the test side."""
+    sizes, dropped, read = info["sizes"], info["dropped"], info["read"]
+    used = sizes["labeled"] + sizes["unlabeled"] + (sizes["test"] if test_where is None else 0)
+    unused = read - sum(dropped.values()) - used
+    first = f"{where}: {read} sentences read, " + (
+        f"{sizes['test']} drawn for test, " if test_where is None else "") + (
+        f"{sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled")
+    first += f"; dropped {_describe(dropped)}" if dropped else ""
+    first += f"; {unused} left unused" if unused else ""
+    if test_where is None:
+        return [first]
+    n, test_read, test_dropped = sizes["test"], info["test_read"], info["test_dropped"] or {}
+    test = f"{test_where}: " + (f"all {n}" if n == test_read else f"{n} of {test_read}") + " test sentences kept"
+    test += f"; dropped {_describe(test_dropped)}" if test_dropped else ""
+    usable = test_read - sum(test_dropped.values())
+    if n < usable:
+        test += f"; drawn at random from the {usable} usable" if test_dropped else ", drawn at random"
+    repeats = info["test_repeats_kept"]
+    test += f"; {repeats} repeat an earlier test sentence (dedup_test, --dedup-test, drops them)" if repeats else ""
+    return [first, test]
 
 
 def write_split(
@@ -210,9 +255,11 @@ def split_corpus(
 ) -> dict[str, int]:
     """`mckd data split --task T`: read a corpus with the task's reader, split it, and write
     labeled/unlabeled/test.jsonl. `test_path` (optional) is a separate corpus for the test side."""
-    items, dropped = filter_items(task.read_corpus(path), cfg.max_len)
-    test_items, test_dropped = (None, None) if test_path is None else filter_items(
-        task.read_corpus(test_path), cfg.max_len)
+    read = task.read_corpus(path)
+    items, dropped = filter_items(read, cfg.max_len)
+    test_read = None if test_path is None else task.read_corpus(test_path)
+    test_items, test_dropped = (None, None) if test_read is None else filter_items(
+        test_read, cfg.max_len, drop_repeats=cfg.dedup_test)
     splits = split_items(items, dropped, cfg, where=path, test_items=test_items,
                          test_dropped=test_dropped, test_where=test_path)
     info = {
@@ -220,10 +267,17 @@ def split_corpus(
         "corpus": str(path),
         "test_corpus": None if test_path is None else str(test_path),
         "config": cfg.model_dump(),
-        "dropped": dropped,
-        "test_dropped": test_dropped,
+        **_accounting(splits, read=len(read), dropped=dropped,
+                     test_read=None if test_read is None else len(test_read), test_dropped=test_dropped),
     }
+    return _write(splits, out_dir, info, path, test_path)
+
+
+def _write(splits: dict[str, list[Example]], out_dir: str | Path, info: dict[str, Any],
+           where: str | Path, test_where: str | Path | None) -> dict[str, int]:
     sizes = write_split(splits, out_dir, info)
+    for line in split_summary({**info, "sizes": sizes}, where, test_where):
+        log.info("%s", line)
     log.info("wrote %s to %s", sizes, out_dir)
     return sizes
 
@@ -237,16 +291,17 @@ def split_treebank(
 ) -> dict[str, int]:
     """Read a treebank (file or directory), split it, and write labeled/unlabeled/test.jsonl.
     `test_trees` (optional) is a separate treebank for the test side, such as WSJ section 23."""
-    bank = load_treebank(trees, max_len=cfg.max_len)
-    test_bank = None if test_trees is None else load_treebank(test_trees, max_len=cfg.max_len)
+    bank = load_treebank(trees, max_len=cfg.max_len, drop_repeats=True)
+    read = len(bank.trees) + sum(bank.dropped.values())  # before the test overlap is counted
+    test_bank = None if test_trees is None else load_treebank(
+        test_trees, max_len=cfg.max_len, drop_repeats=cfg.dedup_test)
     splits = split_examples(bank, cfg, where=trees, test_bank=test_bank, test_where=test_trees)
     info = {
         "trees": str(trees),
         "test_trees": None if test_trees is None else str(test_trees),
         "config": cfg.model_dump(),
-        "dropped": bank.dropped,
-        "test_dropped": None if test_bank is None else test_bank.dropped,
+        **_accounting(splits, read=read, dropped=bank.dropped,
+                     test_read=None if test_bank is None else len(test_bank.trees) + sum(test_bank.dropped.values()),
+                     test_dropped=None if test_bank is None else test_bank.dropped),
     }
-    sizes = write_split(splits, out_dir, info)
-    log.info("wrote %s to %s", sizes, out_dir)
-    return sizes
+    return _write(splits, out_dir, info, trees, test_trees)

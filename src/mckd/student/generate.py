@@ -1,6 +1,6 @@
 """Batched generation: greedy or beam search over length-sorted batches, with per-sequence
-mean token log-probability, an optional decoding constraint (the task's; tree constraints when
-called without one), and the input's words restored where outputs copy them.
+mean token log-probability, an optional decoding constraint (the task's: with none, nothing is
+constrained), and the input's words restored where outputs copy them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, SuppressTokensLog
 
 from mckd.student.base import Prediction
 from mckd.student.config import GenerateConfig
-from mckd.student.constrained import ConstrainedLogitsProcessor, TreeConstraint, constraint_mask
+from mckd.student.constrained import ConstrainedLogitsProcessor, constraint_mask
 from mckd.student.model import StudentModel
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,12 @@ def generate(sm: StudentModel, sources: list[str], cfg: GenerateConfig, *, max_s
     """Predictions for `sources`, in their order; batches are sorted by length to cut padding.
 
     With `cfg.constrained`, `constraint(source)` (a task's decoding constraint) restricts each
-    output; without one, trees over the source's words. `copies_words` False leaves outputs as
-    decoded (no input words restored: the targets do not contain them)."""
-    causal = sm.kind == "causal"
-    make = None
-    if cfg.constrained:  # None (not yet resolved by a task) counts as off
-        make = constraint or (lambda s: TreeConstraint(s.split(), sm.tokenizer, placeholder=placeholder,
-                                                       space_first=causal))
+    output; with no constraint, or one that returns None for every input of a batch, outputs
+    are not constrained. `copies_words` False leaves outputs as decoded (no input words
+    restored: the targets do not contain them)."""
+    make = constraint if cfg.constrained else None  # None (not yet resolved by a task) counts as off
+    if cfg.constrained and constraint is None:
+        log.debug("constrained decoding asked for, but no constraint given: decoding unconstrained")
     model = sm.model
     model.eval()
     device = next(model.parameters()).device
@@ -129,13 +128,27 @@ def generate(sm: StudentModel, sources: list[str], cfg: GenerateConfig, *, max_s
 
     for batch in tqdm(batches, disable=not progress, unit="batch", leave=False):
         batch_sources = [sources[k] for k in batch]
-        constraints = [make(s) for s in batch_sources] if make is not None else None
+        constraints = _constraints(make, batch_sources)
         for k, pred in zip(batch, _generate_batch(sm, batch_sources, [prompts[k] for k in batch], cfg,
                                                   default_max_new_tokens, placeholder, device, constraints,
                                                   copies_words),
                            strict=True):
             results[k] = pred
     return [r for r in results if r is not None]
+
+
+def _constraints(make: Callable[[str], Any] | None, sources: list[str]) -> list[Any] | None:
+    """Each source's constraint, or None when there is none for any of them."""
+    if make is None:
+        return None
+    constraints = [make(s) for s in sources]
+    if all(c is None for c in constraints):
+        return None
+    if any(c is None for c in constraints):
+        missing = next(s for s, c in zip(sources, constraints, strict=True) if c is None)
+        raise ValueError(f"the decoding constraint has no constraint for {missing!r} but has for "
+                         "other inputs: it must give one for every input or for none")
+    return constraints
 
 
 def _generate_batch(sm: StudentModel, sources: list[str], prompts: list[list[int]], cfg: GenerateConfig,

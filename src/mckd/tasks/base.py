@@ -36,12 +36,17 @@ class Metric:
     primary: bool = False
 
 
+OUTCOMES = ("valid", "repaired", "rejected")
+"""What became of an answer, counted apart in the ledger and the report: usable as written,
+usable only after a repair, nothing usable."""
+
+
 @dataclass
 class Repaired:
     """An answer after the task's repair: `text` in the target form, None when nothing usable
-    was left; `problems` are the reasons counted in the ledger (empty when it was valid as is).
-    `complete` False keeps a text that the repair could not fully fix (for trees: leaves that
-    still differ from the input words): it becomes a pseudolabel flagged not valid."""
+    was left; `problems` are what the repair had to do (empty when it was valid as written:
+    any entry makes the answer repaired, not valid). `complete` False keeps a text that the
+    repair could not fully fix (for trees: leaves that still differ from the input words)."""
 
     text: str | None
     problems: list[str] = field(default_factory=list)
@@ -49,7 +54,16 @@ class Repaired:
 
     @property
     def valid(self) -> bool:
-        return self.text is not None and self.complete
+        """Usable as written: nothing had to be repaired."""
+        return self.outcome == "valid"
+
+    @property
+    def outcome(self) -> str:
+        """What became of the answer: "valid", "repaired" (usable after a repair, or kept
+        though not fully fixed) or "rejected" (no text)."""
+        if self.text is None:
+            return "rejected"
+        return "valid" if self.complete and not self.problems else "repaired"
 
 
 class DecodingConstraint(Protocol):
@@ -154,14 +168,18 @@ class Task(Protocol):
         ...
 
     def read_answer(self, raw: str, example: Example, form: str, options: Any) -> Repaired:
-        """A raw answer -> the target form, repaired; raises only AnswerError. `options` as for
+        """A raw answer -> the target form, repaired; raises only AnswerError. Whatever the
+        repair changes goes in `problems` (so the answer counts as repaired, not valid); text
+        around the answer that it ignores does not. `options` as for
         `grammar` (parsing reads `nest_flat`), plus `options.labels`, the label set the prompts
         use (slots repairs tags outside it); None when the caller has no prompt settings."""
         ...
 
     def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
         """One answer from several sampled ones (each as `read_answer` returned it, usable or
-        not), with what was done; `how` is the configured consensus ("mbr" or "vote")."""
+        not), with what was done; `how` is the configured consensus ("mbr" or "vote"). The
+        result keeps the problems of the sample it picks, and is repaired when it is built from
+        repaired samples."""
         ...
 
     # --- students

@@ -1,7 +1,8 @@
 """The labelling run: pool -> cache -> backend -> repair -> append-only ledger -> pseudolabels.
 
 Every input ends in the ledger (`ledger.jsonl` in the output directory) as a pseudolabel (raw
-and repaired text, valid flag) or a rejection with a reason; rejections are counted by reason,
+and repaired text; `valid` when usable as written, `repaired` when the task's repair had to
+change it) or a rejection with a reason; the three are counted apart, rejections by reason,
 never dropped silently. A run can be killed at any moment: each completion is in the cache as
 soon as it arrives and each finished input is one ledger line, so a rerun skips what the
 ledger holds, serves what the cache holds, and sends only the rest.
@@ -43,7 +44,7 @@ from mckd.teacher.backends.base import (
 )
 from mckd.teacher.cache import TeacherCache, request_key
 from mckd.teacher.config import TeacherConfig
-from mckd.teacher.ledger import COUNTS, LEDGER, LabelProgress, Ledger, Usage, read_ledger
+from mckd.teacher.ledger import COUNTS, LEDGER, LabelProgress, Ledger, Usage, outcome, read_ledger
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ DONE = "DONE"
 @dataclass
 class Pseudolabel:
     """What post-processing makes of an input's raw outputs. `target` None means no usable
-    label (the input is rejected as invalid_output); `valid` False means a label that repair
-    could not fully fix (kept, flagged)."""
+    label (the input is rejected as invalid_output); `valid` False with a target means a
+    repaired label (the repair changed it, or could not fully fix it: kept, flagged)."""
 
     target: str | None
     valid: bool
@@ -236,13 +237,14 @@ class _Run:
                 raw=[],
                 target=None,
                 valid=False,
+                repaired=False,
                 problems=[problem],
             )
         else:
             pl = _postprocess(post, job.example, raws)
-            rec.update(
-                raw=raws, target=pl.target, valid=pl.valid, problems=pl.problems, meta=pl.meta
-            )
+            rec.update(raw=raws, target=pl.target, valid=pl.valid,
+                       repaired=pl.target is not None and not pl.valid, problems=pl.problems,
+                       meta=pl.meta)
             rec["status"] = "label" if pl.target is not None else "rejected"
             rec["reason"] = None if pl.target is not None else "invalid_output"
         if errors:
@@ -383,9 +385,11 @@ def finish(
     for ex in pool:
         rec = done[ex.id]
         usage.add(rec)
+        kind = outcome(rec)
         info = {
             "raw": rec["raw"][0] if len(rec["raw"]) == 1 else rec["raw"],
-            "valid": rec["valid"],
+            "valid": kind == "valid",
+            "repaired": kind == "repaired",
             "reason": rec["reason"],
         }
         if rec.get("problems"):
@@ -406,9 +410,11 @@ def finish(
     with atomic_write(out / DONE) as f:
         f.write("done\n")
     log.info(
-        "teacher: %d labels (%d valid), %d rejected %s; %d calls, %d cache hits, %d+%d tokens, cost %.4f, %.1fs",
+        "teacher: %d labels (%d valid, %d repaired), %d rejected %s; %d calls, %d cache hits, "
+        "%d+%d tokens, cost %.4f, %.1fs",
         usage.labels,
         usage.valid,
+        usage.repaired,
         report["rejected"],
         report["rejections"],
         usage.calls,

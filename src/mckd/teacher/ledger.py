@@ -59,14 +59,25 @@ class Ledger:
         self._f.close()
 
 
+def outcome(rec: dict[str, Any]) -> str:
+    """What came of a ledger record's input: "valid" (a label usable as the teacher wrote it),
+    "repaired" (usable only after a repair) or "rejected". Records written before the two kinds of label were told
+    apart marked a repaired label valid; its problems say otherwise."""
+    if rec["status"] != "label":
+        return "rejected"
+    return "valid" if rec.get("valid") and not rec.get("problems") else "repaired"
+
+
 @dataclass
 class Usage:
-    """Teacher cost. `calls` are requests sent to the backend (not served by the cache);
-    `attempts` include retries."""
+    """Teacher cost and what came of the inputs: `labels` = `valid` + `repaired` (see
+    `outcome`), and the rejections by reason. `calls` are requests sent to the backend (not
+    served by the cache); `attempts` include retries."""
 
     inputs: int = 0
     labels: int = 0
     valid: int = 0
+    repaired: int = 0
     rejections: Counter[str] = field(default_factory=Counter)
     calls: int = 0
     attempts: int = 0
@@ -80,11 +91,13 @@ class Usage:
 
     def add(self, rec: dict[str, Any]) -> None:
         self.inputs += 1
-        if rec["status"] == "label":
-            self.labels += 1
-            self.valid += bool(rec["valid"])
-        else:
+        kind = outcome(rec)
+        if kind == "rejected":
             self.rejections[rec["reason"]] += 1
+        else:
+            self.labels += 1
+            self.valid += kind == "valid"
+            self.repaired += kind == "repaired"
         for k in (
             "calls",
             "attempts",

@@ -43,10 +43,12 @@ def tree_files(path: Path) -> list[Path]:
     return files
 
 
-def load_treebank(path: str | Path, *, max_len: int | None = None) -> Treebank:
+def load_treebank(path: str | Path, *, max_len: int | None = None, drop_repeats: bool = False) -> Treebank:
     """Read and normalize every tree under `path` (drop traces and function tags), skipping
     trees with no words left, sentences longer than `max_len` tokens (punctuation counted),
-    and repeats of a sentence already seen (so a split cannot put one sentence on both sides)."""
+    and, with `drop_repeats`, repeats of a sentence already seen (what a split does to the
+    corpus it draws labeled and unlabeled sentences from). Repeats are kept by default: a
+    test treebank is scored whole."""
     path = Path(path)
     bank = Treebank()
     seen: set[str] = set()
@@ -62,7 +64,7 @@ def load_treebank(path: str | Path, *, max_len: int | None = None) -> Treebank:
                 bank.drop(f"longer than {max_len} tokens")
                 continue
             sentence = " ".join(words)
-            if sentence in seen:
+            if drop_repeats and sentence in seen:
                 bank.drop("repeated sentence")
                 continue
             seen.add(sentence)

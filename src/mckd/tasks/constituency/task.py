@@ -389,14 +389,22 @@ class ConstituencyTask:
 
     def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
         """Consensus over the sampled trees (teacher/consensus.py: "mbr" or "vote"); when no
-        sample is usable, the first goes on as it is."""
+        sample is usable, the first goes on as it is. The picked tree keeps its repairs; a vote
+        that counted repaired trees says so."""
         from mckd.tasks.constituency.consensus import combine
 
-        usable = [a.text for a in answers if a.text is not None]
-        if not usable:
+        with_text = [a for a in answers if a.text is not None]
+        if not with_text:
             return answers[0], {"samples": len(answers), "usable": 0}
-        chosen, info = combine(source.split(), usable, how)
-        return self._repaired(chosen, source), info
+        chosen, info = combine(source.split(), [a.text for a in with_text], how)  # type: ignore[misc]
+        out = self._repaired(chosen, source)
+        if "picked" in info:
+            out.problems[:0] = with_text[info["picked"]].problems
+        else:  # a vote over the samples' spans: those of repaired samples count too
+            repaired = sum(a.complete and not a.valid for a in with_text)
+            if repaired:
+                out.problems.append(f"voted over {repaired} repaired sample{'s' if repaired > 1 else ''}")
+        return out, info
 
     # --- students -------------------------------------------------------------------------
 

@@ -8,8 +8,14 @@ Corpora (`read_slot_corpus`):
   sentences, `-DOCSTART-` lines skipped;
 - Example JSONL (`.jsonl`): target = the tags, or meta["gold"].
 
+Gold in IOB1 (CoNLL-2003 style: `I-x` opens a chunk, `B-x` only where a chunk follows one of
+the same type) is read as IOB2, the chunks unchanged (`as_valid`): students, the Viterbi decoder,
+the teacher's grammar and its demonstrations all use IOB2, where `I-x` never follows `O`. The
+log says once per corpus how many sentences were converted.
+
 Tag files for scoring (`evaluate_tag_files`): one sentence of space-separated tags per line
-(the `seq.out` layout), or Example JSONL. In JSONL the two files are read differently, because
+(the `seq.out` layout), or Example JSONL, scored as written (as conlleval.pl scores them: no
+IOB1 conversion), with a warning when the gold has IOB1 chunk starts and the prediction none. In JSONL the two files are read differently, because
 a prediction file keeps its input's meta (`mckd predict`, the run's student outputs and teacher
 labels all write `Example.with_target`), gold and intent included:
 - gold: the tags in meta["gold"], else `target`; the intent in meta["intent"];
@@ -20,6 +26,7 @@ labels all write `Example.with_target`), gold and intent included:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +34,9 @@ from mckd.errors import InputError
 from mckd.examples import Example, example_from_line, numbered_examples
 from mckd.io import read_text_lines
 from mckd.tasks.slots.conlleval import rounded, score_tag_sequences
-from mckd.tasks.slots.task import TAG, gold_tags, sequence_problem
+from mckd.tasks.slots.task import TAG, as_valid, gold_tags, sequence_problem
+
+log = logging.getLogger(__name__)
 
 SPLIT_DIRS = ("train", "valid", "dev", "test")
 METRICS = ("conlleval",)
@@ -125,21 +134,46 @@ def read_slot_jsonl(path: Path) -> list[Example]:
 
 
 def read_slot_corpus(path: str | Path) -> list[Example]:
-    """Any of the module's corpus formats, by what `path` is (see the module docstring)."""
+    """Any of the module's corpus formats, by what `path` is (see the module docstring), with
+    IOB1 gold read as IOB2."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, None, "no such file or directory")
     if path.is_dir():
         if (path / "seq.in").exists():
-            return read_seq_folder(path)
+            return to_iob2(read_seq_folder(path), path)
         splits = [d for d in SPLIT_DIRS if (path / d / "seq.in").exists()]
         if not splits:
             raise InputError(path, None, "no seq.in here or in train/, valid/, dev/ or test/ "
                                          "(expected the ATIS/Snips layout)")
-        return [ex for d in splits for ex in read_seq_folder(path / d, d)]
+        return to_iob2([ex for d in splits for ex in read_seq_folder(path / d, d)], path)
     if path.suffix == ".jsonl":
-        return read_slot_jsonl(path)
-    return read_conll(path)
+        return to_iob2(read_slot_jsonl(path), path)
+    return to_iob2(read_conll(path), path)
+
+
+def iob1_starts(tags: list[str]) -> bool:
+    """Whether a tag sequence opens a chunk with `I-x` (IOB1; conlleval reads it as `B-x`)."""
+    return as_valid(tags) != tags
+
+
+def to_iob2(examples: list[Example], where: Path) -> list[Example]:
+    """The examples with gold (meta["gold"] and a gold target) in IOB2, chunks unchanged; one
+    log line when any sentence had IOB1 chunk starts."""
+    out, converted = [], 0
+    for ex in examples:
+        gold = ex.meta["gold"].split()
+        if not iob1_starts(gold):
+            out.append(ex)
+            continue
+        converted += 1
+        fixed = " ".join(as_valid(gold))
+        target = fixed if ex.target == ex.meta["gold"] else ex.target
+        out.append(Example(ex.id, ex.source, target, {**ex.meta, "gold": fixed}))
+    if converted:
+        log.info("%s: %d of %d sentences start a chunk with I-x (IOB1); read as IOB2 (B-x there), "
+                 "the chunks unchanged", where, converted, len(examples))
+    return out
 
 
 # --------------------------------------------------------------------------- scoring files
@@ -213,6 +247,7 @@ def evaluate_tag_files(gold: str | Path, pred: str | Path, metric: str = "conlle
     for g, p, lineno in zip(g_tags, p_tags, p_where, strict=True):
         if len(g) != len(p):
             raise InputError(pred, lineno, f"{len(p)} tags, but the gold sentence has {len(g)}")
+    _warn_iob1(gold, g_tags, p_tags)
     with_intents = all(i is not None for i in g_int + p_int)
     scores = rounded(score_tag_sequences(
         g_tags, p_tags,
@@ -223,6 +258,18 @@ def evaluate_tag_files(gold: str | Path, pred: str | Path, metric: str = "conlle
         scores["per_sentence"] = [_sentence_row(i, g, p) for i, (g, p) in
                                   enumerate(zip(g_tags, p_tags, strict=True), start=1)]
     return scores
+
+
+def _warn_iob1(gold: str | Path, g_tags: list[list[str]], p_tags: list[list[str]]) -> None:
+    """One warning line when the gold opens chunks with I-x (IOB1) and the prediction never
+    does: the chunks may agree, but conlleval compares the tags as written, so token accuracy
+    and exact match fall."""
+    g_iob1 = sum(iob1_starts(t) for t in g_tags)
+    if g_iob1 and not any(iob1_starts(t) for t in p_tags):
+        log.warning("%s: %d of %d gold sentences start a chunk with I-x (IOB1) and the predictions "
+                    "use B-x (IOB2): chunk F1 is unaffected, but accuracy and exact_match count "
+                    "those tags as wrong, as conlleval.pl does (mckd data split converts gold "
+                    "to IOB2)", gold, g_iob1, len(g_tags))
 
 
 def _sentence_row(i: int, gold: list[str], pred: list[str]) -> dict[str, Any]:

@@ -129,13 +129,19 @@ def _pred_tags(pred: str | None, n: int) -> list[str] | None:
 
 
 def read_tags(raw: str, words: Sequence[str], form: str) -> tuple[list[str], list[str]]:
-    """The tags in an answer (first non-empty line), and problems reading it. In the
-    interleaved form `w1 T1 w2 T2 ...` the words must be the input's; otherwise the tokens
-    that look like tags are kept in order."""
+    """The tags in an answer (first non-empty line), and problems reading it.
+
+    Tags form: one token per word is taken as is, position by position (a token that is not a
+    tag is then replaced by `repair_tags`, keeping the others in place); any other count first
+    loses the tokens that are not tags (`Tags:`, `Answer -`), so a prefix does not shift the
+    tags. Interleaved form `w1 T1 w2 T2 ...`: the words must be the input's; otherwise the
+    tokens that look like tags are kept in order, and that is a problem."""
     line = next((ln for ln in raw.strip().splitlines() if ln.strip()), "")
     tokens = line.split()
     if form == "tags":
-        return tokens, []
+        if len(tokens) == len(words):
+            return tokens, []
+        return [t for t in tokens if TAG.fullmatch(t)], []
     if form != "interleaved":
         raise ConfigError(f"slots: unknown prompt form {form!r} (expected 'tags' or 'interleaved')")
     if len(tokens) == 2 * len(words) and tokens[::2] == list(words):
@@ -315,7 +321,8 @@ class SlotsTask:
         on the most tags. Samples without one tag per word are left out; when none is left,
         the first sample goes on as it is."""
         n = len(source.split())
-        usable = [tags for a in answers if (tags := _pred_tags(a.text, n)) is not None]
+        samples = [(a, tags) for a in answers if (tags := _pred_tags(a.text, n)) is not None]
+        usable = [tags for _, tags in samples]
         info: dict[str, Any] = {"samples": len(answers), "usable": len(usable)}
         if not usable:
             return answers[0], info
@@ -324,7 +331,7 @@ class SlotsTask:
                      for a in usable]
             best = max(range(len(usable)), key=lambda i: (agree[i], -i))
             info["chosen"] = best
-            return Repaired(" ".join(usable[best])), info
+            return Repaired(" ".join(usable[best]), list(samples[best][0].problems)), info
         if how != "vote":
             raise ConfigError(f"slots: unknown consensus {how!r} (expected 'vote' or 'mbr')")
         voted = []
@@ -336,7 +343,11 @@ class SlotsTask:
         fixed = sum(a != b for a, b in zip(tags, voted, strict=True))
         info["unanimous"] = sum(len(set(c)) == 1 for c in zip(*usable, strict=True))
         info["bio_fixed"] = fixed
-        return Repaired(" ".join(tags), [f"made {fixed} I- without B- into B-"] if fixed else []), info
+        problems = [f"made {fixed} I- without B- into B-"] if fixed else []
+        repaired = sum(not a.valid for a, _ in samples)
+        if repaired:  # the vote's tags came partly from answers that needed a repair
+            problems.append(f"voted over {repaired} repaired sample{'s' if repaired > 1 else ''}")
+        return Repaired(" ".join(tags), problems), info
 
     # --- students
     def decoding_constraint(self, source: str, labels: Any, tokenizer: Any, *,
