@@ -166,7 +166,7 @@ def label(
     import json
 
     from mckd.teacher.config import load_teacher_config, parse_overrides
-    from mckd.teacher.label import label_files
+    from mckd.teacher.engine import label_files
 
     overrides = {"backend": backend, "model": model, "base_url": base_url, **parse_overrides(set_ or [])}
     cfg = load_teacher_config(config, overrides)
