@@ -152,12 +152,12 @@ def label(
     pool: Annotated[str, typer.Option("--pool", help="Unlabeled inputs (Example JSONL).")],
     out: Annotated[str, typer.Option("--out", help="Output directory (ledger, pseudolabels, usage).")],
     labeled: Annotated[str | None, typer.Option("--labeled", help="Labeled demonstrations (JSONL).")] = None,
-    task: Annotated[str, typer.Option("--task", help="Task whose prompts, grammar and answer reading are used; 'text' (or 'none') keeps raw text.")] = DEFAULT_TASK,
-    config: Annotated[str | None, typer.Option("--config", help="YAML file: teacher settings (or a `teacher:` section).")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Task whose prompts, grammar and answer reading are used; 'text' (or 'none') keeps raw text [default: the config's task, else constituency].")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="YAML file: teacher settings, or a run config (its `teacher:` section, and its `task:` name and labels).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="openai | llamacpp | transformers.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name, .gguf path or HF id.")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible base URL (.../v1).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Any teacher setting, KEY=VALUE (repeatable).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any teacher setting, KEY=VALUE (repeatable); task.labels=[B-x, I-x, ...] adds labels the teacher may use beyond the labeled examples' (as in a run config's task section).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate calls, tokens, cost and time; call nothing.")] = False,
     retry_rejected: Annotated[bool, typer.Option("--retry-rejected", help="Retry inputs the ledger holds as backend failures.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
@@ -166,11 +166,14 @@ def label(
     import json
 
     from mckd.teacher.config import load_teacher_config, parse_overrides
-    from mckd.teacher.engine import label_files
+    from mckd.teacher.engine import label_files, label_task
 
-    overrides = {"backend": backend, "model": model, "base_url": base_url, **parse_overrides(set_ or [])}
+    settings = parse_overrides(set_ or [])
+    task_name, labels = label_task(config, task, settings.pop("task", None))
+    overrides = {"backend": backend, "model": model, "base_url": base_url, **settings}
     cfg = load_teacher_config(config, overrides)
-    result = label_files(pool, out, cfg, labeled_path=labeled, task=task, dry_run=dry_run, progress=progress, retry_rejected=retry_rejected)
+    result = label_files(pool, out, cfg, labeled_path=labeled, task=task_name, extra_labels=labels,
+                         dry_run=dry_run, progress=progress, retry_rejected=retry_rejected)
     typer.echo(json.dumps(result.to_json() if dry_run else result.usage, indent=2))
 
 

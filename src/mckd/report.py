@@ -121,6 +121,7 @@ def build_sections(results: dict[str, Any]) -> list[tuple[str, str, Table]]:
         ("Pseudolabel quality by stage", "Pseudolabels of the unlabeled pool scored against its "
          "gold outputs: stage 0 is the teacher, stage i the cross-partition relabels of stage i.",
          pseudolabel_table(results)),
+        ("Gold outside the run's label set", _coverage_note(results), coverage_table(results)),
         ("Teacher", "Usage of the LLM teacher over the pool and the test inputs; cached calls "
          "cost nothing. Each input's answer was valid (usable as written), repaired (usable "
          "only after the task's repair: tags added, dropped or replaced, a tree's words or "
@@ -143,8 +144,13 @@ def _methods_note(results: dict[str, Any]) -> str:
     names = results.get("metric_names") or {}
     columns = metric_columns(results)
     shown = method_table(results)[0]
-    return note + " ".join(f"{columns[k]}: {v}." for k, v in names.items()
-                           if columns.get(k) in shown)
+    note += " ".join(f"{columns[k]}: {v}." for k, v in names.items() if columns.get(k) in shown)
+    test = (results.get("label_coverage") or {}).get("test")
+    if isinstance(test, dict) and test.get("outside_label_set"):
+        note += (f" {fmt(test.get('outside_share'))}% of the test gold chunks have types outside "
+                 f"the run's label set: no method can exceed F1 {fmt(test.get('f1_ceiling'))} "
+                 "(the F1 ceiling below).")
+    return note
 
 
 def method_table(results: dict[str, Any]) -> Table:
@@ -181,6 +187,34 @@ def pseudolabel_table(results: dict[str, Any]) -> Table:
         rows.append([fmt(entry.get("stage")), name, fmt(entry.get("labeled")),
                      *(metric_cell(gold, std, c) for c in cols)])
     return ["stage", "labels", "labeled inputs", *(columns[c] for c in cols)], rows
+
+
+def _coverage_note(results: dict[str, Any]) -> str:
+    coverage = results.get("label_coverage") or {}
+    types = next((c["label_types"] for c in coverage.values() if "label_types" in c), None)
+    size = f" ({types} types)" if isinstance(types, int) else ""
+    return (f"The label set{size} is what the labeled examples show plus task.labels: gold of "
+            "any other type can be given by no teacher answer and no student trained on its "
+            "labels. Recall ceiling: the share of gold chunks of label-set types, the most any "
+            "method here can recall. F1 ceiling: the F1 of that recall at precision 100, an "
+            "upper bound on every method's F1 (give the full schema as task.labels to lift it).")
+
+
+def coverage_table(results: dict[str, Any]) -> Table:
+    """Per set (test, pool): gold chunks, those of types outside the label set, their share,
+    the recall and F1 ceilings, and the commonest missing types."""
+    rows = []
+    for part, c in sorted((results.get("label_coverage") or {}).items(), key=lambda kv: kv[0] != "test"):
+        if not isinstance(c, dict):
+            continue
+        missing = c.get("types_outside") or {}
+        shown = ", ".join(f"{t} {n}" for t, n in list(missing.items())[:5])
+        more = f", {len(missing) - 5} more" if len(missing) > 5 else ""
+        rows.append([part, fmt(c.get("gold_chunks")), fmt(c.get("outside_label_set")),
+                     fmt(c.get("outside_share")), fmt(c.get("recall_ceiling")),
+                     fmt(c.get("f1_ceiling")), (shown + more) or "–"])
+    return ["gold of", "gold chunks", "outside the label set", "outside (%)", "recall ceiling",
+            "F1 ceiling", "types outside (chunks)"], rows
 
 
 def teacher_table(results: dict[str, Any]) -> Table:

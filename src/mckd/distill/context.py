@@ -12,7 +12,7 @@ from mckd.config import RunConfig
 from mckd.distill.rundir import RunDir, write_json
 from mckd.examples import Example, write_examples
 from mckd.student.base import count_flags
-from mckd.tasks.base import Task
+from mckd.tasks.base import Task, label_coverage
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,20 @@ class RunContext:
             out["gold"] = self.score(golds, [ex.target for ex in with_gold])
             out["gold_inputs"] = len(with_gold)
         return out
+
+    def label_coverage(self) -> dict[str, Any] | None:
+        """How much of the test gold (and the pool's, where known) the run's label set (the
+        labeled examples' labels plus task.labels: what the teacher may answer, and so what
+        the students learn) cannot express, by the task's hook; None when the task's label set
+        limits nothing."""
+        labels = self.task.label_set(self.labeled(), self.cfg.task_labels())
+        out = {}
+        for part, examples in (("test", self.test()), ("pool", self.pool())):
+            golds = [ex for ex in examples if self.task.has_gold(ex)]
+            found = label_coverage(self.task, golds, labels) if golds else None
+            if found is not None:
+                out[part] = found
+        return out or None
 
     # --- students
     def student_config(self) -> Any:

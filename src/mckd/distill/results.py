@@ -6,6 +6,8 @@
     pseudolabels: {name: {stage, inputs, labeled, gold: {metric: value}}}   pool labels vs gold
     teacher:      {pool|test: usage}                      calls, tokens, cache hits, rejections, seconds, cost
     students:     {step: {train_size, epochs, seconds, fidelity, ...}}
+    label_coverage: {test|pool: {gold_chunks, outside_label_set, outside_share, recall_ceiling,
+                  f1_ceiling, ...}}   gold the run's label set cannot express (tasks with the hook)
     environment:  {python, platform, cpu, torch_threads, gpu, packages: {name: version}}
 With several seeds each number is the mean, `*_std` holds the sample standard deviation,
 `per_seed` the seeds' own values and `seed_count` how many seeds the mean covers.
@@ -20,7 +22,7 @@ from importlib import metadata
 from typing import Any
 
 from mckd.distill import stages
-from mckd.distill.context import RunContext
+from mckd.distill.context import DATA, RunContext
 from mckd.distill.plan import build_steps
 from mckd.distill.rundir import read_json
 from mckd.tasks.base import metrics_json
@@ -48,6 +50,7 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
                if step in metric}
     students = {step: metric[step]["train"] for step in sorted(done) if "train" in metric[step]}
     sizes = metric.get("data", {})
+    coverage = ctx.label_coverage() if DATA in done else None
     return {
         "name": cfg.name, "task": cfg.task_name(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "teacher_model": f"{cfg.teacher.backend}:{cfg.teacher.model}", "student": _student_name(cfg.student),
@@ -57,6 +60,7 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
         "metrics": metrics_json(ctx.task),
         "methods": methods, "baselines": metric.get("baselines", {}), "pseudolabels": pseudolabels,
         "teacher": teacher, "students": students,
+        **({"label_coverage": coverage} if coverage else {}),
         "step_seconds": {s: read_json(rd.folder(s) / "DONE").get("seconds") for s in sorted(done)},
         "environment": environment(),
     }

@@ -213,6 +213,31 @@ class Task(Protocol):
         most `max_words` words."""
         ...
 
+    # Optional hooks, called through their helpers (a task may leave them out):
+    # `label_coverage` (LabelCoverage): how much gold the run's label set cannot express.
+
+
+@runtime_checkable
+class LabelCoverage(Protocol):
+    """An optional hook, outside `Task` so that tasks written without it still are Tasks: call
+    it through `label_coverage`. Slot filling implements it; parsing returns None."""
+
+    def label_coverage(self, golds: Sequence[Example], labels: Any) -> dict[str, Any] | None:
+        """How much of the gold outputs `labels` (a `label_set`) can express, for the report:
+        `gold_chunks` (units of gold), `outside_label_set` (those no answer in the label set
+        can give), `outside_share` (0-100), `recall_ceiling` (0-100, the most any method can
+        recall) and `f1_ceiling` (the F1 that recall gives at precision 100), plus what the
+        task adds; None when the label set limits nothing (or the golds have nothing to
+        count)."""
+        ...
+
+
+def label_coverage(task: Task, golds: Sequence[Example], labels: Any) -> dict[str, Any] | None:
+    """The task's `label_coverage` (LabelCoverage), None for a task without the hook."""
+    if not isinstance(task, LabelCoverage):
+        return None
+    return task.label_coverage(golds, labels)
+
 
 def primary_metric(task: Task) -> Metric:
     """The task's primary metric."""

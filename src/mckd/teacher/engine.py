@@ -538,6 +538,72 @@ def estimate_labelling(
 # ---------------------------------------------------------------- files in, files out
 
 
+def label_task(config: str | Path | None, name: str | None, overrides: Any = None) -> tuple[str, list[str]]:
+    """The task `mckd label` prompts for and its extra labels, given as for `mckd run`: the
+    `task:` section of the YAML `config` (a name, or `{name, labels}`), `--task name`, and
+    `--set task.labels=[...]` (`overrides`: the `task` part of the --set options). Default: the
+    default task with no extra labels. Conflicting names or unknown keys are a ConfigError."""
+    from pydantic import ValidationError
+
+    from mckd.config import TaskConfig
+    from mckd.tasks import ALIASES, DEFAULT_TASK
+
+    spec: dict[str, Any] = {}
+    section = _config_task_section(config)
+    if section is not None:
+        spec = dict(section) if isinstance(section, dict) else {"name": section}
+    if "name" in spec:
+        spec["name"] = ALIASES.get(str(spec["name"]), spec["name"])
+    names = [(name, "--task")]
+    if isinstance(overrides, dict):
+        names.append((overrides.get("name"), "--set task.name"))
+    elif overrides is not None:
+        names.append((overrides, "--set task"))
+    for given, where in names:
+        if given is None:
+            continue
+        given = ALIASES.get(str(given), str(given))
+        if "name" in spec and spec["name"] != given:
+            raise ConfigError(f"{where} {given!r} differs from the task {spec['name']!r} of "
+                              f"{config or 'the other options'}")
+        spec["name"] = given
+    if isinstance(overrides, dict):
+        spec.update({k: v for k, v in overrides.items() if k != "name"})
+    spec.setdefault("name", DEFAULT_TASK)
+    if isinstance(spec.get("labels"), str):  # --set task.labels=genre
+        spec["labels"] = [spec["labels"]]
+    try:
+        task = TaskConfig(**spec)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(map(str, err["loc"]))
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown key 'task.{where}' (task options: "
+                              f"{', '.join(TaskConfig.model_fields)})") from None
+        raise ConfigError(f"task.{where}: {err['msg'].removeprefix('Value error, ')}") from None
+    return task.name, list(task.labels)
+
+
+def _config_task_section(config: str | Path | None) -> Any:
+    """The `task` entry of a YAML config, None without one (an unreadable file is left to the
+    teacher config's reader, which names the problem). A file with a task section is a run
+    config, whose teacher settings are under `teacher:`."""
+    import yaml
+
+    if config is None or not Path(config).is_file():
+        return None
+    try:
+        data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or "task" not in data:
+        return None
+    if "teacher" not in data:
+        raise ConfigError(f"{config}: it names a task, so its teacher settings belong under "
+                          "'teacher:' (as in a run config)")
+    return data["task"]
+
+
 def _load_task(task: Task | str | None) -> Task:
     from mckd.tasks import get_task
 

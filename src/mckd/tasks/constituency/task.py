@@ -316,6 +316,11 @@ class ConstituencyTask:
             out["evalb_valid"] = float(labeled.all.valid)
         return out
 
+    def label_coverage(self, golds: Sequence[Example], labels: Any) -> dict[str, Any] | None:
+        """None: the paper's metric is unlabeled, and the label set (every PTB label plus those
+        of the labeled trees and task.labels) bounds no tree the metric scores."""
+        return None
+
     def baseline(self, sources: list[str], kind: str = "right") -> list[str]:
         """Right- or left-branching trees over each source's words, in the target form."""
         build = {"right": right_branching, "left": left_branching}[kind]

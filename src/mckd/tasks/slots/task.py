@@ -251,6 +251,27 @@ class SlotsTask:
         out["sentences"] = float(len(gold))
         return out
 
+    def label_coverage(self, golds: Sequence[Example], labels: Sequence[str]) -> dict[str, Any] | None:
+        """Gold chunks (as conlleval counts them) whose slot type is not in the label set: no
+        teacher answer (grammar or repair) and no student trained on its labels can give
+        them. Adds `label_types` (types in the label set) and `types_outside` ({type: gold
+        chunks}, most first). None when the golds have no chunk."""
+        seqs = [tags for ex in golds if (tags := gold_tags(ex))]
+        per_type = score_tag_sequences(seqs, seqs)["per_type"] if seqs else {}
+        counts = {kind: v["gold"] for kind, v in per_type.items() if v["gold"]}
+        total = sum(counts.values())
+        if not total:
+            return None
+        known = set(label_types(labels))
+        outside = {k: n for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                   if k not in known}
+        missing = sum(outside.values())
+        recall = 100.0 * (total - missing) / total
+        return {"gold_chunks": total, "outside_label_set": missing,
+                "outside_share": 100.0 * missing / total, "recall_ceiling": recall,
+                "f1_ceiling": 2 * 100.0 * recall / (100.0 + recall) if recall else 0.0,
+                "label_types": len(known), "types_outside": outside}
+
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         """conlleval F1 of predictions against (pseudo)label targets; missing targets and
         targets without one BIO tag per word are left out."""
