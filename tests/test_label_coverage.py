@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from mckd.tasks.conlleval import score_tag_sequences
 
 import mckd.tasks.base as task_base
 from mckd import cli
@@ -19,6 +18,7 @@ from mckd.distill.pipeline import run_pipeline
 from mckd.examples import Example, read_examples, write_examples
 from mckd.tasks import TASKS
 from mckd.tasks.slots import SlotsTask
+from mckd.tasks.slots.conlleval import score_tag_sequences
 from mckd.teacher.backends.fake import FakeBackend, last_input
 
 TASK = SlotsTask()
