@@ -31,10 +31,11 @@ import torch
 from transformers import LogitsProcessorList
 
 from mckd.student.config import GenerateConfig, TrainConfig
-from mckd.student.constrained import TreeConstraint, TreeLogitsProcessor, max_tree_tokens
+from mckd.student.constrained import TreeLogitsProcessor
 from mckd.student.generate import generate
 from mckd.student.model import StudentModel, build_t5, train_tokenizer
 from mckd.student.train import Encoded, train
+from mckd.tasks.constituency.constraint import TreeConstraint, max_tree_tokens
 from mckd.tasks.constituency.synth import synth_treebank
 from mckd.tasks.constituency.trees import to_unlabeled, tree_words
 

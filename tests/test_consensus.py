@@ -7,7 +7,8 @@ import random
 import pytest
 
 from mckd.examples import Example
-from mckd.tasks.constituency.consensus import combine, majority_spans, mbr_index, span_f1
+from mckd.tasks.constituency.consensus import combine, majority_spans, mbr_index
+from mckd.tasks.constituency.consensus import span_agreement as span_f1
 from mckd.tasks.constituency.trees import (
     parse_bracketed,
     tree_from_spans,

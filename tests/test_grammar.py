@@ -15,8 +15,9 @@ import sys
 import pytest
 
 from mckd.errors import ConfigError
-from mckd.tasks.constituency.grammar import gbnf_literal, tree_grammar
+from mckd.tasks.constituency.grammar import tree_grammar
 from mckd.tasks.constituency.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
+from mckd.teacher.gbnf import gbnf_literal
 
 sys.setrecursionlimit(20000)
 

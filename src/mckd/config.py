@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mckd.data.demo_config import DemoCorpusConfig
 from mckd.errors import ConfigError
+from mckd.split import DemoCorpusConfig
 from mckd.student import Seq2SeqConfig, StudentConfig
 from mckd.tasks import DEFAULT_TASK
 from mckd.tasks.base import Task

@@ -21,9 +21,10 @@ from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.student.base import TrainReport
 from mckd.student.chart import target_spans
-from mckd.student.cky import candidate_spans, span_f1
+from mckd.student.cky import candidate_spans
 from mckd.student.encoder import load_weights
 from mckd.student.finetune import Loop, clip_and_step, count_skipped, finished_report, run_training
+from mckd.tasks.constituency.metric import span_f1
 
 if TYPE_CHECKING:
     from mckd.student.chart import ChartStudent

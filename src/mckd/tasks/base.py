@@ -1,6 +1,7 @@
 """The Task protocol: everything the pipeline, teacher, students, report and CLI may know about
-an output format. A new task is one module implementing this protocol and one entry in
-`mckd.tasks.TASKS`; nothing outside `tasks/` switches on a task's name.
+an output format. A task is a class implementing this protocol: a built-in one in a package of
+its own under `mckd.tasks`, or one from another package, found through the `mckd.tasks` entry
+points (docs/TASKS.md); nothing outside `tasks/` switches on a task's name.
 
 Targets are strings (the student's target form: the unlabeled bracketing for parsing, BIO tags
 joined by spaces for slot filling); sources are the input tokens joined by spaces.
@@ -12,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from mckd.errors import ConfigError
 
 if TYPE_CHECKING:
     from mckd.examples import Example
@@ -214,7 +217,9 @@ class Task(Protocol):
         ...
 
     # Optional hooks, called through their helpers (a task may leave them out):
-    # `label_coverage` (LabelCoverage): how much gold the run's label set cannot express.
+    # `label_coverage` (LabelCoverage): how much gold the run's label set cannot express;
+    # `stats`, `format_stats` (CorpusStats): `mckd data stats`;
+    # `write_builtin_corpus` (BuiltinCorpusFiles): `mckd data synth`.
 
 
 @runtime_checkable
@@ -237,6 +242,40 @@ def label_coverage(task: Task, golds: Sequence[Example], labels: Any) -> dict[st
     if not isinstance(task, LabelCoverage):
         return None
     return task.label_coverage(golds, labels)
+
+
+@runtime_checkable
+class CorpusStats(Protocol):
+    """Optional hooks for `mckd data stats`: numbers that describe a corpus of the task."""
+
+    def stats(self, path: str | Path) -> dict[str, Any]:
+        """Numbers describing the corpus at `path` (any format `read_corpus` reads), as JSON."""
+        ...
+
+    def format_stats(self, stats: dict[str, Any]) -> str:
+        """`stats` as a few lines of plain text."""
+        ...
+
+
+@runtime_checkable
+class BuiltinCorpusFiles(Protocol):
+    """An optional hook for `mckd data synth`: the built-in corpus written as files."""
+
+    def write_builtin_corpus(self, out_dir: str | Path, n_labeled: int, n_pool: int, n_test: int,
+                             *, seed: int, max_words: int | None = None) -> dict[str, int]:
+        """Write `builtin_corpus(...)` under `out_dir` as labeled.jsonl, unlabeled.jsonl,
+        test.jsonl and split.json (and whatever else the task keeps beside them); return the
+        three sizes."""
+        ...
+
+
+def optional_hook(task: Task, hook: type[Any], command: str) -> Any:
+    """`task` as the optional `hook` protocol it implements; a one-line ConfigError naming
+    the command that needs it otherwise."""
+    if not isinstance(task, hook):
+        raise ConfigError(f"the {task.name} task has no {command} (it does not implement "
+                          f"{hook.__name__})")
+    return task
 
 
 def primary_metric(task: Task) -> Metric:

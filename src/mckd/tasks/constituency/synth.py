@@ -21,7 +21,7 @@ from collections import defaultdict, deque
 
 from nltk import Tree
 
-from mckd.data.demo_config import MAX_LEN, MIN_LEN
+from mckd.split import MAX_LEN, MIN_LEN
 from mckd.tasks.constituency.lexicon import Lexicon, Verb, load_lexicon
 from mckd.tasks.constituency.synth_np import AGENTS, NounPhrases, leaf, pick
 

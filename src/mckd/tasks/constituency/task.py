@@ -1,221 +1,38 @@
-"""Constituency parsing: the task object the pipeline uses, and the paper's metric.
-
-The paper's metric ("mckd") is per-sentence unlabeled bracket F1, averaged over sentences. It
-reproduces the official MCKD evaluation (METHOD.md): the prediction is first repaired the way
-the official code repairs it (brackets balanced at the end, `a/b`, `a-b`, `don't`-style and
-`X's` tokens split when the sentence has them split); punctuation is removed by the GOLD POS
-tag (a token stays only if its gold tag is one of the 36 PTB word tags), position by position;
-spans of more than one remaining word count, the whole sentence included; a prediction whose
-remaining word count differs from the gold's, or that cannot be read as one tree, scores 0.
-Words are never compared, only positions. A sentence with one remaining word scores 0.
-"""
+"""Constituency parsing as the pipeline sees it: the paper's unlabeled bracketing as the
+target, prompts and grammar for the teacher, repair of answers, consensus over samples, the
+decoding constraint of generating students, treebank readers, the built-in treebank and its
+statistics, and scores (the paper's metric and EVALB). The hooks call this package's modules."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mckd.errors import InputError
-from mckd.examples import Example, example_from_line
-from mckd.io import read_text_lines
+from mckd.examples import Example
+from mckd.split import DemoCorpusConfig
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
 from mckd.tasks.constituency.brackets import (
-    WORD_TAGS,
     TreeSyntaxError,
     left_branching,
     looks_labeled,
     right_branching,
     scan_brackets,
-    unlabeled_from_spans,
 )
-from mckd.tasks.constituency.evalb import (
-    COLLINS,
-    EvalbParams,
-    EvalbResult,
-    EvalbTotals,
-    Scanned,
-    evalb,
-)
+from mckd.tasks.constituency.constraint import TreeConstraint
+from mckd.tasks.constituency.evalb import COLLINS, EvalbParams, evalb
+from mckd.tasks.constituency.files import METRICS, evaluate_files
+from mckd.tasks.constituency.grammar import tree_grammar
+from mckd.tasks.constituency.metric import PaperGold, average, paper_metric, score_prediction
 
-# nltk takes seconds to import and scoring never needs it, so the nltk-based tree helpers
-# are imported where the task uses them.
+# nltk takes seconds to import, and loading a config or scoring never needs it: the modules
+# that use it (trees, prompts, consensus, readers, corpus, stats) are imported on first use.
 if TYPE_CHECKING:
     from nltk import Tree
 
     from mckd.tasks.constituency.trees import Repair
-
-_CONTRACTIONS = {"won't": "wo n't", "don't": "do n't", "can't": "ca n't"}
-
-
-@dataclass(frozen=True)
-class PaperScore:
-    f1: float  # 0-100
-    precision: float
-    recall: float
-    success: bool
-    problem: str | None = None
-
-
-@dataclass
-class PaperResult:
-    sentences: list[PaperScore] = field(default_factory=list)
-
-    @property
-    def mean_f1(self) -> float:
-        return sum(s.f1 for s in self.sentences) / len(self.sentences) if self.sentences else 0.0
-
-    @property
-    def failed(self) -> int:
-        return sum(not s.success for s in self.sentences)
-
-
-def _split_on(tokens: list[str], sep: str, sentence: str) -> list[str]:
-    """`a/b` -> `( a ) ( / ) ( b )` when the sentence has `a / b` (same for '-')."""
-    out: list[str] = []
-    for tok in tokens:
-        if len(tok) > 1 and sep in tok and f" {sep} ".join(tok.split(sep)) in sentence:
-            out.append(f" ( {sep} ) ".join(f"( {part} )" for part in tok.split(sep)))
-        else:
-            out.append(tok)
-    return " ".join(out).split()
-
-
-def fixup_prediction(sentence: str, prediction: str) -> str:
-    """The official code's repair of a raw prediction, step for step (substring tests against
-    the space-joined sentence included), so that scores match the paper's."""
-    s = prediction
-    opened, closed = s.count("("), s.count(")")
-    if opened > closed:
-        s += " )" * (opened - closed)
-    while s.count(")") > s.count("(") and s.endswith(" )"):
-        s = s[:-2]
-    tokens = s.split()
-    if "/" in s:
-        tokens = _split_on(tokens, "/", sentence)
-    if "-" in s:
-        tokens = _split_on(tokens, "-", sentence)
-    if "'" not in s:
-        return " ".join(" ".join(tokens).replace("(", "( ").split())
-    out = []
-    for tok in tokens:
-        if tok in _CONTRACTIONS and _CONTRACTIONS[tok] in sentence:
-            out.append(f"( {_CONTRACTIONS[tok]} )")
-        elif tok.endswith("'s") and tok not in sentence:
-            out.append(f"( {tok[:-2]} 's )")
-        else:
-            out.append(tok)
-    return " ".join(" ".join(out).replace("(", "( ").split())
-
-
-def _prediction_spans(text: str) -> tuple[int, list[tuple[int, int]]]:
-    """Leaf count and node spans of a repaired prediction where every '(' opens a node and
-    every other token is a leaf; anything that is not exactly one tree is a ValueError."""
-    stack: list[int] = []
-    spans: list[tuple[int, int]] = []
-    leaves = 0
-    done = False
-    for tok in text.replace("(", " ( ").replace(")", " ) ").split():
-        if tok == "(":
-            if done:
-                raise ValueError("more than one tree")
-            stack.append(leaves)
-        elif tok == ")":
-            if not stack:
-                raise ValueError("unbalanced brackets: unexpected ')'")
-            spans.append((stack.pop(), leaves))
-            done = not stack
-        elif not stack:
-            raise ValueError(f"word {tok!r} outside any brackets")
-        else:
-            leaves += 1
-    if stack:
-        raise ValueError(f"unbalanced brackets: {len(stack)} unclosed '('")
-    if not done:
-        raise ValueError("no tree")
-    return leaves, spans
-
-
-class PaperGold:
-    """What the metric needs from one gold tree: the word mask and the gold spans."""
-
-    __slots__ = ("kept", "kept_before", "n", "sentence", "spans")
-
-    def __init__(
-        self,
-        gold: str | Scanned,
-        sentence: str | None = None,
-        *,
-        drop_punctuation: bool = True,
-    ) -> None:
-        words, tags, spans = scan_brackets(gold) if isinstance(gold, str) else gold
-        if not drop_punctuation:
-            tags = ["NN"] * len(words)
-        self.n = len(words)
-        self.sentence = " ".join(words) if sentence is None else sentence
-        # word position -> number of kept (non-punctuation) words before it
-        self.kept_before = list(accumulate(map(WORD_TAGS.__contains__, tags), initial=0))
-        self.kept = self.kept_before[-1]
-        self.spans = self._masked({(a, b) for a, b, _ in spans})
-
-    def _masked(self, spans: set[tuple[int, int]] | list[tuple[int, int]]) -> set[tuple[int, int]]:
-        kb = self.kept_before
-        return {(kb[a], kb[b]) for a, b in spans if kb[b] - kb[a] > 1}
-
-
-def score_prediction(gold: PaperGold, prediction: str) -> PaperScore:
-    """One sentence. A labeled prediction is first turned into the paper's unlabeled form."""
-    if looks_labeled(prediction):
-        # a malformed one is left to the official repair and its failure rules
-        try:
-            words, _, spans = scan_brackets(prediction, labels=True)
-            prediction = unlabeled_from_spans(words, [(i, j) for i, j, _ in spans])
-        except ValueError:
-            pass
-    fixed = fixup_prediction(gold.sentence, prediction)
-    try:
-        leaves, spans = _prediction_spans(fixed)
-    except ValueError as e:
-        return PaperScore(0.0, 0.0, 0.0, False, f"cannot read the repaired prediction: {e}")
-    if leaves > gold.n:
-        return PaperScore(0.0, 0.0, 0.0, False, f"{leaves} words for {gold.n} gold words")
-    pred_kept = gold.kept_before[leaves]
-    if pred_kept != gold.kept or pred_kept == 0:
-        return PaperScore(
-            0.0, 0.0, 0.0, False, f"{pred_kept} words after punctuation removal, gold {gold.kept}"
-        )
-    pred = gold._masked(spans)
-    correct = len(pred & gold.spans)
-    if correct == 0:
-        return PaperScore(0.0, 0.0, 0.0, True)
-    p, r = correct / len(pred), correct / len(gold.spans)
-    return PaperScore(100.0 * 2 * p * r / (p + r), 100.0 * p, 100.0 * r, True)
-
-
-def paper_metric(
-    golds: Sequence[str],
-    predictions: Sequence[str],
-    sentences: Sequence[str] | None = None,
-    *,
-    drop_punctuation: bool = True,
-) -> PaperResult:
-    """Score predictions against labeled gold trees (with POS tags). `sentences` defaults to
-    each gold tree's words joined by spaces. With `drop_punctuation=False` every token counts
-    (for gold trees without POS tags). Raises `TreeSyntaxError` on a malformed gold tree."""
-    if len(golds) != len(predictions):
-        raise ValueError(f"{len(golds)} gold trees but {len(predictions)} predictions")
-    result = PaperResult()
-    for i, (g, p) in enumerate(zip(golds, predictions, strict=True)):
-        sentence = sentences[i] if sentences is not None else None
-        gold = PaperGold(g, sentence, drop_punctuation=drop_punctuation)
-        result.sentences.append(score_prediction(gold, p))
-    return result
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
 
 
 def _all_or_none_tagged(golds: list[Example]) -> bool:
@@ -246,28 +63,28 @@ class ConstituencyTask:
     student_kinds = ("seq2seq", "chart", "causal")
     prompt_forms = ("labeled", "unlabeled")
     copies_words = True
-    eval_metrics = ("mckd", "evalb", "evalb-unlabeled")
+    eval_metrics = METRICS
 
     def linearize(self, tree: Tree) -> str:
-        from mckd.tasks.constituency.trees import to_unlabeled
+        from mckd.tasks.constituency import trees  # nltk: loaded on first use
 
-        return to_unlabeled(tree)
+        return trees.to_unlabeled(tree)
 
     def example(self, id: str, tree: Tree, *, labeled: bool = True) -> Example:
         """The Example for a normalized gold tree (target None for the unlabeled pool)."""
-        from mckd.tasks.constituency.trees import to_labeled, to_unlabeled, tree_words
+        from mckd.tasks.constituency import trees  # nltk: loaded on first use
 
         return Example(
             id,
-            " ".join(tree_words(tree)),
-            to_unlabeled(tree) if labeled else None,
-            {"tree": to_labeled(tree, pos=True)},
+            " ".join(trees.tree_words(tree)),
+            trees.to_unlabeled(tree) if labeled else None,
+            {"tree": trees.to_labeled(tree, pos=True)},
         )
 
     def repair(self, text: str, source: str) -> Repair:
-        from mckd.tasks.constituency.trees import repair
+        from mckd.tasks.constituency import trees  # nltk: loaded on first use
 
-        return repair(text, source.split())
+        return trees.repair(text, source.split())
 
     # --- gold and scoring -----------------------------------------------------------------
 
@@ -303,8 +120,8 @@ class ConstituencyTask:
         paper = paper_metric(trees, preds, sources, drop_punctuation=tagged)
         out = {
             "f1": paper.mean_f1,
-            "precision": _mean([s.precision for s in paper.sentences]),
-            "recall": _mean([s.recall for s in paper.sentences]),
+            "precision": average([s.precision for s in paper.sentences]),
+            "recall": average([s.recall for s in paper.sentences]),
             "valid": float(len(preds) - paper.failed),
             "sentences": float(len(preds)),
         }
@@ -344,48 +161,46 @@ class ConstituencyTask:
             except ValueError:
                 continue
             scores.append(score_prediction(gold, pred).f1)
-        return _mean(scores)
+        return average(scores)
 
     # --- teacher --------------------------------------------------------------------------
 
     def instruction(self, form: str) -> str:
-        from mckd.tasks.constituency.prompts import INSTRUCTION
+        from mckd.tasks.constituency import prompts  # nltk: loaded on first use
 
-        return INSTRUCTION
+        return prompts.INSTRUCTION
 
     def demo_output(self, example: Example, form: str) -> str:
         """The labeled tree with POS tags (meta['tree']) or the unlabeled target."""
-        from mckd.tasks.constituency.prompts import demo_output
+        from mckd.tasks.constituency import prompts  # nltk: loaded on first use
 
-        return demo_output(example, form)
+        return prompts.demo_output(example, form)
 
     def label_set(self, labeled: Sequence[Example], extra: Sequence[str] = ()) -> Any:
         """PTB phrase labels (plus `extra`) and POS tags, plus any the labeled trees use."""
-        from mckd.tasks.constituency.prompts import label_sets
+        from mckd.tasks.constituency import prompts  # nltk: loaded on first use
 
-        return label_sets(labeled, extra)
+        return prompts.label_sets(labeled, extra)
 
     def grammar(self, source: str, form: str, labels: Any, options: Any) -> str | None:
-        """One tree over exactly the input words (teacher/grammar.py); `options.root` and
+        """One tree over exactly the input words (grammar.py); `options.root` and
         `options.max_depth` shape it."""
-        from mckd.tasks.constituency.grammar import tree_grammar
-
         return tree_grammar(source.split(), form=form, root=options.root,
                             max_depth=options.max_depth, labels=labels.labels, tags=labels.tags,
                             leading_space=(options.style or "completion") == "completion")
 
     def answer_budget(self, source: str, form: str, count_tokens: Callable[[str], int]) -> int:
-        from mckd.tasks.constituency.prompts import answer_budget
+        from mckd.tasks.constituency import prompts  # nltk: loaded on first use
 
-        return answer_budget(source, form, count_tokens)
+        return prompts.answer_budget(source, form, count_tokens)
 
     def read_answer(self, raw: str, example: Example, form: str, options: Any) -> Repaired:
         """The answer in the unlabeled form (flat constituents nested right-branching when
         `options.nest_flat`), repaired; leaves that still differ from the words are kept and
         flagged. Never raises: the repair salvages what it can."""
-        from mckd.tasks.constituency.prompts import answer_to_target
+        from mckd.tasks.constituency import prompts  # nltk: loaded on first use
 
-        text = answer_to_target(raw, form=form, nest_flat=bool(getattr(options, "nest_flat", False)))
+        text = prompts.answer_to_target(raw, form=form, nest_flat=bool(getattr(options, "nest_flat", False)))
         return self._repaired(text, example.source)
 
     def _repaired(self, text: str, source: str) -> Repaired:
@@ -393,15 +208,15 @@ class ConstituencyTask:
         return Repaired(rep.text, list(rep.problems), rep.yield_ok)
 
     def combine(self, source: str, answers: Sequence[Repaired], how: str) -> tuple[Repaired, dict[str, Any]]:
-        """Consensus over the sampled trees (teacher/consensus.py: "mbr" or "vote"); when no
+        """Consensus over the sampled trees (consensus.py: "mbr" or "vote"); when no
         sample is usable, the first goes on as it is. The picked tree keeps its repairs; a vote
         that counted repaired trees says so."""
-        from mckd.tasks.constituency.consensus import combine
+        from mckd.tasks.constituency import consensus  # nltk: loaded on first use
 
         with_text = [a for a in answers if a.text is not None]
         if not with_text:
             return answers[0], {"samples": len(answers), "usable": 0}
-        chosen, info = combine(source.split(), [a.text for a in with_text], how)  # type: ignore[misc]
+        chosen, info = consensus.combine(source.split(), [a.text for a in with_text], how)  # type: ignore[misc]
         out = self._repaired(chosen, source)
         if "picked" in info:
             out.problems[:0] = with_text[info["picked"]].problems
@@ -416,9 +231,7 @@ class ConstituencyTask:
     def decoding_constraint(self, source: str, labels: Any, tokenizer: Any, *,
                             placeholder: str | None = None,
                             space_first: bool = False) -> DecodingConstraint | None:
-        """Single-rooted trees over exactly the input words (student/constrained.py)."""
-        from mckd.student.constrained import TreeConstraint
-
+        """Single-rooted trees over exactly the input words (constraint.py)."""
         return TreeConstraint(source.split(), tokenizer, placeholder=placeholder,
                               space_first=space_first)
 
@@ -427,9 +240,9 @@ class ConstituencyTask:
     def read_corpus(self, path: str | Path) -> list[Example]:
         """A treebank (.mrg files, one-tree-per-line files, or a directory of either), each
         tree normalized, as examples with meta['origin'] = `file#index`."""
-        from mckd.tasks.constituency.readers import load_treebank
+        from mckd.tasks.constituency import readers  # nltk: loaded on first use
 
-        bank = load_treebank(path)
+        bank = readers.load_treebank(path)
         return [self.example(f"{i:06d}", tree).with_target(self.linearize(tree), origin=origin)
                 for i, (tree, origin) in enumerate(zip(bank.trees, bank.origins, strict=True))]
 
@@ -439,205 +252,37 @@ class ConstituencyTask:
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
                        max_words: int | None = None) -> Corpus:
-        """The synthetic PTB-style treebank (mckd.tasks.constituency.synth), split as `mckd data split` does."""
-        from mckd.tasks.constituency.corpus import DemoCorpusConfig, demo_splits
+        """The synthetic PTB-style treebank (synth.py), split as `mckd data split` does."""
+        from mckd.tasks.constituency import corpus  # nltk: loaded on first use
 
-        fields: dict[str, Any] = {"n_labeled": n_labeled, "n_unlabeled": n_pool, "n_test": n_test,
-                                  "seed": seed}
-        if max_words is not None:
-            fields["max_len"] = max_words
-        splits = demo_splits(DemoCorpusConfig(**fields))
+        splits = corpus.demo_splits(_corpus_config(n_labeled, n_pool, n_test, seed, max_words))
         return Corpus(splits["labeled"], splits["unlabeled"], splits["test"])
 
+    def write_builtin_corpus(self, out_dir: str | Path, n_labeled: int, n_pool: int, n_test: int,
+                             *, seed: int, max_words: int | None = None) -> dict[str, int]:
+        """The built-in treebank's files, with trees.txt (every tree used) and a DONE marker
+        (corpus.py: `build_demo_corpus`)."""
+        from mckd.tasks.constituency import corpus  # nltk: loaded on first use
 
-# --- scoring files (`mckd evaluate`) ------------------------------------------------------
+        corpus.build_demo_corpus(out_dir, _corpus_config(n_labeled, n_pool, n_test, seed, max_words))
+        return json.loads((Path(out_dir) / "split.json").read_text(encoding="utf-8"))["sizes"]
 
-METRICS = ConstituencyTask.eval_metrics
+    def stats(self, path: str | Path) -> dict[str, Any]:
+        """Treebank statistics (stats.py): lengths, labels, vocabulary, branching baselines."""
+        from mckd.tasks.constituency import readers, stats  # nltk: loaded on first use
 
+        return stats.treebank_stats(readers.load_treebank(path).trees)
 
-def _read_lines(path: str | Path, *, normalize: bool = False, prediction: bool = False) -> list[str]:
-    """One tree per line (trailing blank lines ignored). A .mrg file or a directory of them is
-    read as trees: normalized (no traces or function tags) for the paper's metric, which
-    compares word positions, as they are for EVALB, which deletes traces itself. Example JSONL
-    is read by `_jsonl_trees`."""
-    path = Path(path)
-    if path.is_dir() or path.suffix == ".mrg":
-        from mckd.tasks.constituency.trees import normalize_tree, read_trees, to_labeled
+    def format_stats(self, stats: dict[str, Any]) -> str:
+        from mckd.tasks.constituency import stats as treebank  # nltk: loaded on first use
 
-        trees = read_trees(path)
-        if normalize:
-            trees = [normalize_tree(t) for t in trees]
-        for tree in trees:  # the .mrg outer "( ... )" is what EVALB files call TOP
-            if tree.label() == "":
-                tree.set_label("TOP")
-        return [to_labeled(t) for t in trees]
-    lines = read_text_lines(path)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if path.suffix == ".jsonl" or next((ln for ln in lines if ln.strip()), "").lstrip().startswith("{"):
-        return _jsonl_trees(path, lines, prediction)
-    return lines
+        return treebank.format_stats(stats)
 
 
-def _jsonl_trees(path: Path, lines: list[str], prediction: bool) -> list[str]:
-    """The trees of an Example JSONL file, one per line. Prediction files (`mckd predict`, a
-    run's outputs) keep their input's meta, gold tree included, so a prediction is its
-    `target` alone and a missing one is an error; a gold tree is meta['tree'] (with POS tags),
-    else the target."""
-    out = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise InputError(path, lineno, "empty line (expected one example per line)")
-        ex = example_from_line(line, path=path, line=lineno)
-        if prediction:
-            if not (ex.target or "").strip():
-                raise InputError(path, lineno, "no predicted tree: 'target' is empty or null (a "
-                                               "prediction's tree comes from its target alone)")
-            out.append(ex.target)
-            continue
-        tree = ex.meta.get("tree") or ex.target
-        if not tree:
-            raise InputError(path, lineno, "no gold tree: needs meta['tree'] or 'target'")
-        out.append(str(tree))
-    return out
-
-
-def _check_gold(path: str | Path, lines: list[str], *, need_tags: bool) -> list[Scanned]:
-    scanned = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise InputError(path, lineno, "empty line (expected one tree per line)")
-        try:
-            s = scan_brackets(line)
-        except TreeSyntaxError as e:
-            col = f" at column {e.offset + 1}" if e.offset is not None else ""
-            raise InputError(path, lineno, f"{e.problem}{col}") from None
-        if need_tags and not any(s[1]):
-            raise InputError(path, lineno, "gold tree has no POS tags (the metric needs them)")
-        scanned.append(s)
-    return scanned
-
-
-def _check_pred(path: str | Path, lines: list[str], *, labeled: bool) -> list[Scanned]:
-    scanned = []
-    for lineno, line in enumerate(lines, start=1):
-        try:
-            s = scan_brackets(line) if line.strip() else ([], [], [])
-        except TreeSyntaxError as e:
-            col = f" at column {e.offset + 1}" if e.offset is not None else ""
-            raise InputError(
-                path, lineno, f"{e.problem}{col} (the mckd metric scores damaged trees)"
-            ) from None
-        if labeled and s[0] and not any(label for _, _, label in s[2]):
-            raise InputError(
-                path, lineno, "tree has no phrase labels; use --metric evalb-unlabeled or mckd"
-            )
-        scanned.append(s)
-    return scanned
-
-
-def _evalb_block(totals: EvalbTotals, tags: bool) -> dict[str, float | int | None]:
-    f = {k: float(f"{v:.2f}") for k, v in totals.figures().items()}  # as EVALB prints them
-    return {
-        "f1": f["Bracketing FMeasure"],
-        "precision": f["Bracketing Precision"],
-        "recall": f["Bracketing Recall"],
-        "sentences": totals.sentences,
-        "valid": totals.valid,
-        "errors": totals.errors,
-        "skipped": totals.skipped,
-        "complete_match": f["Complete match"],
-        "tag_accuracy": f["Tagging accuracy"] if tags else None,
-        "average_crossing": f["Average crossing"],
-        "no_crossing": f["No crossing"],
-        "two_or_less_crossing": f["2 or less crossing"],
-    }
-
-
-def _paper_summary(result: PaperResult, rows: bool) -> dict:
-    n = len(result.sentences)
-    out: dict = {
-        "metric": "mckd",
-        "f1": round(result.mean_f1, 4),
-        "precision": round(_mean([s.precision for s in result.sentences]), 4),
-        "recall": round(_mean([s.recall for s in result.sentences]), 4),
-        "sentences": n,
-        "valid": n - result.failed,
-        "errors": result.failed,
-        "skipped": 0,
-        "complete_match": round(100.0 * sum(s.f1 == 100.0 for s in result.sentences) / n, 4),
-        "tag_accuracy": None,
-    }
-    if rows:
-        out["per_sentence"] = [
-            {
-                "id": i,
-                **{k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(s).items()},
-            }
-            for i, s in enumerate(result.sentences, start=1)
-        ]
-    return out
-
-
-def _evalb_rows(result: EvalbResult) -> list[dict]:
-    """EVALB's per-sentence table (status 0 ok, 1 error, 2 skip), with the reason for 1 and 2."""
-    return [
-        {
-            "id": r.id,
-            "len": r.length,
-            "status": r.status,
-            "recall": round(r.recall, 2),
-            "precision": round(r.precision, 2),
-            "matched": r.matched,
-            "gold": r.gold,
-            "test": r.test,
-            "crossing": r.crossing,
-            "words": r.words,
-            "correct_tags": r.correct_tags,
-            "tag_accuracy": round(r.tag_accuracy, 2),
-            "problem": r.problem,
-        }
-        for r in result.sentences
-    ]
-
-
-def evaluate_files(
-    gold: str | Path, pred: str | Path, metric: str = "mckd", *, per_sentence: bool = False
-) -> dict:
-    """Score a prediction file against a gold file (one tree per line each, or Example JSONL:
-    `_jsonl_trees`). Returns the figures `mckd evaluate --json` prints (with `per_sentence`
-    rows if asked); any bad input is an `InputError` with file:line."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
-    gold_lines = _read_lines(gold, normalize=metric == "mckd")
-    pred_lines = _read_lines(pred, normalize=metric == "mckd", prediction=True)
-    if len(gold_lines) != len(pred_lines):
-        short, n = (
-            (pred, len(pred_lines))
-            if len(pred_lines) < len(gold_lines)
-            else (gold, len(gold_lines))
-        )
-        raise InputError(
-            short,
-            n,
-            f"ends after {n} trees, but {gold} has {len(gold_lines)} and "
-            f"{pred} has {len(pred_lines)} (they must pair line by line)",
-        )
-    golds = _check_gold(gold, gold_lines, need_tags=metric == "mckd")
-    if metric == "mckd":
-        result = PaperResult()
-        for g, line in zip(golds, pred_lines, strict=True):
-            result.sentences.append(score_prediction(PaperGold(g), line))
-        return _paper_summary(result, per_sentence)
-    params = COLLINS if metric == "evalb" else EvalbParams(labeled=False)
-    preds = _check_pred(pred, pred_lines, labeled=metric == "evalb")
-    res = evalb(golds, preds, params)
-    tags = res.borrowed_tags == 0
-    out = {
-        "metric": metric,
-        **_evalb_block(res.all, tags),
-        f"len<={params.cutoff_len}": _evalb_block(res.short, tags),
-    }
-    if per_sentence:
-        out["per_sentence"] = _evalb_rows(res)
-    return out
+def _corpus_config(n_labeled: int, n_pool: int, n_test: int, seed: int,
+                   max_words: int | None) -> DemoCorpusConfig:
+    fields: dict[str, Any] = {"n_labeled": n_labeled, "n_unlabeled": n_pool, "n_test": n_test,
+                              "seed": seed}
+    if max_words is not None:
+        fields["max_len"] = max_words
+    return DemoCorpusConfig(**fields)

@@ -19,6 +19,7 @@ from mckd.errors import ConfigError
 from mckd.examples import Example
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
 from mckd.tasks.slots.conlleval import score_tag_sequences, split_tag
+from mckd.teacher.gbnf import gbnf_literal
 
 TAG = re.compile(r"O|[BI]-\S+")
 
@@ -166,8 +167,6 @@ def tag_grammar(
     previous tag or none), so every rule is finite and nothing repeats.
 
     Forms: "tags" (`O B-x I-x`) and "interleaved" (`w1 O w2 B-x w3 I-x`)."""
-    from mckd.tasks.constituency.grammar import gbnf_literal
-
     if not words:
         raise ConfigError("grammar: cannot build a tag grammar for an empty sentence")
     if form not in INSTRUCTIONS:
