@@ -16,7 +16,9 @@ from collections import Counter, defaultdict
 
 from mckd.examples import Example
 from mckd.tasks.slots import SlotsTask
-from mckd.tasks.slots.synth import chunks, slot_corpus_stats, synth_slot_corpus
+from mckd.tasks.slots.stats import slot_corpus_stats
+from mckd.tasks.slots.synth import synth_slot_corpus
+from mckd.tasks.slots.tags import chunks
 
 
 def memoriser(train: list[Example]):

@@ -8,16 +8,16 @@ import json
 import pytest
 
 from mckd.examples import read_examples
+from mckd.tasks.slots.stats import slot_corpus_stats
 from mckd.tasks.slots.synth import (
     SLOT_LISTS,
     TEMPLATES,
-    chunks,
     filler_lists,
     realize,
-    slot_corpus_stats,
     synth_slot_corpus,
     write_slot_corpus,
 )
+from mckd.tasks.slots.tags import chunks
 
 
 @pytest.fixture(scope="module")

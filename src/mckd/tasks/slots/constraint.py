@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from mckd.tasks.slots.task import OUTSIDE, label_types
+from mckd.tasks.slots.tags import OUTSIDE, label_types
 
 ROOT = 0
 
