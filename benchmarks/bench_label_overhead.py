@@ -42,7 +42,7 @@ from mckd.teacher.backends import build_backend
 from mckd.teacher.backends.base import Backend, TeacherRequest
 from mckd.teacher.cache import TeacherCache
 from mckd.teacher.config import TeacherConfig
-from mckd.teacher.engine import few_shot_requests, label_pool, repair_outputs
+from mckd.teacher.label import few_shot_requests, label_pool, repair_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = [

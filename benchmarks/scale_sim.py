@@ -93,7 +93,7 @@ def child_label(cfg_path: Path, out: Path, ray_workers: int = 0) -> None:
     """Label the run's pool as the pipeline's teacher step would (same files, same prompts);
     with `ray_workers`, on a local Ray cluster of that many actors sharing the concurrency."""
     from mckd.config import load_config
-    from mckd.teacher.engine import label_files
+    from mckd.teacher.label import label_files
 
     cfg = load_config(cfg_path)
     teacher = cfg.teacher

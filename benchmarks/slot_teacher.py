@@ -4,7 +4,7 @@ the per-input tag grammar, in each prompt form.
 Labels the first N test sentences of the built-in slot corpus, split and demonstrated as the
 slots demo does (configs/slots-demo.yaml: its corpus sizes and seed, its teacher settings and
 demonstrations), under four conditions {tags, interleaved} x {grammar, no grammar}, one
-condition at a time, through the labelling run (`mckd.teacher.engine`, the same path `mckd run`
+condition at a time, through the labelling run (`mckd.teacher.label`, the same path `mckd run`
 takes). For each condition: answers valid as written, answers usable after repair, rejections
 and repairs by reason, conlleval F1 of the pseudolabels (a rejected answer finds no chunk), and
 seconds per sentence. Writes OUT.md (a markdown table) and OUT.json; each condition's ledger
@@ -29,7 +29,7 @@ from mckd.config import load_config
 from mckd.examples import Example, read_examples, write_examples
 from mckd.io import atomic_write
 from mckd.tasks import TASKS
-from mckd.teacher.engine import label_files
+from mckd.teacher.label import label_files
 
 TASK = TASKS["slots"]
 CONDITIONS = [(form, grammar) for form in ("tags", "interleaved") for grammar in (True, False)]

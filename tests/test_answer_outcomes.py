@@ -79,7 +79,7 @@ def test_a_tree_missing_a_word_is_repaired_not_valid() -> None:
 def _label(tmp_path: Path, task: str, demos: list[Example], answers: dict[str, str],
            monkeypatch: pytest.MonkeyPatch):
     import mckd.teacher.backends as backends
-    from mckd.teacher.engine import label_files
+    from mckd.teacher.label import label_files
 
     monkeypatch.setattr(backends, "build_backend",
                         lambda c: FakeBackend(lambda r: answers[last_input(r)]))

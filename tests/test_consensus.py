@@ -77,7 +77,7 @@ def test_combine_skips_invalid_samples() -> None:
 
 def test_labelling_postprocess_uses_the_configured_consensus():
     from mckd.tasks import TASKS
-    from mckd.teacher.engine import samples_postprocess
+    from mckd.teacher.label import samples_postprocess
     from mckd.teacher.prompts import PromptConfig
 
     words = ["a", "b", "c", "d"]

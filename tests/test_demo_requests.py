@@ -28,7 +28,7 @@ from mckd.distill.methods import make_data
 from mckd.examples import Example, read_examples, write_examples
 from mckd.teacher.backends.base import approx_tokens
 from mckd.teacher.cache import request_key
-from mckd.teacher.engine import model_id, task_prompting
+from mckd.teacher.label import model_id, task_prompting
 
 RECORDED = Path(__file__).parent / "data" / "demo_requests.json"
 DEMOS = ("demo", "slots-demo")

@@ -16,7 +16,7 @@ from mckd.teacher.backends.base import Completion, TeacherRequest
 from mckd.teacher.backends.openai import OpenAIBackend
 from mckd.teacher.cache import TeacherCache
 from mckd.teacher.config import TeacherConfig, teacher_config_from
-from mckd.teacher.engine import LEDGER, few_shot_requests, label_pool, read_ledger, repair_outputs
+from mckd.teacher.label import LEDGER, few_shot_requests, label_pool, read_ledger, repair_outputs
 
 pytestmark = pytest.mark.timeout(60)
 

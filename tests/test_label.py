@@ -24,7 +24,7 @@ from mckd.teacher.backends.fake import FakeBackend
 from mckd.teacher.backends.openai import OpenAIBackend
 from mckd.teacher.cache import TeacherCache
 from mckd.teacher.config import TeacherConfig
-from mckd.teacher.engine import (
+from mckd.teacher.label import (
     LEDGER,
     Pseudolabel,
     estimate_labelling,

@@ -13,7 +13,7 @@ from fault_server import FaultServer, number_of
 from mckd.examples import Example, write_examples
 from mckd.teacher.backends.base import Backend, Completion, TeacherRequest
 from mckd.teacher.config import TeacherConfig
-from mckd.teacher.engine import LEDGER, label_files, read_ledger
+from mckd.teacher.label import LEDGER, label_files, read_ledger
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -380,7 +380,7 @@ def test_the_labelling_run_repairs_tags_outside_the_label_set(tmp_path: Path,
     from mckd.examples import read_examples, write_examples
     from mckd.teacher.backends.fake import FakeBackend
     from mckd.teacher.config import TeacherConfig
-    from mckd.teacher.engine import label_files
+    from mckd.teacher.label import label_files
 
     answers = {"fly to rome": "O O B-city", "play some jazz": "O O B-genre"}
     monkeypatch.setattr(backends, "build_backend", lambda c: FakeBackend(

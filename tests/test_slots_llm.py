@@ -1,5 +1,5 @@
 """The real local teacher labels built-in slot sentences through the labelling run
-(`mckd.teacher.engine`), with the per-input tag grammar: every answer must be a valid tag sequence
+(`mckd.teacher.label`), with the per-input tag grammar: every answer must be a valid tag sequence
 over exactly the input words, from the label set, with nothing to repair.
 
 Run with `pytest -m llm tests/test_slots_llm.py`; needs `mckd models fetch qwen2.5-coder-0.5b`
@@ -28,7 +28,7 @@ MODEL = "qwen2.5-coder-0.5b"
 def test_ten_sentences_ten_valid_tag_sequences(form: str, tmp_path: Path) -> None:
     pytest.importorskip("xllamacpp")
     from mckd.teacher.config import TeacherConfig
-    from mckd.teacher.engine import label_files
+    from mckd.teacher.label import label_files
 
     try:
         model_path(MODEL)

@@ -13,7 +13,7 @@ from mckd.errors import ConfigError
 from mckd.teacher.backends.base import TeacherRequest
 from mckd.teacher.cache import request_key
 from mckd.teacher.config import TeacherConfig, load_teacher_config, parse_overrides
-from mckd.teacher.engine import model_id
+from mckd.teacher.label import model_id
 
 REQ = TeacherRequest(prompt="Sentence: a b\nTree:", max_tokens=64, stop=("\n",), grammar="root ::= x")
 

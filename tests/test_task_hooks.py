@@ -18,7 +18,7 @@ from mckd.tasks.base import AnswerError, Repaired
 from mckd.tasks.text import TextTask
 from mckd.teacher.backends.fake import FakeBackend, last_input
 from mckd.teacher.config import TeacherConfig, teacher_config_from
-from mckd.teacher.engine import label_files, task_prompting
+from mckd.teacher.label import label_files, task_prompting
 
 TREES = TASKS["constituency"]
 TREE = "(S (NP (DT The) (NN cat)) (VP (VBD sat)) (. .))"

@@ -166,7 +166,7 @@ def label(
     import json
 
     from mckd.teacher.config import load_teacher_config, parse_overrides
-    from mckd.teacher.engine import label_files, label_task
+    from mckd.teacher.label import label_files, label_task
 
     settings = parse_overrides(set_ or [])
     task_name, labels = label_task(config, task, settings.pop("task", None))

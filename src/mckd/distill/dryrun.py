@@ -22,7 +22,7 @@ from mckd.distill.plan import build_steps
 from mckd.distill.rundir import RunDir, step_hash
 from mckd.examples import Example
 from mckd.teacher.backends.base import approx_tokens
-from mckd.teacher.engine import Estimate, estimate_task_labelling
+from mckd.teacher.label import Estimate, estimate_task_labelling
 
 
 @dataclass

@@ -85,7 +85,7 @@ def run_teacher_test(ctx: RunContext, folder: Path) -> dict[str, Any]:
 def label_with_teacher(ctx: RunContext, inputs: list[Example], folder: Path) -> tuple[list[Example], dict[str, Any]]:
     """Label `inputs` with the teacher, demonstrations drawn from the gold pairs. The labelling
     run's own files (ledger, pseudolabels, rejections, usage) go in `folder/labelling`."""
-    from mckd.teacher.engine import label_files
+    from mckd.teacher.label import label_files
 
     write_examples(folder / "inputs.jsonl", inputs)
     result = label_files(folder / "inputs.jsonl", folder / "labelling", ctx.cfg.teacher,

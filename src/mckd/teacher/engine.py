@@ -8,10 +8,11 @@ soon as it arrives and each finished input is one ledger line, so a rerun skips 
 ledger holds, serves what the cache holds, and sends only the rest.
 
 How a prompt is built and how an output is post-processed are parameters of `label_pool`
-(`build_request`, `postprocess`). `label_files` (the CLI and the pipeline) uses one path for
-every task: `PromptBuilder` with the task's prompt hooks, and `samples_postprocess`, which reads
-each sample with the task's `read_answer` and combines several with its `combine`.
-`few_shot_requests` and `repair_outputs` are minimal builders for direct `label_pool` use.
+(`build_request`, `postprocess`). `mckd.teacher.label.label_files` (the CLI and the pipeline)
+uses one path for every task: `PromptBuilder` with the task's prompt hooks, and
+`samples_postprocess`, which reads each sample with the task's `read_answer` and combines
+several with its `combine`. `few_shot_requests` and `repair_outputs` are minimal builders for
+direct `label_pool` use. What a run would send, without sending it, is in estimate.py.
 
 Only an `AnswerError` from the task (output it cannot read) becomes an `invalid_output`
 rejection; any other exception is a bug and stops the run with its traceback in the log.
@@ -31,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mckd.errors import ConfigError
 from mckd.examples import Example, write_examples
 from mckd.io import atomic_write
 from mckd.tasks.base import AnswerError, Repaired, Task
@@ -40,11 +40,11 @@ from mckd.teacher.backends.base import (
     BackendError,
     Completion,
     TeacherRequest,
-    approx_tokens,
 )
 from mckd.teacher.cache import TeacherCache, request_key
 from mckd.teacher.config import TeacherConfig
 from mckd.teacher.ledger import COUNTS, LEDGER, LabelProgress, Ledger, Usage, outcome, read_ledger
+from mckd.teacher.ray_runner import complete_on_ray
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def _postprocess(post: PostProcess, example: Example, raws: list[str]) -> Pseudo
         raise
 
 
-def _jobs(
+def pending_jobs(
     pool: Sequence[Example],
     done: dict[str, dict[str, Any]],
     build: BuildRequest,
@@ -330,14 +330,12 @@ async def alabel_pool(
     done = read_ledger(out / LEDGER)
     counts: Counter[str] = Counter()
     bar = LabelProgress(total=len(pool), done=0, enabled=progress)
-    jobs: Iterator[_Job] = _jobs(pool, done, build_request, cfg.samples, backend.model,
+    jobs: Iterator[_Job] = pending_jobs(pool, done, build_request, cfg.samples, backend.model,
                                  retry_rejected, counts, on_skip=bar.skip)
     in_ledger = sum(ex.id in done for ex in pool)
     log.info("labelling %d inputs (%d in the ledger)", len(pool), in_ledger)
     run = _Run(backend, cache)
     if cfg.runner == "ray":
-        from mckd.teacher.ray_runner import complete_on_ray
-
         todo = list(jobs)  # the cluster takes every request at once
         jobs = iter(todo)
         needed = [(k, r) for job in todo for k, r in zip(job.keys, job.requests, strict=True)]
@@ -427,327 +425,9 @@ def finish(
     return LabelResult(labels, rejected, report)
 
 
-def label_pool(
-    pool: Sequence[Example],
-    backend: Backend,
-    out_dir: str | Path,
-    *,
-    build_request: BuildRequest,
-    postprocess: PostProcess,
-    cache: TeacherCache | None,
-    cfg: TeacherConfig,
-    progress: bool = True,
-    retry_rejected: bool = False,
-) -> LabelResult:
-    """Label every input of `pool`, resuming from `out_dir/ledger.jsonl`. Writes
-    pseudolabels.jsonl, rejected.jsonl, usage.json and DONE in `out_dir`."""
-    return asyncio.run(
-        alabel_pool(
-            pool,
-            backend,
-            out_dir,
-            build_request=build_request,
-            postprocess=postprocess,
-            cache=cache,
-            cfg=cfg,
-            progress=progress,
-            retry_rejected=retry_rejected,
-        )
-    )
-
-
-# ---------------------------------------------------------------- dry run
-
-
-@dataclass
-class Estimate:
-    inputs: int
-    in_ledger: int
-    requests: int
-    cached: int
-    calls: int
-    prompt_tokens: int
-    completion_tokens: int  # expected
-    completion_tokens_max: int  # if every call ran to max_tokens
-    cost: float
-    cost_max: float
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def estimate_labelling(
-    pool: Sequence[Example],
-    out_dir: str | Path | None,
-    *,
-    build_request: BuildRequest,
-    cache: TeacherCache | None,
-    cfg: TeacherConfig,
-    count_tokens: Callable[[str], int],
-    model: str,
-    expected_output_tokens: int | None = None,
-    parallel: int = 1,
-) -> Estimate:
-    """What a run would send, without sending anything: requests not in the ledger or cache, their
-    prompt tokens, expected output tokens (`expected_output_tokens` per call, at most each
-    request's max_tokens; default max_tokens), cost and time at the configured throughput with
-    `parallel` request streams."""
-    done = (
-        read_ledger(Path(out_dir) / LEDGER, truncate=False)
-        if out_dir is not None and Path(out_dir, LEDGER).exists()
-        else {}
-    )
-    todo = list(_jobs(pool, done, build_request, cfg.samples, model, False, Counter()))
-    requests = cached = calls = prompt_tokens = completion = completion_max = 0
-    seen: set[str] = set()
-    for job in todo:
-        for req, key in zip(job.requests, job.keys, strict=True):
-            requests += 1
-            if key in seen or (cache is not None and cache.contains(key)):
-                cached += 1
-                continue
-            seen.add(key)
-            calls += 1
-            text = (
-                req.prompt
-                if req.prompt is not None
-                else "\n".join(c for _, c in req.messages or ())
-            )
-            prompt_tokens += count_tokens(text)
-            completion += min(req.max_tokens, expected_output_tokens or req.max_tokens)
-            completion_max += req.max_tokens
-    seconds = (
-        prompt_tokens / cfg.est_prompt_tokens_per_s + completion / cfg.est_completion_tokens_per_s
-    )
-    return Estimate(
-        inputs=len(pool),
-        in_ledger=len(pool) - len(todo),
-        requests=requests,
-        cached=cached,
-        calls=calls,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion,
-        completion_tokens_max=completion_max,
-        cost=cfg.cost(prompt_tokens, completion),
-        cost_max=cfg.cost(prompt_tokens, completion_max),
-        seconds=seconds / max(1, parallel),
-    )
-
-
-# ---------------------------------------------------------------- files in, files out
-
-
-def label_task(config: str | Path | None, name: str | None, overrides: Any = None) -> tuple[str, list[str]]:
-    """The task `mckd label` prompts for and its extra labels, given as for `mckd run`: the
-    `task:` section of the YAML `config` (a name, or `{name, labels}`), `--task name`, and
-    `--set task.labels=[...]` (`overrides`: the `task` part of the --set options). Default: the
-    default task with no extra labels. Conflicting names or unknown keys are a ConfigError."""
-    from pydantic import ValidationError
-
-    from mckd.config import TaskConfig
-    from mckd.tasks import ALIASES, DEFAULT_TASK
-
-    spec: dict[str, Any] = {}
-    section = _config_task_section(config)
-    if section is not None:
-        spec = dict(section) if isinstance(section, dict) else {"name": section}
-    if "name" in spec:
-        spec["name"] = ALIASES.get(str(spec["name"]), spec["name"])
-    names = [(name, "--task")]
-    if isinstance(overrides, dict):
-        names.append((overrides.get("name"), "--set task.name"))
-    elif overrides is not None:
-        names.append((overrides, "--set task"))
-    for given, where in names:
-        if given is None:
-            continue
-        given = ALIASES.get(str(given), str(given))
-        if "name" in spec and spec["name"] != given:
-            raise ConfigError(f"{where} {given!r} differs from the task {spec['name']!r} of "
-                              f"{config or 'the other options'}")
-        spec["name"] = given
-    if isinstance(overrides, dict):
-        spec.update({k: v for k, v in overrides.items() if k != "name"})
-    spec.setdefault("name", DEFAULT_TASK)
-    if isinstance(spec.get("labels"), str):  # --set task.labels=genre
-        spec["labels"] = [spec["labels"]]
-    try:
-        task = TaskConfig(**spec)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(map(str, err["loc"]))
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"unknown key 'task.{where}' (task options: "
-                              f"{', '.join(TaskConfig.model_fields)})") from None
-        raise ConfigError(f"task.{where}: {err['msg'].removeprefix('Value error, ')}") from None
-    return task.name, list(task.labels)
-
-
-def _config_task_section(config: str | Path | None) -> Any:
-    """The `task` entry of a YAML config, None without one (an unreadable file is left to the
-    teacher config's reader, which names the problem). A file with a task section is a run
-    config, whose teacher settings are under `teacher:`."""
-    import yaml
-
-    if config is None or not Path(config).is_file():
-        return None
-    try:
-        data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict) or "task" not in data:
-        return None
-    if "teacher" not in data:
-        raise ConfigError(f"{config}: it names a task, so its teacher settings belong under "
-                          "'teacher:' (as in a run config)")
-    return data["task"]
-
-
-def _load_task(task: Task | str | None) -> Task:
-    from mckd.tasks import get_task
-
-    if task is None:
-        return get_task("text")
-    return get_task(task) if isinstance(task, str) else task
-
-
-def label_files(
-    pool_path: str | Path,
-    out_dir: str | Path,
-    cfg: TeacherConfig,
-    *,
-    labeled_path: str | Path | None = None,
-    task: Task | str | None = "text",
-    extra_labels: Sequence[str] = (),
-    dry_run: bool = False,
-    progress: bool = True,
-    retry_rejected: bool = False,
-) -> LabelResult | Estimate:
-    """`mckd label`: read the pool (and demonstrations), prompt with the task's hooks, read the
-    answers back with the task's `read_answer` (combining samples with its `combine`), and label
-    into `out_dir`; or, with `dry_run`, only estimate. `task` is a task object or name (None:
-    plain text)."""
-    from mckd.examples import read_examples
-    from mckd.teacher.backends import build_backend
-
-    task_obj = _load_task(task)
-    pool = read_examples(pool_path)
-    demos = read_examples(labeled_path, require_target=True) if labeled_path else []
-    if cfg.k_demos and not demos:
-        log.warning("no labeled examples given: prompts carry no demonstrations")
-    cache = TeacherCache(cfg.cache_path) if cfg.cache else None
-    if dry_run:
-        return estimate_task_labelling(pool, demos, out_dir, cfg, task_obj, cache=cache,
-                                       extra_labels=extra_labels)
-    backend = build_backend(cfg)
-    try:
-        build, post = task_prompting(task_obj, cfg, demos, pool, count_tokens=backend.count_tokens,
-                                     context_size=backend.context_size, extra_labels=extra_labels)
-        return label_pool(
-            pool,
-            backend,
-            out_dir,
-            build_request=build,
-            postprocess=post,
-            cache=cache,
-            cfg=cfg,
-            progress=progress,
-            retry_rejected=retry_rejected,
-        )
-    finally:
-        backend.close()
-
-
-def estimate_task_labelling(
-    pool: Sequence[Example],
-    demos: Sequence[Example],
-    out_dir: str | Path | None,
-    cfg: TeacherConfig,
-    task: Task,
-    *,
-    cache: TeacherCache | None,
-    extra_labels: Sequence[str] = (),
-) -> Estimate:
-    """`estimate_labelling` with the task's prompts (tokens approximated, 4 characters each),
-    answers expected as long as the demonstrations' and the configured request streams."""
-    build, _ = task_prompting(task, cfg, demos, pool, count_tokens=approx_tokens,
-                              context_size=cfg.context_size, extra_labels=extra_labels)
-    out_tokens = [approx_tokens(d.target or "") for d in demos]
-    serial = cfg.backend in ("llamacpp", "transformers")
-    return estimate_labelling(
-        pool,
-        out_dir,
-        build_request=build,
-        cache=cache,
-        cfg=cfg,
-        count_tokens=approx_tokens,
-        model=model_id(cfg),
-        expected_output_tokens=(sum(out_tokens) // len(out_tokens) + 1) if out_tokens else None,
-        parallel=1 if serial else cfg.total_concurrency(),
-    )
-
-
-def task_prompting(
-    task: Task,
-    cfg: TeacherConfig,
-    demos: Sequence[Example],
-    pool: Sequence[Example],
-    *,
-    count_tokens: Callable[[str], int],
-    context_size: int,
-    extra_labels: Sequence[str] = (),
-) -> tuple[BuildRequest, PostProcess]:
-    """The request builder and post-processor for any task: prompts from the task's hooks
-    (context fitting, shared, random or nearest demonstrations, the task's grammar), answers
-    read by the task and several samples combined by its consensus. When the demonstrations
-    cannot be shown in the configured form (parsing's labeled form needs meta['tree']), the
-    task's next form that they allow is used, with a warning."""
-    from mckd.teacher.prompts import PromptBuilder
-
-    base = cfg.prompt
-    form = base.form or task.prompt_forms[0]
-    if cfg.k_demos:
-        form = usable_form(task, form, demos)
-    update = {"form": form, "k": cfg.k_demos, "seed": cfg.seed, "style": cfg.prompt_style(),
-              "max_tokens": cfg.answer_tokens()}
-    prompt_cfg = base.model_copy(update=update)
-    builder = PromptBuilder(
-        demos,
-        prompt_cfg,
-        task=task,
-        count_tokens=count_tokens,
-        context_size=context_size,
-        pool=pool,
-        samples=cfg.samples,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        stop=cfg.stop,
-        extra_labels=extra_labels,
-    )
-    return builder.build_request, samples_postprocess(task, builder.read_answer, prompt_cfg.consensus)
-
-
-def usable_form(task: Task, form: str, demos: Sequence[Example]) -> str:
-    """`form` if every demonstration can be shown in it, else the task's first form that can."""
-    forms = [form, *(f for f in task.prompt_forms if f != form)]
-    for i, candidate in enumerate(forms):
-        try:
-            for d in demos:
-                task.demo_output(d, candidate)
-        except ConfigError as e:
-            if i == len(forms) - 1:
-                raise
-            log.warning("%s: prompting with the %r form", e, forms[i + 1])
-            continue
-        return candidate
-    return form
-
-
-def model_id(cfg: TeacherConfig) -> str:
-    """The model name a backend built from `cfg` puts in cache keys, without building it."""
-    if cfg.backend == "llamacpp":
-        from mckd.teacher.backends.llamacpp import cache_model_name
-
-        return cache_model_name(cfg)
-    return cfg.model or ("fake" if cfg.backend == "fake" else "")
+def label_pool(pool: Sequence[Example], backend: Backend, out_dir: str | Path,
+               **options: Any) -> LabelResult:
+    """`alabel_pool` run to the end on an event loop of its own (same arguments): label every
+    input of `pool`, resuming from `out_dir/ledger.jsonl`, and write pseudolabels.jsonl,
+    rejected.jsonl, usage.json and DONE in `out_dir`."""
+    return asyncio.run(alabel_pool(pool, backend, out_dir, **options))
