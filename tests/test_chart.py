@@ -166,10 +166,33 @@ def test_fidelity_early_stopping_records_fidelity(tiny_encoder: str, tmp_path: P
     cfg = tiny_config(
         tiny_encoder, epochs=6, early_stopping="fidelity", fidelity_tolerance=100.0, min_epochs=3
     )
-    report = ChartStudent(cfg).fit(examples(), tmp_path / "run")
+    student = ChartStudent(cfg)
+    report = student.fit(examples(), tmp_path / "run")
     # With a tolerance nothing can exceed, it stops as soon as the window is full: epoch 4.
-    assert report.stopped_early and report.epochs == 4
-    assert len(report.fidelity) == 4 and all(0 <= f <= 100 for f in report.fidelity)
+    assert report.stopped_early and report.epochs == 4 and len(report.fidelity) == 4
+    # The last fidelity is the stopped model's: its trees' spans against the training trees',
+    # counted here (per sentence 2 * matched / (predicted + gold), averaged).
+    preds = student.predict([ex.source for ex in examples()])
+    f1s = []
+    for ex, pred in zip(examples(), preds, strict=True):
+        got, gold = bracket_spans(pred.text), bracket_spans(ex.target)  # type: ignore[arg-type]
+        f1s.append(200 * len(got & gold) / (len(got) + len(gold)))
+    assert report.fidelity[-1] == pytest.approx(sum(f1s) / len(f1s))
+
+
+def bracket_spans(tree: str) -> set[tuple[int, int]]:
+    """(start, end) of every bracket of an unlabeled tree over two or more words."""
+    spans, starts, n = set(), [], 0
+    for token in tree.split():
+        if token == "(":
+            starts.append(n)
+        elif token == ")":
+            start = starts.pop()
+            if n - start >= 2:
+                spans.add((start, n))
+        else:
+            n += 1
+    return spans
 
 
 def test_fidelity_stuck_at_zero_does_not_stop_training(

@@ -1,5 +1,6 @@
 """Students on several processes (accelerate, DDP over gloo on CPU): each process's share of a
-global batch and its loss weight; two processes train to the one-process loss curve."""
+global batch and its loss weight; two processes each train their own share of every batch and
+together follow the one-process loss curve."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from mckd.student.distributed import Ranks
 from mckd.student.finetune import Loop
 from test_chart import examples as chart_examples
 from test_student_train import examples as tree_examples
+from trained_batches import Batch, read, record
 
 # Two processes add float sums in another order than one: losses and weights agree to about
 # 1e-7 (measured); the bound leaves room for other CPUs' kernels.
@@ -77,8 +79,10 @@ def launch_command(train: Path, out: Path, args: list[str], launcher: str = "tor
     `--cpu` starts them through mpirun when given an MPI hostfile (one process without)."""
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     assert accelerate is not None
+    batches = out.parent / f"{out.name}-batches"  # what each process trains on (trained_batches.py)
+    batches.mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1",
-           "CUDA_VISIBLE_DEVICES": "", "MASTER_PORT": str(free_port())}
+           "CUDA_VISIBLE_DEVICES": "", "MASTER_PORT": str(free_port()), "TRAINED_BATCHES": str(batches)}
     if launcher == "torchrun":
         how = ["--multi_gpu", "--main_process_port", env["MASTER_PORT"]]
     else:
@@ -89,7 +93,7 @@ def launch_command(train: Path, out: Path, args: list[str], launcher: str = "tor
         env |= {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
     cmd = [accelerate, "launch", *how, "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no",
-           "-m", "mckd", "train", "--train", str(train), "--out", str(out), *args]
+           "-m", "trained_batches", "train", "--train", str(train), "--out", str(out), *args]
     return cmd, env
 
 
@@ -150,12 +154,36 @@ def cli_args(args: list[str], model: str | None = None) -> list[str]:
     return [*(["--model", model] if model else []), *(x for a in args for x in ("--set", a))]
 
 
+def assert_each_process_trained_its_share(one: list[Batch], ranks: list[list[Batch]], sentences: int) -> None:
+    """Batch for batch, the processes trained disjoint parts that together are the batch one
+    process trained. (Each process taking the whole batch unscaled would also follow the
+    one-process curve: the gradients averaged would be equal.) A batch with fewer sentences
+    than processes is the exception: a process with an empty share trains the batch's first
+    sentence at weight 0, to join the gradient exchange."""
+    assert len({json.dumps(s) for b in one for s in b}) == sentences  # token ids tell them apart
+    assert [len(r) for r in ranks] == [len(one)] * len(ranks)
+    for k, whole in enumerate(one):
+        shares = [{json.dumps(s) for s in r[k]} for r in ranks]
+        assert set().union(*shares) == {json.dumps(s) for s in whole}, k
+        if len(whole) >= len(ranks):
+            assert sum(map(len, shares)) == len(whole), k  # so no sentence in two shares
+            assert all(len(s) in (len(whole) // len(ranks), -(-len(whole) // len(ranks))) for s in shares), k
+        else:
+            assert all(len(s) == 1 for s in shares), k
+
+
 def train_one_and_two(data: Path, tmp_path: Path, args: list[str], report: str, model: str | None = None,
                       launcher: str = "torchrun") -> None:
-    """Train in this process and in 2 launched ones; both must end the same."""
-    train_file(data, tmp_path / "one", overrides=args, **({"model": model} if model else {}))
+    """Train in this process and in 2 launched ones; both must end the same, each of the two
+    having trained its share of every batch."""
+    one: list[Batch] = []
+    with pytest.MonkeyPatch.context() as mp:
+        record(mp.setattr, one.append)
+        train_file(data, tmp_path / "one", overrides=args, **({"model": model} if model else {}))
     launch_two(data, tmp_path / "two", cli_args(args, model), launcher)
     assert_same_training(tmp_path / "one", tmp_path / "two", report)
+    sentences = len(data.read_text().splitlines())
+    assert_each_process_trained_its_share(one, read(tmp_path / "two-batches", 2), sentences)
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import platform
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -19,7 +21,8 @@ import mckd.student
 from mckd.config import config_from_dict, load_config
 from mckd.distill.pipeline import run_pipeline
 from mckd.errors import MckdError
-from mckd.examples import read_examples
+from mckd.examples import Example, read_examples
+from mckd.student.base import Prediction
 from mckd.teacher.backends.fake import FakeBackend
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -52,6 +55,79 @@ def run(tmp_path: Path, **overrides):  # type: ignore[no-untyped-def]
     return run_pipeline(config_from_dict(pf.tiny_config(tmp_path, **overrides)))
 
 
+# ---- the paper's metric, counted by hand on the tiny corpus -------------------------------------
+# Per sentence, unlabeled brackets over two or more words once punctuation is gone (the tiny
+# corpus's only punctuation is the final "."), the whole sentence included; F1 averaged over
+# the sentences. test_metrics.py checks the project's scorer against the paper's own code.
+
+
+def punctuation(gold: str) -> set[int]:
+    """Positions of the words of a gold tree (with POS tags) tagged as punctuation."""
+    tags = re.findall(r"\(([^\s()]+) [^\s()]+\)", gold)
+    assert set(tags) <= {"DT", "JJ", "NN", "VBD", "IN", "."}, gold  # the tiny corpus's tags
+    return {i for i, tag in enumerate(tags) if tag == "."}
+
+
+def brackets(tree: str, punct: set[int], *, labeled: bool) -> set[tuple[int, int]]:
+    """(start, end) over the words left without punctuation of every bracket covering two or
+    more of them; brackets over the same words count once."""
+    tokens = tree.replace("(", " ( ").replace(")", " ) ").split()
+    spans, starts, kept, seen = set(), [], 0, 0
+    for before, token in zip([None, *tokens], tokens, strict=False):
+        if token == "(":
+            starts.append(kept)
+        elif token == ")":
+            start = starts.pop()
+            if kept - start >= 2:
+                spans.add((start, kept))
+        elif not (labeled and before == "("):  # a word, not a label
+            kept += seen not in punct
+            seen += 1
+    return spans
+
+
+def paper_f1(golds: list[str], preds: list[str]) -> float:
+    """Mean per-sentence bracket F1 in percent: 2PR/(P+R) = 2 * matched / (gold + predicted)."""
+    total = 0.0
+    for gold, pred in zip(golds, preds, strict=True):
+        punct = punctuation(gold)
+        g, p = brackets(gold, punct, labeled=True), brackets(pred, punct, labeled=False)
+        total += 2 * len(g & p) / (len(g) + len(p))
+    return 100 * total / len(golds)
+
+
+def flat(words: list[str]) -> str:
+    return "( " + " ".join(f"( {w} )" for w in words) + " )"
+
+
+def right_branching(words: list[str]) -> str:
+    return f"( {words[0]} )" if len(words) == 1 else f"( ( {words[0]} ) {right_branching(words[1:])} )"
+
+
+def left_branching(words: list[str]) -> str:
+    return f"( {words[0]} )" if len(words) == 1 else f"( {left_branching(words[:-1])} ( {words[-1]} ) )"
+
+
+def targets(path: Path, order: list[Example]) -> list[str]:
+    """The targets of a predictions or labels file, in the order of `order`'s ids."""
+    by_id = {ex.id: ex.target for ex in read_examples(path)}
+    assert set(by_id) == {ex.id for ex in order}, path
+    return [by_id[ex.id] for ex in order]  # type: ignore[misc]
+
+
+def test_the_hand_counted_metric_on_one_sentence() -> None:
+    gold = "(S (NP (DT the) (NN dog)) (VP (VBD saw) (NP (DT a) (NN cat))) (. .))"
+    words = ["the", "dog", "saw", "a", "cat", "."]
+    assert punctuation(gold) == {5}
+    assert brackets(gold, {5}, labeled=True) == {(0, 5), (0, 2), (2, 5), (3, 5)}
+    # right-branching: (0,5) (1,5) (2,5) (3,5) once the "." is gone, 3 of them gold
+    assert brackets(right_branching(words), {5}, labeled=False) == {(0, 5), (1, 5), (2, 5), (3, 5)}
+    assert paper_f1([gold], [right_branching(words)]) == pytest.approx(75.0)
+    assert paper_f1([gold], [flat(words)]) == pytest.approx(40.0)  # P 1/1, R 1/4
+    # left-branching: (0,2) (0,3) (0,4) (0,5) and (0,6) -> (0,5) once the "." is gone
+    assert paper_f1([gold], [left_branching(words)]) == pytest.approx(50.0)
+
+
 class _Collector(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
@@ -73,16 +149,41 @@ def test_every_method_end_to_end(tmp_path: Path, teacher_calls: list[str]) -> No
     root = tmp_path / "run"
     results = json.loads((root / "results.json").read_text())
     assert list(results["methods"]) == ALL_METHODS
-    for name in ALL_METHODS:
-        test = results["methods"][name]["test"]
-        assert 0 <= test["f1"] <= 100 and test["sentences"] == 8
-    assert set(results["baselines"]) == {"right_branching", "left_branching"}
-    assert results["baselines"]["right_branching"]["test"]["f1"] > results["baselines"]["left_branching"]["test"]["f1"]
-    # Pseudolabel quality at every stage, against the pool's gold trees.
+    # Each method's test F1 is the paper's F1 of its test predictions, counted by hand.
+    test = read_examples(root / "data" / "test.jsonl")
+    golds, words = [ex.meta["tree"] for ex in test], [ex.source.split() for ex in test]
+    teacher = results["methods"]["teacher"]["test"]
+    # the echoing fake teacher's answers read as flat trees: one bracket, the gold root
+    assert targets(root / "teacher_test" / "predictions.jsonl", test) == [flat(w) for w in words]
+    assert teacher["f1"] == pytest.approx(paper_f1(golds, [flat(w) for w in words]))
+    assert teacher["precision"] == 100.0 and teacher["sentences"] == 8
+    for name in ALL_METHODS[1:]:
+        preds = targets(root / name / "test.jsonl", test)
+        # no student saw a test sentence: each answers with its fallback, right-branching
+        assert preds == [right_branching(w) for w in words], name
+        scores = results["methods"][name]["test"]
+        assert scores["f1"] == pytest.approx(paper_f1(golds, preds)) and scores["sentences"] == 8, name
+    baselines = results["baselines"]
+    assert set(baselines) == {"right_branching", "left_branching"}
+    assert baselines["right_branching"]["test"]["f1"] == pytest.approx(
+        paper_f1(golds, [right_branching(w) for w in words]))
+    assert baselines["left_branching"]["test"]["f1"] == pytest.approx(
+        paper_f1(golds, [left_branching(w) for w in words]))
+    assert baselines["right_branching"]["test"]["f1"] > baselines["left_branching"]["test"]["f1"]
+    # Pseudolabel quality at every stage, against the pool's gold trees, counted by hand: the
+    # teacher's flat trees, then each stage's relabels of partitions its students never saw
+    # (right-branching).
     labels = results["pseudolabels"]
     assert [labels[s]["stage"] for s in ("teacher", "stage1", "stage2")] == [0, 1, 2]
     assert all(labels[s]["gold_inputs"] == 16 for s in ("teacher", "stage1", "stage2"))
-    # The echoing fake teacher gives flat trees; the students' right-branching relabels differ.
+    pool = read_examples(root / "data" / "unlabeled.jsonl")
+    pool_golds, pool_words = [ex.meta["tree"] for ex in pool], [ex.source.split() for ex in pool]
+    expected = {"teacher": [flat(w) for w in pool_words],
+                "stage1": [right_branching(w) for w in pool_words],
+                "stage2": [right_branching(w) for w in pool_words]}
+    for stage, trees in expected.items():
+        assert targets(root / stage / "labels.jsonl", pool) == trees, stage
+        assert labels[stage]["gold"]["f1"] == pytest.approx(paper_f1(pool_golds, trees)), stage
     assert labels["stage1"]["gold"]["f1"] != labels["teacher"]["gold"]["f1"]
     # Teacher: the pool (16) and the test inputs (8) labelled once each.
     assert results["teacher"]["pool"]["inputs"] == 16 and results["teacher"]["test"]["inputs"] == 8
@@ -191,7 +292,24 @@ def test_changed_setting_redoes_only_what_it_affects(tmp_path: Path) -> None:
     assert {o.name for o in again.outcomes if not o.skipped} == {"kd_self_distill"}
 
 
-def test_seeds_mean_and_std(tmp_path: Path, teacher_calls: list[str]) -> None:
+class SeededStudent(pf.FakeStudent):
+    """The fake student, answering sentences it never saw right-branching under an even seed
+    and left-branching under an odd one: students of two run seeds score differently."""
+
+    def __init__(self, cfg: object, task: object = None) -> None:
+        super().__init__(cfg, task)
+        self.odd = cfg.train.seed % 2 == 1  # type: ignore[attr-defined]
+
+    def predict(self, sources: list[str]) -> list[Prediction]:
+        preds = super().predict(sources)
+        if self.odd:
+            preds = [Prediction(left_branching(s.split()), p.mean_logprob, p.meta) if "fallback" in p.meta else p
+                     for s, p in zip(sources, preds, strict=True)]
+        return preds
+
+
+def test_seeds_mean_and_std(tmp_path: Path, teacher_calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mckd.student, "build_student", SeededStudent)
     summary = run_pipeline(config_from_dict(pf.tiny_config(tmp_path, methods=["sft", "vanilla_kd", "mckd"],
                                                            stages=[2])), seeds=2)
     root = tmp_path / "run"
@@ -200,9 +318,20 @@ def test_seeds_mean_and_std(tmp_path: Path, teacher_calls: list[str]) -> None:
     assert results["seeds"] == [0, 1]
     entry = results["methods"]["mckd_2stage"]
     assert set(entry["per_seed"]) == {"0", "1"}
-    f1s = [entry["per_seed"][s]["f1"] for s in ("0", "1")]
-    assert entry["test"]["f1"] == pytest.approx(sum(f1s) / 2)
-    assert entry["test_std"]["f1"] >= 0
+    # each seed's F1, counted by hand from its test predictions: right- then left-branching
+    test = read_examples(root / "seed-0" / "data" / "test.jsonl")
+    golds, words = [ex.meta["tree"] for ex in test], [ex.source.split() for ex in test]
+    shapes = {"0": right_branching, "1": left_branching}
+    f1s = []
+    for seed, shape in shapes.items():
+        preds = targets(root / f"seed-{seed}" / "mckd_2stage" / "test.jsonl", test)
+        assert preds == [shape(w) for w in words], seed
+        f1s.append(paper_f1(golds, preds))
+        assert entry["per_seed"][seed]["f1"] == pytest.approx(f1s[-1]), seed
+    assert f1s[0] != f1s[1]
+    assert entry["test"]["f1"] == pytest.approx((f1s[0] + f1s[1]) / 2)
+    # the sample standard deviation of two values: their distance over the square root of 2
+    assert entry["test_std"]["f1"] == pytest.approx(abs(f1s[0] - f1s[1]) / math.sqrt(2))
     # The teacher does not depend on the run seed: the second seed is served from the cache.
     assert len(teacher_calls) == 16
     assert results["teacher"]["pool"]["cache_hits"] == 16

@@ -18,11 +18,11 @@ from mckd.distill.pipeline import run_pipeline
 from mckd.examples import read_examples
 from mckd.tasks import TASKS
 from mckd.tasks.slots import is_valid
-from mckd.tasks.slots.conlleval import score_tag_sequences
 from mckd.teacher.backends.base import TeacherRequest
 from mckd.teacher.backends.fake import FakeBackend, last_input
 
 TASK = TASKS["slots"]
+CONLLEVAL = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "conlleval"
 SIZES = {"n_labeled": 8, "n_unlabeled": 16, "n_test": 8, "seed": 1, "max_len": 12}
 
 
@@ -78,9 +78,53 @@ def config(tmp_path: Path, encoder: str) -> dict[str, Any]:
             "stages": [2, 3], "run_dir": str(tmp_path / "run")}
 
 
+# ---- conlleval's chunk F1, counted by hand (not with the project's scorer) ------------------
+
+
+def chunks(tags: list[str]) -> set[tuple[int, int, str]]:
+    """(start, end, type) of each chunk as conlleval.pl reads BIO tags: a chunk starts at B-x,
+    or at an I-x that does not continue a chunk of type x, and ends before the first tag that
+    does not continue it."""
+    out, start, kind = set(), 0, None
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, typ = tag.partition("-")
+        if kind is not None and not (prefix == "I" and typ == kind):
+            out.add((start, i, kind))
+            kind = None
+        if kind is None and prefix in ("B", "I"):
+            start, kind = i, typ
+    return out
+
+
+def chunk_counts(golds: list[str], preds: list[str | None]) -> tuple[int, int, int]:
+    """Gold chunks, found chunks and correct ones (same start, end and type); a missing
+    prediction (None) finds none."""
+    gold = found = correct = 0
+    for g, p in zip(golds, preds, strict=True):
+        a, b = chunks(g.split()), chunks(p.split()) if p is not None else set()
+        gold, found, correct = gold + len(a), found + len(b), correct + len(a & b)
+    return gold, found, correct
+
+
 def conll_f1(golds: list[str], preds: list[str | None]) -> float:
-    pred = [p.split() if p else None for p in preds]
-    return round(score_tag_sequences([g.split() for g in golds], pred)["f1"], 6)
+    """Chunk F1 in percent: 2PR/(P+R) = 2 * correct / (gold + found)."""
+    gold, found, correct = chunk_counts(golds, preds)
+    return 200 * correct / (gold + found) if correct else 0.0
+
+
+@pytest.mark.skipif(not CONLLEVAL.is_dir(), reason="shared test data not present")
+def test_the_hand_counted_chunks_match_conlleval_pl() -> None:
+    """The counting above against conlleval.pl's own output on 300 sentences."""
+    golds = (CONLLEVAL / "gold.txt").read_text().splitlines()
+    preds = (CONLLEVAL / "pred.txt").read_text().splitlines()
+    expected = json.loads((CONLLEVAL / "expected.json").read_text())
+    for k, (g, p) in enumerate(zip(golds, preds, strict=True)):
+        row = expected["sentences"][k]
+        assert chunk_counts([g], [p]) == (row["gold_chunks"], row["found_chunks"], row["correct_chunks"]), k
+    summary = expected["summary"]
+    assert chunk_counts(golds, preds) == (summary["gold_chunks"], summary["found_chunks"],
+                                          summary["correct_chunks"])
+    assert round(conll_f1(golds, preds), 2) == summary["f1"]
 
 
 def test_every_method_on_slot_filling(tmp_path: Path, tiny_encoder: str,
@@ -110,9 +154,9 @@ def test_every_method_on_slot_filling(tmp_path: Path, tiny_encoder: str,
 
     # the teacher: its answers repaired (a tag outside the label set of the labeled examples and
     # task.labels -> O), the answer without tags rejected
-    labels = set(TASK.label_set(read_examples(root / "data" / "labeled.jsonl"), ["extra_type"]))
+    labels_set = set(TASK.label_set(read_examples(root / "data" / "labeled.jsonl"), ["extra_type"]))
     expected = [None if "sure" in answers[ex.source] else
-                " ".join(t if t in labels else "O" for t in answers[ex.source].split()) for ex in test]
+                " ".join(t if t in labels_set else "O" for t in answers[ex.source].split()) for ex in test]
     assert None in expected and any("B-not_a_slot" in answers[ex.source] for ex in test)
     teacher_f1 = results["methods"]["teacher"]["test"]["f1"]
     assert teacher_f1 == pytest.approx(conll_f1([ex.target for ex in test], expected)) and teacher_f1 < 100
@@ -129,12 +173,18 @@ def test_every_method_on_slot_filling(tmp_path: Path, tiny_encoder: str,
     assert all_o["f1"] == 0.0 and all_o["accuracy"] == pytest.approx(100 * tags.count("O") / len(tags))
 
     # pseudolabel quality against the pool's gold, for the teacher and each stage
-    labels = read_examples(root / "teacher" / "labels.jsonl")
     golds = [ex.meta["gold"] for ex in pool]
     quality = results["pseudolabels"]
-    assert quality["teacher"]["gold"]["f1"] == pytest.approx(conll_f1(golds, [ex.target for ex in labels]))
-    assert all(quality[s]["gold_inputs"] == 16 and 0 <= quality[s]["gold"]["f1"] <= 100
-               for s in ("teacher", "stage1", "stage2"))
+    for stage in ("teacher", "stage1", "stage2"):
+        labels = {ex.id: ex.target for ex in read_examples(root / stage / "labels.jsonl")}
+        assert set(labels) == {ex.id for ex in pool}, stage
+        assert quality[stage]["gold_inputs"] == 16, stage
+        assert quality[stage]["gold"]["f1"] == pytest.approx(
+            conll_f1(golds, [labels[ex.id] for ex in pool])), stage
+    teacher_labels = {ex.id: ex.target for ex in read_examples(root / "teacher" / "labels.jsonl")}
+    assert [teacher_labels[ex.id] for ex in pool] == [
+        None if "sure" in answers[ex.source] else
+        " ".join(t if t in labels_set else "O" for t in answers[ex.source].split()) for ex in pool]
     md = (root / "report.md").read_text()
     assert "| method | F1 | P | R | tag acc | EM |" in md and "_all_o_" in md
     html = summary.report.read_text()

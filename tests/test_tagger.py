@@ -317,17 +317,37 @@ def test_fidelity_uses_the_task_when_given(tiny_encoder: str, tmp_path: Path) ->
     class Agreement:
         """A task whose fidelity is the share of sentences predicted exactly."""
 
+        def __init__(self) -> None:
+            self.given: list[float] = []
+
         def fidelity(self, targets: list[str], preds: list[str], sources: list[str]) -> float:
             assert len(targets) == len(preds) == len(sources) == 30
-            return 100.0 * np.mean([t == p for t, p in zip(targets, preds, strict=True)])
+            self.given.append(100.0 * np.mean([t == p for t, p in zip(targets, preds, strict=True)]))
+            return self.given[-1]
 
+    examples = toy_examples()
+    sources, targets = [ex.source for ex in examples], [ex.target for ex in examples]
     cfg = tiny_config(tiny_encoder, epochs=4, early_stopping="fidelity",
                       fidelity_tolerance=100.0, min_epochs=2, fidelity_patience=1)
-    report = TaggerStudent(cfg, Agreement()).fit(toy_examples(), tmp_path / "run")
+    task = Agreement()
+    student = TaggerStudent(cfg, task)
+    report = student.fit(examples, tmp_path / "run")
     assert report.stopped_early and report.epochs == 2  # the window is full after epoch 2
-    assert len(report.fidelity) == 2 and all(0 <= f <= 100 for f in report.fidelity)
-    report = TaggerStudent(cfg).fit(toy_examples(), tmp_path / "plain")  # token accuracy
-    assert all(0 <= f <= 100 for f in report.fidelity)
+    assert report.fidelity == task.given and len(task.given) == 2
+    # the last one is the stopped model's: sentences it tags exactly right, counted here
+    preds = [p.text for p in student.predict(sources)]
+    exact = sum(p == t for p, t in zip(preds, targets, strict=True))
+    assert report.fidelity[-1] == pytest.approx(100 * exact / 30)
+
+    plain = TaggerStudent(cfg)  # no task: token accuracy
+    report = plain.fit(examples, tmp_path / "plain")
+    assert report.stopped_early and len(report.fidelity) == 2
+    preds = [p.text for p in plain.predict(sources)]
+    right = sum(p == t for pred, target in zip(preds, targets, strict=True)
+                for p, t in zip(pred.split(), target.split(), strict=True))
+    words = sum(len(t.split()) for t in targets)
+    assert report.fidelity[-1] == pytest.approx(100 * right / words)
+    assert right not in (0, words)  # neither all wrong nor all right: the count tells
 
 
 def test_minilm_learns_a_toy_tagging_problem(tmp_path: Path) -> None:
