@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 
 from mckd.errors import ConfigError, InputError
+from mckd.settings import merge, parse_overrides
 from mckd.student.base import Prediction, Student, TrainReport
 from mckd.student.config import (
     CausalConfig,
@@ -26,8 +27,6 @@ from mckd.student.config import (
     Seq2SeqConfig,
     TaggerConfig,
     config_error,
-    merge,
-    parse_overrides,
 )
 from mckd.tasks import DEFAULT_TASK, get_task
 

@@ -219,7 +219,7 @@ class Task(Protocol):
     # Optional hooks, called through their helpers (a task may leave them out):
     # `label_coverage` (LabelCoverage): how much gold the run's label set cannot express;
     # `stats`, `format_stats` (CorpusStats): `mckd data stats`;
-    # `write_builtin_corpus` (BuiltinCorpusFiles): `mckd data synth`.
+    # `write_builtin_corpus`, `write_generated` (BuiltinCorpusFiles): `mckd data synth`.
 
 
 @runtime_checkable
@@ -259,13 +259,19 @@ class CorpusStats(Protocol):
 
 @runtime_checkable
 class BuiltinCorpusFiles(Protocol):
-    """An optional hook for `mckd data synth`: the built-in corpus written as files."""
+    """Optional hooks for `mckd data synth`: the built-in corpus's generator written to files."""
 
     def write_builtin_corpus(self, out_dir: str | Path, n_labeled: int, n_pool: int, n_test: int,
                              *, seed: int, max_words: int | None = None) -> dict[str, int]:
         """Write `builtin_corpus(...)` under `out_dir` as labeled.jsonl, unlabeled.jsonl,
         test.jsonl and split.json (and whatever else the task keeps beside them); return the
         three sizes."""
+        ...
+
+    def write_generated(self, path: str | Path, n: int, *, seed: int,
+                        max_words: int | None = None) -> None:
+        """Write `n` generated gold examples, unsplit, to the file `path` in a format
+        `read_corpus` reads (so `mckd data split` can split them)."""
         ...
 
 

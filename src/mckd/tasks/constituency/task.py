@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mckd.errors import InputError
 from mckd.examples import Example
-from mckd.split import DemoCorpusConfig
+from mckd.split import MAX_LEN, DemoCorpusConfig
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
 from mckd.tasks.constituency.brackets import (
     TreeSyntaxError,
@@ -266,6 +266,13 @@ class ConstituencyTask:
 
         corpus.build_demo_corpus(out_dir, _corpus_config(n_labeled, n_pool, n_test, seed, max_words))
         return json.loads((Path(out_dir) / "split.json").read_text(encoding="utf-8"))["sizes"]
+
+    def write_generated(self, path: str | Path, n: int, *, seed: int,
+                        max_words: int | None = None) -> None:
+        """`n` synthetic trees, one labeled tree with POS tags per line."""
+        from mckd.tasks.constituency import corpus, synth  # nltk: loaded on first use
+
+        corpus.write_trees(path, synth.synth_treebank(n, seed, max_len=max_words or MAX_LEN))
 
     def stats(self, path: str | Path) -> dict[str, Any]:
         """Treebank statistics (stats.py): lengths, labels, vocabulary, branching baselines."""

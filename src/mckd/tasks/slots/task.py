@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.errors import ConfigError
-from mckd.examples import Example
+from mckd.examples import Example, write_examples
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
 from mckd.tasks.slots import prompts
 from mckd.tasks.slots.conlleval import score_tag_sequences
@@ -234,6 +234,11 @@ class SlotsTask:
         info = {"task": self.name, "corpus": "synthetic assistant requests (mckd.tasks.slots.synth)",
                 "config": config}
         return write_slot_corpus(out_dir, corpus, info)
+
+    def write_generated(self, path: str | Path, n: int, *, seed: int,
+                        max_words: int | None = None) -> None:
+        """`n` generated requests as Example JSONL (tags in the target and meta["gold"])."""
+        write_examples(path, synth_slot_corpus(n, 0, 0, seed=seed, max_words=max_words).labeled)
 
     def stats(self, path: str | Path) -> dict[str, Any]:
         """Lengths, slot types and counts, words outside any slot, intents (stats.py)."""
