@@ -293,7 +293,8 @@ def make_plots(results: dict[str, Any]) -> dict[str, bytes]:
 
 
 def _figure(width: float, height: float) -> tuple[Any, Any]:
-    # A bare Figure renders with Agg and needs neither pyplot nor a display.
+    # matplotlib is imported for plotting only (about a second). A bare Figure renders with
+    # Agg and needs neither pyplot nor a display.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="tight")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,13 +18,16 @@ from typing import Any
 
 from mckd.config import RunConfig
 from mckd.distill.context import RunContext
+from mckd.distill.methods import load_data_files
 from mckd.distill.parallel import device_slots, visible_devices
 from mckd.distill.plan import build_steps
 from mckd.distill.results import aggregate_seeds, collect_results
 from mckd.distill.rundir import RunDir, StepOutcome, expand_force, write_json
 from mckd.errors import ConfigError, InputError, MckdError
 from mckd.io import atomic_write
+from mckd.report import write_report
 from mckd.tasks.base import primary_metric
+from mckd.teacher.backends.llamacpp import resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +91,6 @@ def _run_one(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
 
 
 def _finish(cfg: RunConfig, root: Path, results: dict[str, Any], outcomes: list[StepOutcome]) -> RunSummary:
-    from mckd.report import write_report
-
     _save_config(cfg, root)
     write_json(root / "results.json", results, sort_keys=False)  # methods in run order
     paths = write_report(root)
@@ -127,8 +129,6 @@ def _check_data(cfg: RunConfig) -> None:
     d = cfg.data
     pool_size = d.demo.n_unlabeled
     if d.source == "files":
-        from mckd.distill.methods import load_data_files
-
         try:
             labeled, pool, test = load_data_files(cfg)
         except InputError as e:
@@ -147,10 +147,6 @@ def _check_teacher(cfg: RunConfig) -> None:
     if not any(m in cfg.methods for m in ("teacher", "vanilla_kd", "kd_self_distill", "mckd")):
         return
     if cfg.teacher.backend == "llamacpp":
-        import importlib.util
-
-        from mckd.teacher.backends.llamacpp import resolve_model_path
-
         if importlib.util.find_spec("xllamacpp") is None:
             raise ConfigError("teacher.backend llamacpp needs xllamacpp: pip install 'mckd[local]'")
 

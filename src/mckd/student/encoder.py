@@ -40,7 +40,7 @@ def resolve_encoder(name: str) -> str:
 
 def load_encoder(name: str) -> tuple[nn.Module, Any]:
     """The pretrained encoder and its tokenizer; a name that does not load is one line."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer  # transformers: seconds to import
 
     path = resolve_encoder(name)
     try:
@@ -142,7 +142,7 @@ def open_student(
     """A directory written by `save_student`: its config (device overridden when given), an
     encoder built from the saved config (weights still to load, no download) and the
     tokenizer. A directory without `config_file` is one line naming it."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer  # seconds to import
 
     path = Path(path)
     cfg_file = path / config_file
