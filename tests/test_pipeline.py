@@ -202,10 +202,11 @@ def test_every_method_end_to_end(tmp_path: Path, teacher_calls: list[str]) -> No
 
     parser = _Collector()
     parser.feed((root / "report.html").read_text())
-    assert parser.tags["table"] >= 4 and len(parser.images) == 2
+    assert parser.tags["table"] >= 4 and len(parser.images) == 3  # methods, stages, comparisons
     assert all(src.startswith("data:image/png;base64,") for src in parser.images)
     text = " ".join(parser.text)
-    for needle in [*ALL_METHODS, "right_branching", "Pseudolabel quality by stage", "cache hits"]:
+    for needle in [*ALL_METHODS, "right_branching", "Pseudolabel quality by stage", "cache hits",
+                   "Comparisons", "MCKD-3 \u2212 vanilla KD"]:
         assert needle in text
     md = (root / "report.md").read_text()
     assert "| mckd_3stage |" in md and "![methods](plots/methods.png)" in md

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import mckd.student
@@ -20,6 +21,7 @@ import mckd.tasks
 from mckd.config import config_from_dict
 from mckd.distill.pipeline import run_pipeline
 from mckd.errors import ConfigError
+from mckd.evidence import SentenceStats, safe_ratio
 from mckd.examples import Example, read_examples
 from mckd.student.base import Prediction
 from mckd.tasks.base import AnswerError, Corpus, Metric, Repaired, Task
@@ -61,6 +63,16 @@ class CaseTags:
             right, words, exact = right + hits, words + len(gold), exact + (pred.split() == gold)
         return {"tag_accuracy": 100.0 * right / max(1, words), "exact": 100.0 * exact / max(1, len(golds)),
                 "sentences": float(len(golds))}
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        rows = []
+        for ex, pred in zip(golds, preds, strict=True):
+            gold = (ex.target or ex.meta["gold"]).split()
+            hits = sum(g == p for g, p in zip(gold, pred.split(), strict=False))
+            rows.append((hits, len(gold), pred.split() == gold, 1))
+        counts = np.array(rows, dtype=float).reshape(-1, 4)
+        return {"tag_accuracy": SentenceStats(counts, lambda s: safe_ratio(s[..., 0], s[..., 1])),
+                "exact": SentenceStats(counts, lambda s: safe_ratio(s[..., 2], s[..., 3]))}
 
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         return 100.0 * sum(t == p for t, p in zip(targets, preds, strict=True)) / max(1, len(targets))
@@ -110,7 +122,8 @@ class CaseTags:
         return self.score(golds, [p.target or "" for p in preds])
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
+        # sentences are drawn one by one, so any test set is a prefix of a larger one
         rng = random.Random(seed)
         examples, seen = [], set()
         while len(examples) < n_labeled + n_pool + n_test:
@@ -163,6 +176,10 @@ def test_every_method_on_a_task_without_trees(tmp_path: Path) -> None:
     # pseudolabel quality against the pool's gold in meta, at every stage
     assert all(results["pseudolabels"][s]["gold_inputs"] == 12 for s in ("teacher", "stage1", "stage2"))
     assert results["pseudolabels"]["teacher"]["gold"]["tag_accuracy"] == 100.0
+    # intervals and comparisons come from this task's per-sentence statistics, on its primary metric
+    assert set(results["methods"]["sft"]["test_ci"]) == {"tag_accuracy", "exact"}
+    assert results["evidence"]["metric"] == "tag_accuracy" and results["evidence"]["comparisons"]
+    assert results["pseudolabels"]["stage1"]["gold_ci"]["tag_accuracy"][0] <= 100.0
     # the teacher sampled 3 answers per input and the task combined them; its grammar was used
     labels = read_examples(root / "teacher" / "labelling" / "pseudolabels.jsonl")
     assert all(ex.meta["teacher"]["consensus"] == {"usable": 3} for ex in labels)

@@ -129,7 +129,8 @@ def test_ray_actors_each_hold_an_in_process_gguf_model(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Two actors each load the GGUF model through llama.cpp (one thread each) and label with
     the tree grammar: the same ledger as the local runner, every answer one tree over exactly
-    the input words."""
+    the input words (as written, or repaired where the answer budget cut a tree short: the
+    small model sometimes opens brackets until the budget ends)."""
     pytest.importorskip("xllamacpp")
     from mckd.tasks.constituency.synth import synth_treebank
     from mckd.tasks.constituency.trees import parse_bracketed, to_unlabeled, tree_words
@@ -160,5 +161,5 @@ def test_ray_actors_each_hold_an_in_process_gguf_model(tmp_path: Path,
     assert on_ray["calls"] == local["calls"] == 8 and on_ray["labels"] == 8
     sources = {f"u{i}": " ".join(tree_words(t)) for i, t in enumerate(trees[4:])}
     for key, rec in read_ledger(tmp_path / "ray" / LEDGER).items():
-        assert rec["valid"], rec
+        assert rec["status"] == "label", rec
         assert " ".join(tree_words(parse_bracketed(rec["target"]))) == sources[key]

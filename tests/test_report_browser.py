@@ -38,7 +38,7 @@ def chromium() -> str:
 def render(browser: str, page: Path, screenshot: Path) -> tuple[str, str]:
     """(DOM after load, browser log with the page's console messages)."""
     common = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-              "--enable-logging=stderr", "--log-level=0", "--window-size=1280,2400"]
+              "--enable-logging=stderr", "--log-level=0", "--window-size=1280,3600"]
     shot = subprocess.run([*common, f"--screenshot={screenshot}", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
@@ -72,7 +72,7 @@ def test_report_renders_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert console_errors(log) == []
     assert dom.count("<table>") >= 4 and "mckd_3stage" in dom and "right_branching" in dom
     assert "tiny &lt;b&gt;&amp;&lt;/b&gt; run" in dom  # the name is text, not markup
-    assert dom.count('src="data:image/png;base64,') == 2
+    assert dom.count('src="data:image/png;base64,') == 3  # methods, stages, comparisons
     assert blue_pixels(screenshot) > 2000  # the bars of the methods plot are on screen
 
     # The same checks catch a broken page: undecodable plots show no bars, a script error is

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mckd import tasks
 from mckd.errors import ConfigError
+from mckd.evidence import BootstrapConfig
 from mckd.settings import apply_overrides, read_yaml
 from mckd.split import DemoCorpusConfig
 from mckd.student import Seq2SeqConfig, StudentConfig
@@ -56,9 +57,23 @@ class DataConfig(BaseModel):
     )
     n_test: int | None = Field(None, ge=1, description="files: the first n test examples (all when null).")
     seed: int = Field(0, description="files: seed for drawing the labeled and unlabeled subsets.")
+    teacher_test: int | str | None = Field(
+        None, description="The test sentences the teacher (the costly method) is scored on: N "
+        "= the first N of the test set (file order), or a file of test ids (one per line, or "
+        "JSONL records with an `id`); null = all. Every other method is scored on the whole "
+        "test set and on this subset. With data.source demo the first N test sentences are "
+        "those a built-in corpus of n_test = N has, so raising n_test keeps them."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
+        if isinstance(self.teacher_test, int):
+            if self.teacher_test < 1:
+                raise ValueError(f"teacher_test = {self.teacher_test}: must be >= 1")
+            n_test = self.demo.n_test if self.source == "demo" else self.n_test
+            if n_test is not None and self.teacher_test > n_test:
+                raise ValueError(f"teacher_test = {self.teacher_test}: more than the "
+                                 f"{n_test} test sentences")
         if self.source == "files":
             for key in ("labeled", "unlabeled", "test"):
                 if getattr(self, key) is None:
@@ -135,6 +150,9 @@ class RunConfig(BaseModel):
     baselines: bool = Field(True, description="Score the task's trivial baselines (parsing: "
                             "right- and left-branching) on the test set.")
     run_dir: str = Field("runs/demo", description="Run directory (one folder per step).")
+    bootstrap: BootstrapConfig = Field(
+        default_factory=BootstrapConfig, description="Intervals of the scores and of the "
+        "differences between methods: resamples of the test sentences, level, seed.")
     parallel_students: bool | None = Field(
         None, description="Train a stage's partition students at the same time, one per visible "
         "GPU. Unset: on where 2 or more GPUs are visible, off otherwise (CPU); true without 2 "

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from mckd import report_evidence as evidence
 from mckd.errors import InputError
 from mckd.io import atomic_write
 
@@ -118,6 +119,7 @@ def _metric_cols(rows: list[dict[str, Any]], columns: dict[str, str]) -> list[st
 def build_sections(results: dict[str, Any]) -> list[tuple[str, str, Table]]:
     sections = [
         ("Methods on the test set", _methods_note(results), method_table(results)),
+        evidence.comparison_section(results, _primary_label(results)),
         ("Pseudolabel quality by stage", "Pseudolabels of the unlabeled pool scored against its "
          "gold outputs: stage 0 is the teacher, stage i the cross-partition relabels of stage i.",
          pseudolabel_table(results)),
@@ -144,6 +146,7 @@ def _methods_note(results: dict[str, Any]) -> str:
     names = results.get("metric_names") or {}
     columns = metric_columns(results)
     shown = method_table(results)[0]
+    note += evidence.methods_note(results, _primary_label(results))
     note += " ".join(f"{columns[k]}: {v}." for k, v in names.items() if columns.get(k) in shown)
     test = (results.get("label_coverage") or {}).get("test")
     if isinstance(test, dict) and test.get("outside_label_set"):
@@ -153,21 +156,26 @@ def _methods_note(results: dict[str, Any]) -> str:
     return note
 
 
+def _primary_label(results: dict[str, Any]) -> str:
+    return metric_columns(results).get(primary_key(results), "F1")
+
+
 def method_table(results: dict[str, Any]) -> Table:
     methods = results.get("methods", {})
     baselines = results.get("baselines", {})
     columns = metric_columns(results)
     cols = _metric_cols([m.get("test", {}) for m in [*methods.values(), *baselines.values()]], columns)
+    extra = evidence.method_columns(results, primary_key(results), _primary_label(results))
     rows = []
     for name, entry, kind in [
         *((n, methods[n], "method") for n in ordered_methods(methods)),
         *((n, baselines[n], "baseline") for n in sorted(baselines)),
     ]:
         test, std = entry.get("test", {}), entry.get("test_std", {})
-        label = _with_seed_count(name, entry, results)
+        label = _with_seed_count(evidence.method_label(name, results), entry, results)
         label = label if kind == "method" else f"_{label}_"
-        rows.append([label, *(metric_cell(test, std, c) for c in cols)])
-    return ["method", *(columns[c] for c in cols)], rows
+        rows.append([label, *(metric_cell(test, std, c) for c in cols), *(cell(name, entry) for _, cell in extra)])
+    return ["method", *(columns[c] for c in cols), *(header for header, _ in extra)], rows
 
 
 def _with_seed_count(name: str, entry: dict[str, Any], results: dict[str, Any]) -> str:
@@ -180,13 +188,17 @@ def pseudolabel_table(results: dict[str, Any]) -> Table:
     labels = results.get("pseudolabels", {})
     columns = metric_columns(results)
     cols = _metric_cols([v.get("gold", {}) for v in labels.values()], columns)
+    key = primary_key(results)
+    with_ci = any(evidence.interval(v, "gold_ci", key) for v in labels.values())
     rows = []
     for name in sorted(labels, key=lambda n: (labels[n].get("stage", 99), n)):
         entry = labels[name]
         gold, std = entry.get("gold", {}), entry.get("gold_std", {})
+        ci = [evidence.interval_cell(evidence.interval(entry, "gold_ci", key))] if with_ci else []
         rows.append([fmt(entry.get("stage")), name, fmt(entry.get("labeled")),
-                     *(metric_cell(gold, std, c) for c in cols)])
-    return ["stage", "labels", "labeled inputs", *(columns[c] for c in cols)], rows
+                     *(metric_cell(gold, std, c) for c in cols), *ci])
+    ci_header = [f"{evidence.level_label(results)} interval"] if with_ci else []
+    return ["stage", "labels", "labeled inputs", *(columns[c] for c in cols), *ci_header], rows
 
 
 def _coverage_note(results: dict[str, Any]) -> str:
@@ -281,7 +293,8 @@ def _student_order(name: str) -> tuple[Any, ...]:
 
 
 def make_plots(results: dict[str, Any]) -> dict[str, bytes]:
-    """PNG bytes by name: methods side by side, and F1 by stage. Empty when there is no data."""
+    """PNG bytes by name: methods side by side, F1 by stage, and the paired comparisons (when
+    results.json has them). Empty when there is no data."""
     plots = {}
     methods_png = _plot_methods(results)
     if methods_png:
@@ -289,6 +302,9 @@ def make_plots(results: dict[str, Any]) -> dict[str, bytes]:
     stages_png = _plot_stages(results)
     if stages_png:
         plots["f1_by_stage"] = stages_png
+    comparisons = evidence.plot_comparisons(results, _figure, _primary_label(results))
+    if comparisons is not None:
+        plots["comparisons"] = _png(comparisons)
     return plots
 
 
@@ -314,18 +330,28 @@ def _plot_methods(results: dict[str, Any]) -> bytes | None:
     if not names:
         return None
     values = [methods[n]["test"][key] for n in names]
-    errs = [methods[n].get("test_std", {}).get(key, 0.0) for n in names]
+    # The bootstrap interval where results.json has one (of the seed mean with several
+    # seeds), else the standard deviation over seeds.
+    errs: Any = evidence.error_bars(values, [evidence.interval(methods[n], "test_ci", key) for n in names])
+    if errs is None:
+        std = [methods[n].get("test_std", {}).get(key, 0.0) for n in names]
+        errs = [std, std] if any(std) else None
+    subset = evidence.teacher_subset_size(results)
+    ticks = [f"teacher\n(on {subset})" if n == "teacher" and subset else n for n in names]
+    colors = ["#8172b2" if n == "teacher" and subset else "#4c72b0" for n in names]
     fig, ax = _figure(max(5, 1.1 * len(names) + 2), 3.6)
-    ax.bar(names, values, yerr=errs if any(errs) else None, color="#4c72b0", capsize=3)
+    ax.bar(ticks, values, yerr=errs, color=colors, capsize=3)
     for name, style in zip(sorted(results.get("baselines", {})), ("--", ":", "-."), strict=False):
         f1 = results["baselines"][name].get("test", {}).get(key)
         if f1 is not None:
             ax.axhline(f1, linestyle=style, color="#c44e52", label=f"{name} ({f1:.1f})")
-    for i, v in enumerate(values):
-        ax.text(i, v + 0.5, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    above = errs[1] if errs is not None else [0.0] * len(values)
+    for i, v in enumerate(values):  # the value above its error bar
+        ax.text(i, v + above[i] + 0.5, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
     ax.set_ylim(0, max(100.0, max(values) + 8))
     ax.set_ylabel(f"test {label}")
-    ax.set_title("Methods side by side")
+    ax.set_title("Methods side by side" + (f" ({evidence.level_label(results)} bootstrap intervals)"
+                                             if results.get("evidence") else ""))
     ax.tick_params(axis="x", labelrotation=20)
     if results.get("baselines"):
         ax.legend(fontsize=8, loc="lower right")
@@ -335,25 +361,32 @@ def _plot_methods(results: dict[str, Any]) -> bytes | None:
 def _plot_stages(results: dict[str, Any]) -> bytes | None:
     labels = results.get("pseudolabels", {})
     key, label = primary_key(results), metric_columns(results).get(primary_key(results), "F1")
-    staged = sorted((v["stage"], v["gold"][key]) for v in labels.values()
-                    if key in v.get("gold", {}) and isinstance(v.get("stage"), int))
+    staged = sorted((v["stage"], v["gold"][key], evidence.interval(v, "gold_ci", key))
+                    for v in labels.values() if key in v.get("gold", {}) and isinstance(v.get("stage"), int))
     methods = results.get("methods", {})
-    finals = sorted((_stage_count(n), m["test"][key]) for n, m in methods.items()
-                    if n.startswith("mckd_") and key in m.get("test", {}))
+    finals = sorted((_stage_count(n), m["test"][key], evidence.interval(m, "test_ci", key))
+                    for n, m in methods.items() if n.startswith("mckd_") and key in m.get("test", {}))
     if not staged and not finals:
         return None
     fig, ax = _figure(6.5, 3.8)
-    if staged:
-        ax.plot(*zip(*staged, strict=True), marker="o", label="pool pseudolabels vs gold")
-    if finals:
-        # The final student of an N-stage run trains on stage N-1's labels: plot it at N.
-        ax.plot(*zip(*finals, strict=True), marker="s", label="final student, test")
+    for points, marker, text in ((staged, "o", "pool pseudolabels vs gold"),
+                                 # The final student of an N-stage run trains on stage N-1's
+                                 # labels: plot it at N.
+                                 (finals, "s", "final student, test")):
+        if points:
+            x, y, cis = zip(*points, strict=True)
+            x = [i + (0.06 if marker == "s" else 0.0) for i in x]  # apart from the pool's bars
+            ax.errorbar(x, y, yerr=evidence.error_bars(list(y), list(cis)), marker=marker,
+                        capsize=3, label=text)
     if "vanilla_kd" in methods and key in methods["vanilla_kd"].get("test", {}):
-        ax.scatter([1], [methods["vanilla_kd"]["test"][key]], marker="^", color="#55a868",
-                   label="vanilla KD, test", zorder=3)
+        vanilla = methods["vanilla_kd"]["test"][key]
+        ax.errorbar([1.06], [vanilla], linestyle="none", marker="^", color="#55a868", capsize=3,
+                    yerr=evidence.error_bars([vanilla], [evidence.interval(methods["vanilla_kd"], "test_ci", key)]),
+                    label="vanilla KD, test", zorder=3)
     ax.set_xlabel("stage (pool: 0 = teacher labels; test: N = final student of N-stage MCKD)")
     ax.set_ylabel(label)
-    ax.set_title(f"{label} by stage")
+    ax.set_title(f"{label} by stage" + (f" ({evidence.level_label(results)} intervals)"
+                                         if any(c for *_, c in [*staged, *finals]) else ""))
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
     return _png(fig)

@@ -17,7 +17,7 @@ from typing import Any
 from mckd.config import RunConfig
 from mckd.distill import stages
 from mckd.distill.context import RunContext
-from mckd.distill.methods import make_data
+from mckd.distill.methods import make_data, teacher_subset
 from mckd.distill.plan import build_steps
 from mckd.distill.rundir import RunDir, step_hash
 from mckd.examples import Example
@@ -88,14 +88,18 @@ def estimate_run(cfg: RunConfig) -> RunEstimate:
         hashes[s.name] = step_hash(s.key, [hashes[d] for d in s.deps])
         cost = StepCost(s.name, s.description, rd.is_done(s.name, hashes[s.name]))
         if s.name in ("teacher", "teacher_test"):
-            inputs = pool if s.name == "teacher" else [Example(ex.id, ex.source) for ex in test]
+            inputs = pool if s.name == "teacher" else [Example(ex.id, ex.source)
+                                                       for ex in teacher_subset(cfg, test)]
             cost.teacher = estimate_task_labelling(
                 inputs, labeled, rd.folder(s.name) / "labelling", cfg.teacher, task,
                 cache=cache, extra_labels=cfg.task_labels())
         else:
             sizer.size(cost)
         out.append(cost)
-    return RunEstimate({"labeled": len(labeled), "unlabeled": len(pool), "test": len(test)}, out)
+    sizes = {"labeled": len(labeled), "unlabeled": len(pool), "test": len(test)}
+    if "teacher" in cfg.methods and len(teacher_subset(cfg, test)) < len(test):
+        sizes["teacher_test"] = len(teacher_subset(cfg, test))
+    return RunEstimate(sizes, out)
 
 
 class _Sizer:
@@ -147,8 +151,10 @@ class _Sizer:
 
 def format_estimate(est: RunEstimate, *, priced: bool) -> str:
     """A table of steps and a totals line, for the terminal."""
+    subset = est.data.get("teacher_test", est.data["test"])
+    teacher = f" (the teacher's: {subset})" if subset != est.data["test"] else ""
     lines = [f"data: {est.data['labeled']} labeled, {est.data['unlabeled']} unlabeled, "
-             f"{est.data['test']} test", ""]
+             f"{est.data['test']} test{teacher}", ""]
     lines.append(f"{'step':<20} {'teacher calls':>24} {'prompt tok':>12} {'answer tok':>11} "
                  f"{'train ex':>9} {'epochs':>6} {'train tok':>12} {'predict':>8}")
     for s in est.steps:

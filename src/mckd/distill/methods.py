@@ -6,6 +6,7 @@ the step's metrics (written to metrics.json by the run directory)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import sys
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mckd.distill.context import DATA, RunContext
-from mckd.errors import MckdError
+from mckd.errors import ConfigError, InputError, MckdError
 from mckd.examples import Example, read_examples, write_examples
+from mckd.io import read_text_lines
 from mckd.teacher.label import label_files
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,11 @@ def make_data(cfg: Any, task: Any) -> tuple[list[Example], list[Example], list[E
     d = cfg.data
     if d.source == "demo":  # the task's built-in corpus
         demo = d.demo
+        # A numbered teacher subset is the test set a corpus of that size has (its requests,
+        # and so the teacher's cache, stay the same when n_test grows).
+        prefix = {"test_prefix": d.teacher_test} if isinstance(d.teacher_test, int) else {}
         corpus = task.builtin_corpus(demo.n_labeled, demo.n_unlabeled, demo.n_test,
-                                     seed=demo.seed, max_words=demo.max_len)
+                                     seed=demo.seed, max_words=demo.max_len, **prefix)
         labeled, pool, test = corpus.labeled, corpus.pool, corpus.test
     else:
         labeled, pool, test = load_data_files(cfg)
@@ -55,6 +60,40 @@ def load_data_files(cfg: Any) -> tuple[list[Example], list[Example], list[Exampl
     d = cfg.data
     return (read_examples(d.labeled, require_target=True), read_examples(d.unlabeled),
             read_examples(d.test, require_target=True))
+
+
+def teacher_subset(cfg: Any, test: list[Example]) -> list[Example]:
+    """The test examples the teacher is scored on (`data.teacher_test`), in test order: the
+    first N, those a file of ids names, or all of them."""
+    chosen = cfg.data.teacher_test
+    if chosen is None:
+        return test
+    if isinstance(chosen, int):
+        if chosen > len(test):
+            raise ConfigError(f"data.teacher_test = {chosen}: the test set has {len(test)} examples")
+        return test[:chosen]
+    wanted = read_test_ids(chosen, {ex.id for ex in test})
+    return [ex for ex in test if ex.id in wanted]
+
+
+def read_test_ids(path: str | Path, known: set[str]) -> set[str]:
+    """Ids in a file, one per line or as JSONL records with an `id`; each must be a test id."""
+    ids: set[str] = set()
+    for line, text in enumerate(read_text_lines(path), start=1):
+        text = text.strip()
+        if not text:
+            continue
+        if text.startswith("{"):
+            try:
+                text = str(json.loads(text)["id"])
+            except (ValueError, KeyError, TypeError):
+                raise InputError(path, line, "expected a test id or a JSON object with an 'id'") from None
+        if text not in known:
+            raise InputError(path, line, f"{text!r} is not an id of the test set")
+        ids.add(text)
+    if not ids:
+        raise InputError(path, None, "no test ids in the file")
+    return ids
 
 
 def _take(examples: list[Example], n: int | None, seed: int | None) -> list[Example]:
@@ -76,8 +115,9 @@ def run_teacher_pool(ctx: RunContext, folder: Path) -> dict[str, Any]:
 
 
 def run_teacher_test(ctx: RunContext, folder: Path) -> dict[str, Any]:
-    """The `teacher` method: the LLM labels the test inputs, which are scored."""
-    test = ctx.test()
+    """The `teacher` method: the LLM labels its test inputs (`data.teacher_test`), which are
+    scored."""
+    test = teacher_subset(ctx.cfg, ctx.test())
     blind = [Example(ex.id, ex.source, None, {}) for ex in test]  # gold stays out of the prompt
     labels, usage = label_with_teacher(ctx, blind, folder)
     write_examples(folder / "predictions.jsonl", labels)

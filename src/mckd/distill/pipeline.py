@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.config import RunConfig
+from mckd.distill.compare import add_evidence, gather_stats
 from mckd.distill.context import RunContext
 from mckd.distill.methods import load_data_files
 from mckd.distill.parallel import device_slots, visible_devices
@@ -73,13 +74,17 @@ def _exclusive(root: Path) -> Iterator[None]:
 
 
 def _run_seeds(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
-    summaries = []
+    summaries, contexts = [], []
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         sub = cfg.model_copy(update={"seed": seed, "seeds": 1, "run_dir": str(root / f"seed-{seed}")})
         log.info("seed %d of %d: %s", seed - cfg.seed + 1, cfg.seeds, sub.run_dir)
         summaries.append(_run_one(sub, root / f"seed-{seed}", force))
-    return _finish(cfg, root, aggregate_seeds([s.results for s in summaries]),
-                   [o for s in summaries for o in s.outcomes])
+        contexts.append(RunContext(sub, sub.make_task(), RunDir(root / f"seed-{seed}")))
+    results = aggregate_seeds([s.results for s in summaries])
+    # Intervals of the seed-averaged scores and differences, on the same resamples per seed.
+    runs = [gather_stats(c, s.results) for c, s in zip(contexts, summaries, strict=True)]
+    results = add_evidence(results, runs, cfg.bootstrap, contexts[0].task)
+    return _finish(cfg, root, results, [o for s in summaries for o in s.outcomes])
 
 
 def _run_one(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
@@ -96,12 +101,21 @@ def _finish(cfg: RunConfig, root: Path, results: dict[str, Any], outcomes: list[
     paths = write_report(root)
     ran = sum(not o.skipped for o in outcomes)
     primary = primary_metric(cfg.make_task())
-    scores = [f"{name} {m['test'][primary.key]:.1f}" for name, m in results["methods"].items()
-              if primary.key in m["test"]]
+    subset = results.get("teacher_test")
+    on = f" (on {subset})" if isinstance(subset, int) and subset < (results.get("test") or 0) else ""
+    scores = [f"{name}{on if name == 'teacher' else ''} {m['test'][primary.key]:.1f}"
+              + _interval(m.get("test_ci", {}).get(primary.key))
+              for name, m in results["methods"].items() if primary.key in m["test"]]
     if scores:
         log.info("test %s: %s", primary.label, ", ".join(scores))
+    for comparison in results.get("evidence", {}).get("comparisons", []):
+        log.info("%s", comparison["text"])
     log.info("%d steps run, %d already done; report: %s", ran, len(outcomes) - ran, paths["html"])
     return RunSummary(root, results, paths["html"], outcomes)
+
+
+def _interval(ci: list[float] | None) -> str:
+    return f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else ""
 
 
 def _save_config(cfg: RunConfig, root: Path) -> None:
@@ -139,6 +153,14 @@ def _check_data(cfg: RunConfig) -> None:
             if n is not None and n > have:
                 raise ConfigError(f"data.{key} = {n}: larger than the data ({path} has {have} examples)")
         pool_size = d.n_unlabeled or len(pool)
+        from mckd.distill.methods import teacher_subset
+
+        try:
+            teacher_subset(cfg, test[: d.n_test] if d.n_test else test)
+        except InputError as e:
+            raise ConfigError(f"data.teacher_test: {e}") from None
+    elif isinstance(d.teacher_test, str) and not Path(d.teacher_test).is_file():
+        raise ConfigError(f"data.teacher_test: {d.teacher_test}: no such file of test ids")
     if "mckd" in cfg.methods and pool_size < 2 * cfg.partitions:
         raise ConfigError(f"partitions = {cfg.partitions}: the pool has only {pool_size} inputs")
 

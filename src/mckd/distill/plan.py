@@ -14,7 +14,9 @@ with the keys of the steps before it, so changing a setting redoes exactly what 
 
 from __future__ import annotations
 
+import hashlib
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from mckd.distill import methods, stages
@@ -33,13 +35,18 @@ def build_steps(ctx: RunContext) -> list[Step]:
     def step(name: str, deps: tuple[str, ...], key: dict[str, Any], fn: Any, what: str) -> Step:
         return Step(name, deps, key, partial(fn, ctx), what)
 
-    steps = [step(DATA, (), {"data": dump["data"], "task": dump["task"]}, methods.run_data,
+    data_key = dump["data"]
+    if cfg.data.source == "files":  # the teacher's subset of given files changes no data
+        data_key = {k: v for k, v in data_key.items() if k != "teacher_test"}
+    steps = [step(DATA, (), {"data": data_key, "task": dump["task"]}, methods.run_data,
                   "copy or build the labeled, unlabeled and test sets")]
     if cfg.baselines and ctx.task.baselines():
         steps.append(step("baselines", (DATA,), {}, methods.run_baselines, "trivial baselines on test"))
     if "teacher" in cfg.methods:
-        steps.append(step("teacher_test", (DATA,), {"teacher": dump["teacher"], "task": dump["task"]},
-                          methods.run_teacher_test, "the LLM labels the test inputs"))
+        subset = {"teacher_test": cfg.data.teacher_test, "ids": _digest(cfg.data.teacher_test)}
+        steps.append(step("teacher_test", (DATA,), {"teacher": dump["teacher"], "task": dump["task"],
+                                                    **subset},
+                          methods.run_teacher_test, "the LLM labels its test inputs"))
     if "sft" in cfg.methods:
         sft_key = {"student": dump["student"], "seed": cfg.seed}  # gold only: no add_gold, no init
         steps.append(step("sft", (DATA,), sft_key, methods.run_sft,
@@ -58,6 +65,13 @@ def build_steps(ctx: RunContext) -> list[Step]:
     if "mckd" in cfg.methods:
         steps += mckd_steps(ctx, student_key, init)
     return steps
+
+
+def _digest(teacher_test: int | str | None) -> str | None:
+    """The content of a file of teacher test ids (editing it redoes the teacher's test step)."""
+    if not isinstance(teacher_test, str) or not Path(teacher_test).is_file():
+        return None
+    return hashlib.sha256(Path(teacher_test).read_bytes()).hexdigest()
 
 
 def mckd_steps(ctx: RunContext, student_key: dict[str, Any], init: tuple[str, ...]) -> list[Step]:

@@ -9,6 +9,8 @@
     label_coverage: {test|pool: {gold_chunks, outside_label_set, outside_share, recall_ceiling,
                   f1_ceiling, ...}}   gold the run's label set cannot express (tasks with the hook)
     environment:  {python, platform, cpu, torch_threads, gpu, packages: {name: version}}
+    evidence:     bootstrap intervals and paired comparisons (distill/compare.py adds them, with
+                  `test_ci`, `teacher_subset` and `gold_ci` beside the scores)
 With several seeds each number is the mean, `*_std` holds the sample standard deviation,
 `per_seed` the seeds' own values and `seed_count` how many seeds the mean covers.
 """
@@ -22,6 +24,7 @@ from importlib import metadata
 from typing import Any
 
 from mckd.distill import stages
+from mckd.distill.compare import add_evidence, gather_stats
 from mckd.distill.context import DATA, RunContext
 from mckd.distill.plan import build_steps
 from mckd.distill.rundir import read_json
@@ -51,7 +54,7 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
     students = {step: metric[step]["train"] for step in sorted(done) if "train" in metric[step]}
     sizes = metric.get("data", {})
     coverage = ctx.label_coverage() if DATA in done else None
-    return {
+    results = {
         "name": cfg.name, "task": cfg.task_name(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "teacher_model": f"{cfg.teacher.backend}:{cfg.teacher.model}", "student": _student_name(cfg.student),
         "labeled": sizes.get("labeled"), "unlabeled": sizes.get("unlabeled"), "test": sizes.get("test"),
@@ -64,6 +67,7 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
         "step_seconds": {s: read_json(rd.folder(s) / "DONE").get("seconds") for s in sorted(done)},
         "environment": environment(),
     }
+    return add_evidence(results, [gather_stats(ctx, results)], cfg.bootstrap, ctx.task)
 
 
 # What computes the scores: the student's numerics and tokenizers, the in-process teacher, the

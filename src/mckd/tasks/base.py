@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from mckd.errors import ConfigError
 
 if TYPE_CHECKING:
+    from mckd.evidence import SentenceStats
     from mckd.examples import Example
 
 
@@ -135,6 +136,14 @@ class Task(Protocol):
         """Scores of predictions (target form) against gold examples; keys as in `metrics`."""
         ...
 
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """Per-sentence statistics of the metrics a resample of the sentences can recompute
+        (mckd.evidence: per-sentence counts and the function from their sums to the metric),
+        keyed as in `metrics`; each one's `value()` is what `score` returns for its key. The
+        run's bootstrap intervals and paired comparisons come from these; a metric left out
+        gets no interval. The primary metric should be here."""
+        ...
+
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         """Agreement (0-100) of predictions with (pseudo)label targets, for early stopping."""
         ...
@@ -210,10 +219,12 @@ class Task(Protocol):
     """Values `mckd evaluate --metric` accepts for this task; the first is the default."""
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
         """The task's generated built-in corpus (the demo's data): `n_labeled` gold pairs, a pool
         of `n_pool` inputs (gold kept in meta only) and `n_test` test pairs, sentences of at
-        most `max_words` words."""
+        most `max_words` words. With `test_prefix` P the labeled pairs, the pool and the first
+        P test pairs are exactly those of the corpus with n_test = P, and the other test pairs
+        follow them (so the teacher's test subset, and its cache, survive a larger test set)."""
         ...
 
     # Optional hooks, called through their helpers (a task may leave them out):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.errors import ConfigError, InputError
+from mckd.evidence import SentenceStats, mean_stats
 from mckd.examples import Example, numbered_examples, read_examples
 from mckd.io import read_text_lines
 from mckd.tasks.base import AnswerError, Corpus, DecodingConstraint, Metric, Repaired
@@ -27,6 +28,19 @@ def _exact(targets: Sequence[str], preds: Sequence[str]) -> float:
 def gold_text(example: Example) -> str | None:
     """The example's gold text: meta["gold"], else its target; None when neither is there."""
     return example.meta.get("gold") or example.target
+
+
+def _gold_texts(golds: Sequence[Example], preds: Sequence[str]) -> list[str]:
+    """Each gold example's text, one per prediction."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+    texts = []
+    for ex in golds:
+        gold = gold_text(ex)
+        if gold is None:
+            raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
+        texts.append(gold)
+    return texts
 
 
 def _read_golds(path: str | Path) -> list[str]:
@@ -75,15 +89,13 @@ class TextTask:
         return None if example.target and example.target.strip() else "empty target"
 
     def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
-        if len(golds) != len(preds):
-            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-        texts = []
-        for ex in golds:
-            gold = gold_text(ex)
-            if gold is None:
-                raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
-            texts.append(gold)
-        return {"exact_match": _exact(texts, preds), "sentences": float(len(preds))}
+        return {"exact_match": _exact(_gold_texts(golds, preds), preds), "sentences": float(len(preds))}
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """Exact match as the mean of one hit (100) or miss (0) per example."""
+        texts = _gold_texts(golds, preds)
+        return {"exact_match": mean_stats([100.0 * (t.split() == p.split())
+                                           for t, p in zip(texts, preds, strict=True)])}
 
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         return _exact(targets, preds)
@@ -149,5 +161,5 @@ class TextTask:
         return out
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
         raise ConfigError("the text task has no built-in corpus: use data.source 'files'")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.errors import ConfigError, InputError
+from mckd.evidence import SentenceStats, mean_stats
 from mckd.examples import Example, read_examples
 from mckd.io import read_text_lines
 from mckd.tasks.base import AnswerError, Corpus, Metric, Repaired
@@ -32,9 +33,14 @@ def _label(example: Example) -> str | None:
     return example.meta.get("gold") or example.target
 
 
+def _hits(golds: Sequence[str | None], preds: Sequence[str]) -> list[float]:
+    """100 for a prediction that is its gold label, 0 otherwise."""
+    return [100.0 * (g is not None and g == p.strip()) for g, p in zip(golds, preds, strict=True)]
+
+
 def _accuracy(golds: Sequence[str | None], preds: Sequence[str]) -> float:
-    hits = sum(g is not None and g == p.strip() for g, p in zip(golds, preds, strict=True))
-    return 100.0 * hits / max(1, len(golds))
+    hits = _hits(golds, preds)
+    return sum(hits) / max(1, len(hits))
 
 
 class ChoiceConstraint:
@@ -95,6 +101,11 @@ class ToyTask:
     def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
         return {"accuracy": _accuracy([_label(ex) for ex in golds], preds),
                 "sentences": float(len(golds))}
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """Accuracy as the mean of one hit (100) or miss (0) per sentence, for the run's
+        bootstrap intervals and paired comparisons."""
+        return {"accuracy": mean_stats(_hits([_label(ex) for ex in golds], preds))}
 
     def fidelity(self, targets: Sequence[str], preds: Sequence[str], sources: Sequence[str]) -> float:
         return _accuracy(targets, preds)
@@ -164,8 +175,9 @@ class ToyTask:
         return {"metric": metric, "accuracy": _accuracy(golds, preds), "sentences": len(golds)}
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
-        """Distinct generated sentences, each about one label."""
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
+        """Distinct generated sentences, each about one label. Sentences are drawn one after
+        the other, so a larger test set keeps a smaller one's (`test_prefix` asks for that)."""
         rng = random.Random(seed)
         seen: set[str] = set()
         examples = []

@@ -58,19 +58,35 @@ def _unique_trees(cfg: DemoCorpusConfig, needed: int) -> Treebank:
         n *= 2
 
 
-def _demo_bank(cfg: DemoCorpusConfig) -> tuple[Treebank, dict[str, list[Example]]]:
+def _demo_bank(cfg: DemoCorpusConfig, test_prefix: int | None = None
+               ) -> tuple[Treebank, dict[str, list[Example]]]:
+    """The first trees split as `mckd data split` does. With `test_prefix` P, the split is
+    that of a corpus with n_test = P, and the other n_test - P test trees are the trees drawn
+    after those (appended in order): a larger test set keeps a smaller one's sentences."""
+    core = cfg.n_test if test_prefix is None else test_prefix
+    if not 1 <= core <= cfg.n_test:
+        raise ValueError(f"test_prefix {test_prefix} must be between 1 and n_test ({cfg.n_test})")
     needed = cfg.n_labeled + cfg.n_unlabeled + cfg.n_test
-    bank = _unique_trees(cfg, needed)
+    bank = _unique_trees(cfg, needed)  # its first trees do not depend on `needed`
     bank.trees, bank.origins = bank.trees[:needed], bank.origins[:needed]
+    first = cfg.n_labeled + cfg.n_unlabeled + core
     split_cfg = SplitConfig(
-        n_labeled=cfg.n_labeled, n_test=cfg.n_test, n_unlabeled=cfg.n_unlabeled, seed=cfg.seed
+        n_labeled=cfg.n_labeled, n_test=core, n_unlabeled=cfg.n_unlabeled, seed=cfg.seed
     )
-    return bank, split_examples(bank, split_cfg, where="trees.txt")
+    head = Treebank(trees=bank.trees[:first], origins=bank.origins[:first], dropped=bank.dropped)
+    splits = split_examples(head, split_cfg, where="trees.txt")
+    task = ConstituencyTask()
+    for i in range(first, needed):  # ids go on from the split's, so file order is draw order
+        ex = task.example("", bank.trees[i]).with_target(task.linearize(bank.trees[i]),
+                                                         origin=bank.origins[i])
+        splits["test"].append(Example(f"test-{i:06d}", ex.source, ex.target, ex.meta))
+    return bank, splits
 
 
-def demo_splits(cfg: DemoCorpusConfig) -> dict[str, list[Example]]:
-    """The demo corpus's labeled / unlabeled / test examples, without writing anything."""
-    return _demo_bank(cfg)[1]
+def demo_splits(cfg: DemoCorpusConfig, test_prefix: int | None = None) -> dict[str, list[Example]]:
+    """The demo corpus's labeled / unlabeled / test examples, without writing anything
+    (`test_prefix`: see `_demo_bank`)."""
+    return _demo_bank(cfg, test_prefix)[1]
 
 
 def build_demo_corpus(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mckd.errors import InputError
+from mckd.evidence import SentenceStats, f1_stats, mean_stats
 from mckd.examples import Example
 from mckd.split import MAX_LEN, DemoCorpusConfig
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
@@ -35,7 +36,17 @@ if TYPE_CHECKING:
     from mckd.tasks.constituency.trees import Repair
 
 
-def _all_or_none_tagged(golds: list[Example]) -> bool:
+def _gold_trees(golds: Sequence[Example], preds: Sequence[str]) -> tuple[list[str], bool]:
+    """The gold trees to score against, and whether all of them carry POS tags."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+    trees = [ex.meta.get("tree") or ex.target for ex in golds]
+    if any(t is None for t in trees):
+        raise ValueError("a gold example has neither meta['tree'] nor a target")
+    return trees, _all_or_none_tagged(golds)  # type: ignore[return-value]
+
+
+def _all_or_none_tagged(golds: Sequence[Example]) -> bool:
     """Whether every gold example has its POS-tagged tree; an error when only some have one, as
     one metric cannot both drop punctuation (by the tags) and count it."""
     untagged = [ex.id for ex in golds if not ex.meta.get("tree")]
@@ -110,14 +121,8 @@ class ConstituencyTask:
         and predictions carry phrase labels (EVALB, COLLINS.prm, corpus-level). Punctuation is
         removed by the gold trees' POS tags (`meta["tree"]`); gold examples without them count
         every token, and a set that mixes the two is refused."""
-        if len(golds) != len(preds):
-            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-        trees = [ex.meta.get("tree") or ex.target for ex in golds]
-        if any(t is None for t in trees):
-            raise ValueError("a gold example has neither meta['tree'] nor a target")
-        tagged = _all_or_none_tagged(golds)
-        sources = [ex.source for ex in golds]
-        paper = paper_metric(trees, preds, sources, drop_punctuation=tagged)
+        trees, tagged = _gold_trees(golds, preds)
+        paper = paper_metric(trees, preds, [ex.source for ex in golds], drop_punctuation=tagged)
         out = {
             "f1": paper.mean_f1,
             "precision": average([s.precision for s in paper.sentences]),
@@ -131,6 +136,21 @@ class ConstituencyTask:
             labeled = evalb(trees, preds, COLLINS, malformed_is_error=True)
             out["evalb_f1"] = labeled.all.figures()["Bracketing FMeasure"]
             out["evalb_valid"] = float(labeled.all.valid)
+        return out
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """The paper's F1 as a mean of per-sentence F1s; EVALB's F1s as per-sentence bracket
+        counts (matched, test, gold), summed before dividing as EVALB does (error and skipped
+        sentences count nothing)."""
+        trees, tagged = _gold_trees(golds, preds)
+        paper = paper_metric(trees, preds, [ex.source for ex in golds], drop_punctuation=tagged)
+        out = {"f1": mean_stats([s.f1 for s in paper.sentences])}
+        runs = [("evalb_unlabeled_f1", EvalbParams(labeled=False))]
+        if tagged and any(looks_labeled(p) for p in preds):
+            runs.append(("evalb_f1", COLLINS))
+        for key, params in runs:
+            rows = evalb(trees, preds, params, malformed_is_error=True).sentences
+            out[key] = f1_stats([r.matched for r in rows], [r.test for r in rows], [r.gold for r in rows])
         return out
 
     def label_coverage(self, golds: Sequence[Example], labels: Any) -> dict[str, Any] | None:
@@ -251,11 +271,13 @@ class ConstituencyTask:
         return evaluate_files(gold, pred, metric, per_sentence=per_sentence)
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
-        """The synthetic PTB-style treebank (synth.py), split as `mckd data split` does."""
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
+        """The synthetic PTB-style treebank (synth.py), split as `mckd data split` does; with
+        `test_prefix`, the test trees beyond the first `test_prefix` are drawn after."""
         from mckd.tasks.constituency import corpus  # nltk: loaded on first use
 
-        splits = corpus.demo_splits(_corpus_config(n_labeled, n_pool, n_test, seed, max_words))
+        splits = corpus.demo_splits(_corpus_config(n_labeled, n_pool, n_test, seed, max_words),
+                                    test_prefix)
         return Corpus(splits["labeled"], splits["unlabeled"], splits["test"])
 
     def write_builtin_corpus(self, out_dir: str | Path, n_labeled: int, n_pool: int, n_test: int,

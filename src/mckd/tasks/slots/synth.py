@@ -282,6 +282,18 @@ def _draw(
     return out
 
 
+def _draw_test(rng: random.Random, plan: _Plan, n: int, unseen_share: float,
+               seen: set[tuple[str, ...]], max_words: int | None) -> list[tuple[_Sentence, bool]]:
+    """`n` test sentences, `unseen_share` of them (rounded) from the held-out templates and
+    values, shuffled; each with whether it is one of those."""
+    n_new = round(unseen_share * n)
+    old = _draw(_sentences(rng, plan.seen_templates, plan.seen_values), n - n_new, seen, max_words)
+    new = _draw(_sentences(rng, plan.new_templates, plan.new_values), n_new, seen, max_words)
+    test = [(s, False) for s in old] + [(s, True) for s in new]
+    rng.shuffle(test)
+    return test
+
+
 def _example(i: int, s: _Sentence, *, labeled: bool, **meta: Any) -> Example:
     tags = " ".join(s.tags)
     return Example(
@@ -300,26 +312,28 @@ def synth_slot_corpus(
     seed: int = 0,
     unseen_share: float = 0.3,
     max_words: int | None = None,
+    test_prefix: int | None = None,
 ) -> Corpus:
     """Labeled, pool and test examples (distinct sentences, disjoint ids); the same for the
     same arguments. `unseen_share` of the test sentences (rounded) use only held-out templates
     and held-out values of the open word lists; `max_words` caps the sentence length.
-    Pool examples have no target; their gold tags are in meta["gold"] as on every example."""
+    Pool examples have no target; their gold tags are in meta["gold"] as on every example.
+    With `test_prefix` P the test set is drawn in two blocks: the P sentences a corpus with
+    n_test = P has, then n_test - P more drawn the same way, so a larger test set keeps a
+    smaller one's sentences (and their order)."""
     if not 0.0 <= unseen_share <= 1.0:
         raise ValueError(f"unseen_share must be between 0 and 1, got {unseen_share}")
     if min(n_labeled, n_pool, n_test) < 0:
         raise ValueError(f"sizes must not be negative, got {n_labeled}, {n_pool}, {n_test}")
+    if test_prefix is not None and not 0 <= test_prefix <= n_test:
+        raise ValueError(f"test_prefix {test_prefix} must be between 0 and n_test ({n_test})")
     rng = random.Random(seed)
     plan = _plan(rng)
     seen: set[tuple[str, ...]] = set()
-    n_new = round(unseen_share * n_test)
     train = _draw(_sentences(rng, plan.seen_templates, plan.seen_values), n_labeled + n_pool,
                   seen, max_words)
-    old = _draw(_sentences(rng, plan.seen_templates, plan.seen_values), n_test - n_new, seen,
-                max_words)
-    new = _draw(_sentences(rng, plan.new_templates, plan.new_values), n_new, seen, max_words)
-    test = [(s, False) for s in old] + [(s, True) for s in new]
-    rng.shuffle(test)
+    blocks = [n_test] if test_prefix is None else [test_prefix, n_test - test_prefix]
+    test = [s for n in blocks for s in _draw_test(rng, plan, n, unseen_share, seen, max_words)]
     labeled = [_example(i, s, labeled=True) for i, s in enumerate(train[:n_labeled])]
     pool = [_example(n_labeled + i, s, labeled=False) for i, s in enumerate(train[n_labeled:])]
     first = n_labeled + n_pool

@@ -92,6 +92,20 @@ def gold_tags(example: Example) -> list[str] | None:
     return gold.split() if gold else None
 
 
+def tag_pairs(golds: Sequence[Example], preds: Sequence[str]) -> tuple[list[list[str]], list[list[str] | None]]:
+    """Gold tags and scorable predicted tags (None: not one BIO tag per word), sentence by
+    sentence."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+    gold = []
+    for ex in golds:
+        tags = gold_tags(ex)
+        if tags is None:
+            raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
+        gold.append(tags)
+    return gold, [pred_tags(p, len(g)) for g, p in zip(gold, preds, strict=True)]
+
+
 def pred_tags(pred: str | None, n: int) -> list[str] | None:
     """A prediction's tags, or None when it cannot be scored (wrong count, a non-BIO tag)."""
     tags = (pred or "").split()

@@ -14,11 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mckd.errors import ConfigError
+from mckd.evidence import SentenceStats, f1_from_counts, safe_ratio
 from mckd.examples import Example, write_examples
 from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
 from mckd.tasks.slots import prompts
-from mckd.tasks.slots.conlleval import score_tag_sequences
+from mckd.tasks.slots.conlleval import ChunkCounts, score_tag_sequences
 from mckd.tasks.slots.constraint import TagConstraint
 from mckd.tasks.slots.files import evaluate_tag_files
 from mckd.tasks.slots.grammar import tag_grammar
@@ -34,6 +37,7 @@ from mckd.tasks.slots.tags import (
     pred_tags,
     repair_tags,
     sequence_problem,
+    tag_pairs,
     tag_set,
 )
 
@@ -70,20 +74,31 @@ class SlotsTask:
     def score(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, float]:
         """conlleval's figures; `valid`: predictions with one BIO tag per word. Any other
         prediction finds no chunk and gets no tag right."""
-        if len(golds) != len(preds):
-            raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-        gold = []
-        for ex in golds:
-            tags = gold_tags(ex)
-            if tags is None:
-                raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
-            gold.append(tags)
-        pred = [pred_tags(p, len(g)) for g, p in zip(gold, preds, strict=True)]
+        gold, pred = tag_pairs(golds, preds)
         s = score_tag_sequences(gold, pred)
         out = {m.key: float(s[m.key]) for m in self.metrics}
         out["valid"] = float(sum(p is not None for p in pred))
         out["sentences"] = float(len(gold))
         return out
+
+    def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+        """conlleval's counts per sentence (correct, found and gold chunks; right tags, tokens;
+        exact sentences), summed over a resample before its figures are computed, as the
+        script sums them over a file."""
+        rows = []
+        for g, p in zip(*tag_pairs(golds, preds), strict=True):
+            c = ChunkCounts()
+            c.add(g, p)
+            rows.append((c.correct.total(), c.found.total(), c.gold.total(), c.correct_tags,
+                         c.tokens, c.exact, 1))
+        counts = np.array(rows, dtype=np.float64).reshape(-1, 7)
+        return {
+            "f1": SentenceStats(counts, lambda s: f1_from_counts(s[..., 0], s[..., 1], s[..., 2])),
+            "precision": SentenceStats(counts, lambda s: safe_ratio(s[..., 0], s[..., 1])),
+            "recall": SentenceStats(counts, lambda s: safe_ratio(s[..., 0], s[..., 2])),
+            "accuracy": SentenceStats(counts, lambda s: safe_ratio(s[..., 3], s[..., 4])),
+            "exact_match": SentenceStats(counts, lambda s: safe_ratio(s[..., 5], s[..., 6])),
+        }
 
     def label_coverage(self, golds: Sequence[Example], labels: Sequence[str]) -> dict[str, Any] | None:
         """Gold chunks (as conlleval counts them) whose slot type is not in the label set: no
@@ -219,9 +234,10 @@ class SlotsTask:
         return evaluate_tag_files(gold, pred, metric, per_sentence=per_sentence)
 
     def builtin_corpus(self, n_labeled: int, n_pool: int, n_test: int, *, seed: int,
-                       max_words: int | None = None) -> Corpus:
+                       max_words: int | None = None, test_prefix: int | None = None) -> Corpus:
         """The generated assistant-request corpus (synth.py)."""
-        return synth_slot_corpus(n_labeled, n_pool, n_test, seed=seed, max_words=max_words)
+        return synth_slot_corpus(n_labeled, n_pool, n_test, seed=seed, max_words=max_words,
+                                 test_prefix=test_prefix)
 
     def write_builtin_corpus(self, out_dir: str | Path, n_labeled: int, n_pool: int, n_test: int,
                              *, seed: int, max_words: int | None = None) -> dict[str, int]:
