@@ -5,8 +5,9 @@ Each request is identified by its cache key (sha256 of the request as sorted JSO
 model name: prompt or messages, grammar, token limit, stop strings, seed), so a change to any
 byte a demo would send changes a key; the run's data files (labeled, unlabeled, test) are
 hashed too. The requests are built as the pipeline builds them: the task's built-in corpus
-written and read back as JSONL, demonstrations from labeled.jsonl, the teacher's own token
-count (llama.cpp's teacher counts tokens as `approx_tokens` does) and context size.
+written and read back as JSONL, demonstrations from labeled.jsonl, the teacher's test subset
+(`data.teacher_test`), the teacher's own token count (llama.cpp's teacher counts tokens as
+`approx_tokens` does) and context size.
 
 Record the digests again (only when a change is meant to alter what a demo sends):
     python tests/test_demo_requests.py --record
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from mckd.config import load_config
-from mckd.distill.methods import make_data
+from mckd.distill.methods import make_data, teacher_subset
 from mckd.examples import Example, read_examples, write_examples
 from mckd.teacher.backends.base import approx_tokens
 from mckd.teacher.cache import request_key
@@ -58,7 +59,8 @@ def demo_requests(name: str) -> dict[str, Any]:
         labeled, out["data"]["labeled"] = _round_trip(folder, "labeled.jsonl", labeled)
         pool, out["data"]["unlabeled"] = _round_trip(folder, "unlabeled.jsonl", pool)
         test, out["data"]["test"] = _round_trip(folder, "test.jsonl", test)
-    blind_test = [Example(ex.id, ex.source, None, {}) for ex in test]  # as the teacher step does
+    # the teacher step's inputs: its test subset, gold left out
+    blind_test = [Example(ex.id, ex.source, None, {}) for ex in teacher_subset(cfg, test)]
     model = model_id(teacher)
     for step, inputs in (("teacher_pool", pool), ("teacher_test", blind_test)):
         build, _ = task_prompting(task, teacher, labeled, inputs, count_tokens=approx_tokens,
