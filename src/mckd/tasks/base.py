@@ -9,16 +9,19 @@ joined by spaces for slot filling); sources are the input tokens joined by space
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from mckd.errors import ConfigError
 
 if TYPE_CHECKING:
     from mckd.evidence import SentenceStats
     from mckd.examples import Example
+
+
+T = TypeVar("T")
 
 
 class AnswerError(ValueError):
@@ -94,6 +97,36 @@ class DecodingConstraint(Protocol):
     def max_tokens(self) -> int:
         """The most tokens a complete output can take (generation is never cut shorter)."""
         ...
+
+
+def accepted_steps(constraint: DecodingConstraint, tokens: Sequence[int],
+                   eos_id: int) -> Iterator[tuple[Any, Any]]:
+    """(state before, state after) for each generated token a constraint accepts, from its
+    start up to EOS or the first token it rejects: what a constraint's `decode` reads."""
+    state = constraint.start()
+    for tok in tokens:
+        if tok == eos_id:
+            return
+        nxt = constraint.step(state, tok)
+        if nxt is None:
+            return
+        yield state, nxt
+        state = nxt
+
+
+def gold_outputs(golds: Sequence[Example], preds: Sequence[str],
+                 gold_of: Callable[[Example], T | None], where: str) -> list[T]:
+    """Each gold example's output (`gold_of`, which looks in `where`, then the target), one
+    per prediction; a count that differs, or a gold example without one, is a ValueError."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+    out = []
+    for ex in golds:
+        gold = gold_of(ex)
+        if gold is None:
+            raise ValueError(f"gold example {ex.id!r} has neither {where} nor a target")
+        out.append(gold)
+    return out
 
 
 @dataclass(frozen=True)

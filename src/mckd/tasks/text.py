@@ -17,7 +17,7 @@ from mckd.errors import ConfigError, InputError
 from mckd.evidence import SentenceStats, mean_stats
 from mckd.examples import Example, numbered_examples, read_examples
 from mckd.io import read_text_lines
-from mckd.tasks.base import AnswerError, Corpus, DecodingConstraint, Metric, Repaired
+from mckd.tasks.base import AnswerError, Corpus, DecodingConstraint, Metric, Repaired, gold_outputs
 
 
 def _exact(targets: Sequence[str], preds: Sequence[str]) -> float:
@@ -32,15 +32,7 @@ def gold_text(example: Example) -> str | None:
 
 def _gold_texts(golds: Sequence[Example], preds: Sequence[str]) -> list[str]:
     """Each gold example's text, one per prediction."""
-    if len(golds) != len(preds):
-        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-    texts = []
-    for ex in golds:
-        gold = gold_text(ex)
-        if gold is None:
-            raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
-        texts.append(gold)
-    return texts
+    return gold_outputs(golds, preds, gold_text, "meta['gold']")
 
 
 def _read_golds(path: str | Path) -> list[str]:

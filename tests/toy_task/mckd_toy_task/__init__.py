@@ -18,7 +18,7 @@ from mckd.errors import ConfigError, InputError
 from mckd.evidence import SentenceStats, mean_stats
 from mckd.examples import Example, read_examples
 from mckd.io import read_text_lines
-from mckd.tasks.base import AnswerError, Corpus, Metric, Repaired
+from mckd.tasks.base import AnswerError, Corpus, Metric, Repaired, accepted_steps
 from mckd.teacher.gbnf import gbnf_choice
 
 LABELS = ("sports", "weather", "music")
@@ -69,12 +69,10 @@ class ChoiceConstraint:
         return written if any(c[: len(written)] == written for c in self.choices) else None
 
     def decode(self, tokens: Sequence[int], eos_id: int) -> tuple[str, bool]:
-        written: list[int] = []
-        for tok in tokens:
-            if tok == eos_id:
-                break
-            written.append(tok)
-        label = self.choices.get(tuple(written))
+        written: tuple[int, ...] = ()
+        for _, after in accepted_steps(self, tokens, eos_id):
+            written = after
+        label = self.choices.get(written)
         return (label or "", label is not None)
 
     def max_tokens(self) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from mckd.tasks.base import accepted_steps
+
 OPEN, CLOSE = -1, -2  # unit codes; a word unit is its index in the sentence (>= 0)
 
 
@@ -130,16 +132,10 @@ class TreeConstraint:
 
     def decode(self, tokens: list[int], eos_id: int) -> tuple[str, bool]:
         """Text of a generated token sequence with the input's own words; and whether it is complete."""
-        s, out = TreeState(), []
-        for tok in tokens:
-            if tok == eos_id:
-                break
-            nxt = self.step(s, tok)
-            if nxt is None:
-                break
-            if nxt.partial == ():  # a whole unit was written
-                out.append(self.words[s.i] if nxt.i > s.i else "(" if nxt.pending else ")")
-            s = nxt
+        s, out = self.start(), []
+        for before, s in accepted_steps(self, tokens, eos_id):
+            if s.partial == ():  # a whole unit was written
+                out.append(self.words[before.i] if s.i > before.i else "(" if s.pending else ")")
         return " ".join(out), s.done
 
 

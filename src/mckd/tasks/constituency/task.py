@@ -14,7 +14,7 @@ from mckd.errors import InputError
 from mckd.evidence import SentenceStats, f1_stats, mean_stats
 from mckd.examples import Example
 from mckd.split import MAX_LEN, DemoCorpusConfig
-from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired
+from mckd.tasks.base import Corpus, DecodingConstraint, Metric, Repaired, gold_outputs
 from mckd.tasks.constituency.brackets import (
     TreeSyntaxError,
     left_branching,
@@ -38,12 +38,8 @@ if TYPE_CHECKING:
 
 def _gold_trees(golds: Sequence[Example], preds: Sequence[str]) -> tuple[list[str], bool]:
     """The gold trees to score against, and whether all of them carry POS tags."""
-    if len(golds) != len(preds):
-        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-    trees = [ex.meta.get("tree") or ex.target for ex in golds]
-    if any(t is None for t in trees):
-        raise ValueError("a gold example has neither meta['tree'] nor a target")
-    return trees, _all_or_none_tagged(golds)  # type: ignore[return-value]
+    trees = gold_outputs(golds, preds, lambda ex: ex.meta.get("tree") or ex.target, "meta['tree']")
+    return trees, _all_or_none_tagged(golds)
 
 
 def _all_or_none_tagged(golds: Sequence[Example]) -> bool:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from mckd.examples import Example
+from mckd.tasks.base import gold_outputs
 from mckd.tasks.slots.conlleval import split_tag
 
 TAG = re.compile(r"O|[BI]-\S+")
@@ -95,14 +96,7 @@ def gold_tags(example: Example) -> list[str] | None:
 def tag_pairs(golds: Sequence[Example], preds: Sequence[str]) -> tuple[list[list[str]], list[list[str] | None]]:
     """Gold tags and scorable predicted tags (None: not one BIO tag per word), sentence by
     sentence."""
-    if len(golds) != len(preds):
-        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-    gold = []
-    for ex in golds:
-        tags = gold_tags(ex)
-        if tags is None:
-            raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
-        gold.append(tags)
+    gold = gold_outputs(golds, preds, gold_tags, "meta['gold']")
     return gold, [pred_tags(p, len(g)) for g, p in zip(gold, preds, strict=True)]
 
 
