@@ -141,8 +141,8 @@ class Corpus:
 
 @runtime_checkable
 class Task(Protocol):
-    """What a task provides. Constituency parsing (tasks/constituency.py) and slot filling
-    (tasks/slots.py) implement it."""
+    """What a task provides. Constituency parsing (tasks/constituency/), slot filling
+    (tasks/slots/) and plain text (tasks/text.py) implement it; docs/TASKS.md writes one."""
 
     name: str
     metrics: tuple[Metric, ...]

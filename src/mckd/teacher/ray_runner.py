@@ -7,7 +7,7 @@ hold (each distinct one once), stores every answer in the cache the moment it co
 driver killed with -9 resumes without asking again for anything it stored (only the batches in
 flight at the kill are paid twice), and never caches a failure. A killed actor is restarted by
 Ray and its batch retried.
-The labelling run (label.py) then post-processes and writes the ledger exactly as with the
+The labelling run (engine.py) then post-processes and writes the ledger exactly as with the
 local runner. Retries happen inside each actor's backend, as they would locally.
 """
 
