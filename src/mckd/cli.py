@@ -286,6 +286,44 @@ def report(run_dir: Annotated[str, typer.Argument(help="A run directory holding 
     typer.echo(f"report: {paths['html']}")
 
 
+@app.command("export")
+def export(
+    run_dir: Annotated[str, typer.Argument(help="A finished run directory (results.json and the students' model/ folders).")],
+    out: Annotated[str, typer.Option("--out", help="The model directory to write (new, empty, or an earlier export).")],
+    method: Annotated[str | None, typer.Option("--method", help="The method whose student ships (default: the best primary test score among the trained students).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="torch (safetensors) or onnx (adds model.onnx for chart and tagger students).")] = "torch",
+    quantize: Annotated[str | None, typer.Option("--quantize", help="int8: also a dynamically quantized ONNX graph (with --format onnx).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Which seed's student, for a run of several seeds (default: the first).")] = None,
+) -> None:
+    """Write a run's student as a self-contained model directory with a model card (README.md)."""
+    from mckd.ship.export import export_run
+
+    summary = export_run(run_dir, out, method=method, fmt=fmt, quantize=quantize, seed=seed)
+    typer.echo(f"exported {summary.method} ({summary.kind} student, runtime {summary.runtime}) to {summary.out}")
+    for line in summary.checks:
+        typer.echo(f"  {line}")
+
+
+@app.command("serve")
+def serve(
+    model_dir: Annotated[str, typer.Argument(help="An exported model directory (mckd export), or a Hugging Face hub repo id.")],
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    runtime: Annotated[str, typer.Option("--runtime", help="auto (ONNX when exported), torch, onnx, onnx-int8.")] = "auto",
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads of the model (default: the runtime's).")] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Most inputs per model call.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", min=0, help="How long a batch waits for more requests.")] = 5.0,
+    max_inputs: Annotated[int, typer.Option("--max-inputs", min=1, help="Most inputs per request.")] = 256,
+    max_chars: Annotated[int, typer.Option("--max-chars", min=1, help="Most characters per input.")] = 2000,
+) -> None:
+    """Serve a model over HTTP: POST /predict {"inputs": [...]}, GET /health; concurrent requests are batched."""
+    from mckd.ship.serve import Limits
+    from mckd.ship.serve import serve as serve_model
+
+    limits = Limits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_inputs=max_inputs, max_chars=max_chars)
+    serve_model(model_dir, host=host, port=port, runtime=runtime, threads=threads, limits=limits)
+
+
 @app.command("evaluate")
 def evaluate(
     gold: Annotated[str, typer.Option("--gold", help="Gold file (constituency: trees, one per line, labeled with POS tags, or Example JSONL with meta.tree; slots: BIO tags, one sentence per line, or Example JSONL with meta.gold or target).")],

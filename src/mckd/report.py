@@ -56,8 +56,10 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     sections = build_sections(results)
     with atomic_write(run_dir / "report.md") as f:
         f.write(render_markdown(results, sections, list(plots)))
+    from mckd.report_sentences import sentences_section
+
     with atomic_write(run_dir / "report.html") as f:
-        f.write(render_html(results, sections, plots))
+        f.write(render_html(results, sections, plots, sentences_section(run_dir, results)))
     paths["md"] = run_dir / "report.md"
     paths["html"] = run_dir / "report.html"
     return paths
@@ -435,11 +437,15 @@ text-align:left}td.baseline{font-style:italic;color:#666}img{max-width:100%;marg
 
 
 def render_html(results: dict[str, Any], sections: list[tuple[str, str, Table]],
-                plots: dict[str, bytes]) -> str:
+                plots: dict[str, bytes], sentences: str = "") -> str:
+    """The page; `sentences` is the per-sentence view of the test set (report_sentences.py)."""
+    from mckd.report_sentences import CSS as SENTENCE_CSS
+
     e = html.escape
     title = f"mckd report: {results.get('name', 'run')}"
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>{e(title)}</title><style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
+           f"<title>{e(title)}</title><style>{_CSS}{SENTENCE_CSS}</style></head><body>",
+           f"<h1>{e(title)}</h1>",
            "<ul>", *(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in _summary(results)), "</ul>"]
     for title_, note, (header, rows) in sections:
         out += [f"<h2>{e(title_)}</h2>", f'<p class="note">{e(note)}</p>', "<table>",
@@ -455,5 +461,7 @@ def render_html(results: dict[str, Any], sections: list[tuple[str, str, Table]],
         for name, png in plots.items():
             data = base64.b64encode(png).decode("ascii")
             out.append(f'<img alt="{e(name)}" src="data:image/png;base64,{data}">')
+    if sentences:
+        out.append(sentences)
     out.append("</body></html>")
     return "\n".join(out) + "\n"

@@ -14,6 +14,7 @@ A task lists the kinds that can learn it (`Task.student_kinds`); `build_student`
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -58,7 +59,7 @@ def _student_class(kind: str) -> Any:
 
 __all__ = ["CausalConfig", "ChartConfig", "Prediction", "Seq2SeqConfig", "Student", "StudentConfig",
            "TaggerConfig", "TrainReport", "build_student", "load_trained_student", "parse_student_config",
-           "predict_file", "train_file"]
+           "predict_file", "saved_student_kind", "train_file"]
 
 
 def parse_student_config(raw: dict[str, Any]) -> AnyStudentConfig:
@@ -86,11 +87,21 @@ def _student_dir(path: Path) -> Path:
     raise InputError(path, None, f"not a trained student (no {' or '.join(markers)})")
 
 
-def load_trained_student(path: str | Path, task: Any = None) -> Student:
-    """Reopen any saved student, whatever its kind."""
+def saved_student_kind(path: str | Path) -> str:
+    """The kind of a saved student (`chart`, `tagger`, `seq2seq`, `causal`)."""
+    path = _student_dir(Path(path))
+    for kind, marker in _ENCODER_KINDS.items():
+        if (path / marker).exists():
+            return kind
+    return str(json.loads((path / "student_config.json").read_text()).get("kind", "seq2seq"))
+
+
+def load_trained_student(path: str | Path, task: Any = None, *, device: str | None = None) -> Student:
+    """Reopen any saved student, whatever its kind (on `device` when given, else on the
+    device its config names)."""
     path = _student_dir(Path(path))
     kind = next((k for k, marker in _ENCODER_KINDS.items() if (path / marker).exists()), "seq2seq")
-    return _student_class(kind).load(path, task)
+    return _student_class(kind).load(path, task, device=device)
 
 
 def train_file(train_path: str | Path, out_dir: str | Path, *, model: str | None = None,

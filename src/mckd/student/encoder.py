@@ -233,6 +233,14 @@ class EncoderStudent:
     def _add_to_batch(self, batch: dict[str, torch.Tensor], encoded: list[Encoded]) -> None:
         """Add the kind's own tensors to a padded batch (on the CPU)."""
 
+    def batch(self, sentences: list[list[str]]) -> dict[str, torch.Tensor]:
+        """The model's input for sentences (lists of words) that fit the encoder, as `predict`
+        builds it (the ONNX export traces the model on one)."""
+        encoded = [self._encode(words) for words in sentences]
+        if any(e is None for e in encoded):
+            raise MckdError("a sentence is too long for the encoder")
+        return self._collate(encoded)  # type: ignore[arg-type]
+
     # ---- prediction ---------------------------------------------------------------------
     def predict(self, sources: list[str]) -> list[Prediction]:
         """One output per source (space-separated words), in the task's target form."""

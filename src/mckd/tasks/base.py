@@ -263,7 +263,8 @@ class Task(Protocol):
     # Optional hooks, called through their helpers (a task may leave them out):
     # `label_coverage` (LabelCoverage): how much gold the run's label set cannot express;
     # `stats`, `format_stats` (CorpusStats): `mckd data stats`;
-    # `write_builtin_corpus`, `write_generated` (BuiltinCorpusFiles): `mckd data synth`.
+    # `write_builtin_corpus`, `write_generated` (BuiltinCorpusFiles): `mckd data synth`;
+    # `output_html` (OutputView): the report's per-sentence view.
 
 
 @runtime_checkable
@@ -326,6 +327,21 @@ def optional_hook(task: Task, hook: type[Any], command: str) -> Any:
         raise ConfigError(f"the {task.name} task has no {command} (it does not implement "
                           f"{hook.__name__})")
     return task
+
+
+@runtime_checkable
+class OutputView(Protocol):
+    """An optional task hook (outside `Task`, so tasks written before it still are tasks): how
+    the report's per-sentence view shows the task's outputs. A task without it is shown as
+    escaped text."""
+
+    def output_html(self, source: str, output: str | None, reference: str | None) -> str:
+        """One output (target form; None: there is none) of `source` as an HTML fragment, with
+        what `reference` (another output for the same input, or None) lacks marked by class
+        `diff`. Text must be escaped; the report's page styles the classes `diff`, `none`, `con`
+        and `br` (a constituent and its brackets) and `chunk` (a labelled span); anything else
+        is styled inline."""
+        ...
 
 
 def primary_metric(task: Task) -> Metric:

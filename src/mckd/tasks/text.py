@@ -8,6 +8,7 @@ ever its target (prediction files keep the input's meta, gold included)."""
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -130,6 +131,14 @@ class TextTask:
                             placeholder: str | None = None,
                             space_first: bool = False) -> DecodingConstraint | None:
         return None
+
+    def output_html(self, source: str, output: str | None, reference: str | None) -> str:
+        """The text, marked whole when it differs from `reference` (exact match is all-or-none)."""
+        if output is None:
+            return '<span class="none">–</span>'
+        text = html.escape(output)
+        differs = reference is not None and output.split() != reference.split()
+        return f'<span class="diff">{text}</span>' if differs else text
 
     def read_corpus(self, path: str | Path) -> list[Example]:
         """Example JSONL; a target is gold, copied into meta["gold"] (unless meta has one) so

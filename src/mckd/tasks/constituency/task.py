@@ -251,6 +251,12 @@ class ConstituencyTask:
         return TreeConstraint(source.split(), tokenizer, placeholder=placeholder,
                               space_first=space_first)
 
+    def output_html(self, source: str, output: str | None, reference: str | None) -> str:
+        """The bracketing; constituents `reference` lacks marked."""
+        from mckd.tasks.tree_view import tree_html
+
+        return tree_html(output, reference)
+
     # --- data -----------------------------------------------------------------------------
 
     def read_corpus(self, path: str | Path) -> list[Example]:

@@ -224,6 +224,12 @@ class SlotsTask:
         return TagConstraint(len(source.split()), labels, tokenizer, space_first=space_first)
 
     # --- data
+    def output_html(self, source: str, output: str | None, reference: str | None) -> str:
+        """The words with slot values coloured by type; values `reference` lacks marked."""
+        from mckd.tasks.slot_view import tags_html
+
+        return tags_html(source, output, reference)
+
     def read_corpus(self, path: str | Path) -> list[Example]:
         """The ATIS/Snips `seq.in`/`seq.out`/`label` layout, CoNLL column files or Example
         JSONL (readers.py)."""
