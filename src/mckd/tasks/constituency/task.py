@@ -253,7 +253,7 @@ class ConstituencyTask:
 
     def output_html(self, source: str, output: str | None, reference: str | None) -> str:
         """The bracketing; constituents `reference` lacks marked."""
-        from mckd.tasks.tree_view import tree_html
+        from mckd.tasks.constituency.view import tree_html
 
         return tree_html(output, reference)
 

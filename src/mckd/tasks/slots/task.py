@@ -226,7 +226,7 @@ class SlotsTask:
     # --- data
     def output_html(self, source: str, output: str | None, reference: str | None) -> str:
         """The words with slot values coloured by type; values `reference` lacks marked."""
-        from mckd.tasks.slot_view import tags_html
+        from mckd.tasks.slots.view import tags_html
 
         return tags_html(source, output, reference)
 
