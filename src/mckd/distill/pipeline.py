@@ -19,7 +19,7 @@ from typing import Any
 from mckd.config import RunConfig
 from mckd.distill.compare import add_evidence, gather_stats
 from mckd.distill.context import RunContext
-from mckd.distill.methods import load_data_files
+from mckd.distill.methods import load_data_files, teacher_subset
 from mckd.distill.parallel import device_slots, visible_devices
 from mckd.distill.plan import build_steps
 from mckd.distill.results import aggregate_seeds, collect_results
@@ -153,8 +153,6 @@ def _check_data(cfg: RunConfig) -> None:
             if n is not None and n > have:
                 raise ConfigError(f"data.{key} = {n}: larger than the data ({path} has {have} examples)")
         pool_size = d.n_unlabeled or len(pool)
-        from mckd.distill.methods import teacher_subset
-
         try:
             teacher_subset(cfg, test[: d.n_test] if d.n_test else test)
         except InputError as e:

@@ -27,6 +27,7 @@ from mckd.tasks.constituency.evalb import COLLINS, EvalbParams, evalb
 from mckd.tasks.constituency.files import METRICS, evaluate_files
 from mckd.tasks.constituency.grammar import tree_grammar
 from mckd.tasks.constituency.metric import PaperGold, average, paper_metric, score_prediction
+from mckd.tasks.constituency.view import tree_html
 
 # nltk takes seconds to import, and loading a config or scoring never needs it: the modules
 # that use it (trees, prompts, consensus, readers, corpus, stats) are imported on first use.
@@ -253,8 +254,6 @@ class ConstituencyTask:
 
     def output_html(self, source: str, output: str | None, reference: str | None) -> str:
         """The bracketing; constituents `reference` lacks marked."""
-        from mckd.tasks.constituency.view import tree_html
-
         return tree_html(output, reference)
 
     # --- data -----------------------------------------------------------------------------

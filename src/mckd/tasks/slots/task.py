@@ -40,6 +40,7 @@ from mckd.tasks.slots.tags import (
     tag_pairs,
     tag_set,
 )
+from mckd.tasks.slots.view import tags_html
 
 
 def _all_o(sources: list[str]) -> list[str]:
@@ -226,8 +227,6 @@ class SlotsTask:
     # --- data
     def output_html(self, source: str, output: str | None, reference: str | None) -> str:
         """The words with slot values coloured by type; values `reference` lacks marked."""
-        from mckd.tasks.slots.view import tags_html
-
         return tags_html(source, output, reference)
 
     def read_corpus(self, path: str | Path) -> list[Example]:
