@@ -16,7 +16,7 @@ import random
 import resource
 import time
 
-from mckd.tasks.conlleval import score_tag_sequences
+from mckd.tasks.slots.conlleval import score_tag_sequences
 
 TYPES = [f"slot{i}" for i in range(24)] + ["fromloc.city_name", "toloc.city_name",
                                             "music-item", "depart_date.day_name", "a-b.c", "x"]

@@ -23,7 +23,7 @@ from pathlib import Path
 from nltk import Tree
 
 from mckd.tasks.constituency import evaluate_files
-from mckd.tasks.trees import to_labeled, to_unlabeled
+from mckd.tasks.constituency.trees import to_labeled, to_unlabeled
 
 TAGS = ["DT", "NN", "NNS", "JJ", "VBD", "VBZ", "IN", "PRP", "RB", "CD", "CC", "TO", "VB", "NNP"]
 PUNCT = [(",", ","), (".", "."), ("``", "``"), ("''", "''"), (":", ";")]

@@ -30,13 +30,14 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessorList
 
-from mckd.data.synth import synth_treebank
 from mckd.student.config import GenerateConfig, TrainConfig
-from mckd.student.constrained import TreeConstraint, TreeLogitsProcessor, max_tree_tokens
+from mckd.student.constrained import TreeLogitsProcessor
 from mckd.student.generate import generate
 from mckd.student.model import StudentModel, build_t5, train_tokenizer
 from mckd.student.train import Encoded, train
-from mckd.tasks.trees import to_unlabeled, tree_words
+from mckd.tasks.constituency.constraint import TreeConstraint, max_tree_tokens
+from mckd.tasks.constituency.synth import synth_treebank
+from mckd.tasks.constituency.trees import to_unlabeled, tree_words
 
 
 def load_data(n: int, seed: int) -> list[tuple[str, str]]:

@@ -33,11 +33,11 @@ from typing import Any
 
 import torch
 
-from mckd.data.synth import synth_treebank
 from mckd.student.config import TrainConfig
 from mckd.student.model import build_t5, train_tokenizer
 from mckd.student.train import Encoded, bucket_batches, train
-from mckd.tasks.trees import to_unlabeled, tree_words
+from mckd.tasks.constituency.synth import synth_treebank
+from mckd.tasks.constituency.trees import to_unlabeled, tree_words
 
 PEAK_BF16_TFLOPS = {"H100 SXM": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "A100": 312.0}
 VARIANT_KEYS = {"batch", "compile", "pad", "log", "steps", "warmup"}

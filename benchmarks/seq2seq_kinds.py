@@ -28,7 +28,8 @@ from student_kinds import load_corpus, score
 from mckd.examples import Example
 from mckd.student.config import Seq2SeqConfig
 from mckd.student.seq2seq import Seq2SeqStudent
-from mckd.tasks import TASKS, trees
+from mckd.tasks import TASKS
+from mckd.tasks.constituency import trees
 
 log = logging.getLogger("seq2seq_kinds")
 EPOCHS = {"scratch": {50: 30, 200: 10, 2000: 2}, "placeholder": {50: 30, 200: 10, 2000: 2},

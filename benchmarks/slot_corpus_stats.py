@@ -14,9 +14,11 @@ import argparse
 import json
 from collections import Counter, defaultdict
 
-from mckd.data.synth_slots import chunks, slot_corpus_stats, synth_slot_corpus
 from mckd.examples import Example
 from mckd.tasks.slots import SlotsTask
+from mckd.tasks.slots.stats import slot_corpus_stats
+from mckd.tasks.slots.synth import synth_slot_corpus
+from mckd.tasks.slots.tags import chunks
 
 
 def memoriser(train: list[Example]):

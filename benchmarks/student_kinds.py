@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from mckd.examples import Example, read_examples, write_examples
-from mckd.tasks import trees
+from mckd.tasks.constituency import trees
 
 log = logging.getLogger("student_kinds")
 
@@ -41,7 +41,7 @@ def gold_examples(tree_list: list[Any], prefix: str) -> list[Example]:
 
 def load_corpus(args: argparse.Namespace) -> tuple[list[Example], list[str], list[Example]]:
     """Gold training pool, relabel inputs, test examples."""
-    from mckd.data.synth import synth_treebank
+    from mckd.tasks.constituency.synth import synth_treebank
 
     pool = gold_examples(synth_treebank(max(args.sizes) + args.relabel, args.seed), "train-")
     train, relabel = pool[: max(args.sizes)], [ex.source for ex in pool[max(args.sizes) :]]

@@ -50,7 +50,7 @@ def sizes(text: str) -> list[int]:
 
 def score(gold: list[Example], pred: list[str]) -> dict[str, Any]:
     """conlleval's figures for predicted tag strings against the gold examples."""
-    from mckd.tasks.conlleval import score_tag_sequences  # the slot task's scorer
+    from mckd.tasks.slots.conlleval import score_tag_sequences  # the slot task's scorer
 
     return score_tag_sequences([ex.target.split() for ex in gold], [p.split() for p in pred])
 

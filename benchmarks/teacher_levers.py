@@ -27,9 +27,9 @@ from typing import Any
 
 from mckd.examples import Example, read_examples
 from mckd.tasks import TASKS
-from mckd.tasks.tree_prompts import answer_to_target
+from mckd.tasks.constituency.consensus import combine
+from mckd.tasks.constituency.prompts import answer_to_target
 from mckd.teacher.backends.base import BackendError
-from mckd.teacher.consensus import combine
 from mckd.teacher.prompts import PromptBuilder, PromptConfig
 
 # name -> (prompt overrides, samples, temperature, what it tests)
@@ -129,9 +129,9 @@ def prepare_demo(data: Path) -> None:
 
 def prepare(data: Path, *, seed: int, labeled: int, test: int) -> None:
     """A split of the built-in synthetic treebank: `labeled` demonstration trees, `test` trees."""
-    from mckd.data.synth import synth_treebank
     from mckd.examples import write_examples
-    from mckd.tasks.trees import to_labeled, to_unlabeled, tree_words
+    from mckd.tasks.constituency.synth import synth_treebank
+    from mckd.tasks.constituency.trees import to_labeled, to_unlabeled, tree_words
 
     trees = synth_treebank(labeled + test, seed)
     exs = [Example(f"s{i}", " ".join(tree_words(t)), to_unlabeled(t), {"tree": to_labeled(t)})
@@ -153,7 +153,7 @@ def _records(path: Path, by_id: dict[str, Example]) -> list[dict[str, Any]]:
 
 
 def report(data: Path, out: Path, n: int, *, common: bool = False) -> str:
-    from mckd.tasks.trees import parse_bracketed, right_branching, unlabeled_spans
+    from mckd.tasks.constituency.trees import parse_bracketed, right_branching, unlabeled_spans
 
     _, test = load(data, n)
     by_id = {ex.id: ex for ex in test}

@@ -30,7 +30,7 @@ from teacher_levers import BASE, _f1, load, prepare_demo
 
 from mckd.examples import Example
 from mckd.tasks import TASKS
-from mckd.tasks.trees import parse_bracketed, tree_words
+from mckd.tasks.constituency.trees import parse_bracketed, tree_words
 from mckd.teacher.backends.base import BackendError
 from mckd.teacher.prompts import PromptBuilder, PromptConfig
 

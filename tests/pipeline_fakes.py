@@ -13,7 +13,13 @@ from typing import Any
 
 from mckd.examples import Example, write_examples
 from mckd.student.base import Prediction, TrainReport
-from mckd.tasks.trees import parse_tree, right_branching, to_labeled, to_unlabeled, tree_words
+from mckd.tasks.constituency.trees import (
+    parse_tree,
+    right_branching,
+    to_labeled,
+    to_unlabeled,
+    tree_words,
+)
 
 _DT = ["the", "a", "every", "some"]
 _NN = ["dog", "cat", "bird", "farmer", "child", "teacher", "river", "house"]

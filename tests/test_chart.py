@@ -16,8 +16,9 @@ from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.student import chart_train
 from mckd.student.chart import ChartConfig, ChartStudent, target_spans
-from mckd.student.cky import cky_best_spans, decode_spans, span_f1
-from mckd.tasks.trees import parse_tree, tree_words, unlabeled_spans
+from mckd.student.cky import cky_best_spans, decode_spans
+from mckd.tasks.constituency.metric import span_f1
+from mckd.tasks.constituency.trees import parse_tree, tree_words, unlabeled_spans
 
 TREES = [
     "( ( ( The ) ( cat ) ) ( ( sat ) ( ( on ) ( ( the ) ( mat ) ) ) ) ( . ) )",

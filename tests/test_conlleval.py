@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mckd.tasks.conlleval import rounded, score_tag_sequences, split_tag
+from mckd.tasks.slots.conlleval import rounded, score_tag_sequences, split_tag
 
 DATA = Path(__file__).parent / "data" / "conlleval"
 KEYS = ("tokens", "gold_chunks", "found_chunks", "correct_chunks", "accuracy", "precision",

@@ -7,8 +7,14 @@ import random
 import pytest
 
 from mckd.examples import Example
-from mckd.tasks.trees import parse_bracketed, tree_from_spans, tree_words, unlabeled_spans
-from mckd.teacher.consensus import combine, majority_spans, mbr_index, span_f1
+from mckd.tasks.constituency.consensus import combine, majority_spans, mbr_index
+from mckd.tasks.constituency.consensus import span_agreement as span_f1
+from mckd.tasks.constituency.trees import (
+    parse_bracketed,
+    tree_from_spans,
+    tree_words,
+    unlabeled_spans,
+)
 
 WORDS = ["the", "old", "man", "saw", "a", "dog"]
 A = "( ( ( the ) ( old ) ( man ) ) ( ( saw ) ( ( a ) ( dog ) ) ) )"

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from mckd.student.config import GenerateConfig
-from mckd.student.constrained import (
+from mckd.student.generate import generate
+from mckd.student.model import build_t5, train_tokenizer
+from mckd.tasks.constituency.constraint import (
     CLOSE,
     OPEN,
     TreeConstraint,
@@ -17,9 +19,7 @@ from mckd.student.constrained import (
     allowed_units,
     max_tree_tokens,
 )
-from mckd.student.generate import generate
-from mckd.student.model import build_t5, train_tokenizer
-from mckd.tasks.trees import parse_tree, tree_words
+from mckd.tasks.constituency.trees import parse_tree, tree_words
 
 SENTENCES = ["The cat sat on the mat .", "Dogs bark", "Stocks fell sharply yesterday in heavy trading",
              "Hi", "A quick brown fox jumps over the lazy dog near the river bank today ."]

@@ -22,7 +22,7 @@ def tiny():
 
 
 def tree_constraint(sm):
-    from mckd.student.constrained import TreeConstraint
+    from mckd.tasks.constituency.constraint import TreeConstraint
 
     return lambda source: TreeConstraint(source.split(), sm.tokenizer)
 
@@ -58,7 +58,7 @@ def test_beam_search_scores_are_model_logprobs(tiny) -> None:
 def test_without_a_constraint_generation_is_not_forced_into_trees(tiny) -> None:
     """`constrained` asks for the task's constraint; with none given, nothing constrains the
     output (no tree constraint taken in its place)."""
-    from mckd.tasks.trees import TreeSyntaxError, scan_brackets
+    from mckd.tasks.constituency.trees import TreeSyntaxError, scan_brackets
 
     free = generate(tiny, SOURCES, GenerateConfig(constrained=False), default_max_new_tokens=12)
     asked = generate(tiny, SOURCES, GenerateConfig(constrained=True), default_max_new_tokens=12)
@@ -104,8 +104,9 @@ def test_greedy_loop_matches_hf_generate(tiny, constrained: bool) -> None:
     """The greedy loop that drops finished rows picks the tokens `model.generate` picks."""
     from transformers import LogitsProcessorList
 
-    from mckd.student.constrained import TreeConstraint, TreeLogitsProcessor, max_tree_tokens
+    from mckd.student.constrained import TreeLogitsProcessor
     from mckd.student.generate import greedy_seq2seq
+    from mckd.tasks.constituency.constraint import TreeConstraint, max_tree_tokens
 
     ids, mask = _pad(encode_prompts(tiny, SOURCES, 64, ""), tiny.pad_id, left=False)
     constraints = [TreeConstraint(s.split(), tiny.tokenizer) for s in SOURCES] if constrained else None

@@ -15,8 +15,9 @@ import sys
 import pytest
 
 from mckd.errors import ConfigError
-from mckd.tasks.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
-from mckd.teacher.grammar import gbnf_literal, tree_grammar
+from mckd.tasks.constituency.grammar import tree_grammar
+from mckd.tasks.constituency.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
+from mckd.teacher.gbnf import gbnf_literal
 
 sys.setrecursionlimit(20000)
 
@@ -127,7 +128,7 @@ def _depth(text: str) -> int:
 
 @pytest.fixture(scope="module")
 def trees() -> list:
-    from mckd.data.synth import synth_treebank
+    from mckd.tasks.constituency.synth import synth_treebank
 
     return synth_treebank(25, 7)
 

@@ -558,7 +558,7 @@ TREES = [
 @pytest.mark.llm
 def test_label_cli_with_smollm2_constituency(tmp_path: Path) -> None:
     from mckd.tasks.constituency import ConstituencyTask
-    from mckd.tasks.trees import parse_tree
+    from mckd.tasks.constituency.trees import parse_tree
 
     smol = Path.home() / ".cache" / "mckd" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not smol.is_file():

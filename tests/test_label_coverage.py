@@ -17,8 +17,8 @@ from mckd.config import config_from_dict
 from mckd.distill.pipeline import run_pipeline
 from mckd.examples import Example, read_examples, write_examples
 from mckd.tasks import TASKS
-from mckd.tasks.conlleval import score_tag_sequences
 from mckd.tasks.slots import SlotsTask
+from mckd.tasks.slots.conlleval import score_tag_sequences
 from mckd.teacher.backends.fake import FakeBackend, last_input
 
 TASK = SlotsTask()

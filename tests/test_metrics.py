@@ -10,8 +10,8 @@ import pytest
 from mckd.examples import Example
 from mckd.tasks import TASKS
 from mckd.tasks.constituency import PaperGold, fixup_prediction, paper_metric, score_prediction
-from mckd.tasks.evalb import COLLINS, ERROR, OK, SKIP, EvalbParams, evalb
-from mckd.tasks.trees import TreeSyntaxError
+from mckd.tasks.constituency.evalb import COLLINS, ERROR, OK, SKIP, EvalbParams, evalb
+from mckd.tasks.constituency.trees import TreeSyntaxError
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "testdata"
@@ -172,7 +172,7 @@ def test_paper_metric_rules():
 
 def test_task_score_and_fidelity():
     task = TASKS["constituency"]
-    from mckd.tasks.trees import normalize_tree, parse_tree
+    from mckd.tasks.constituency.trees import normalize_tree, parse_tree
 
     tree = normalize_tree(parse_tree(GOLD))
     ex = task.example("1", tree)
@@ -195,7 +195,7 @@ def test_score_refuses_gold_with_and_without_pos_tags():
     have tags and some do not cannot be scored as one metric, so it is an error, not a switch of
     the whole set to counting punctuation."""
     from mckd.errors import InputError
-    from mckd.tasks.trees import normalize_tree, parse_tree
+    from mckd.tasks.constituency.trees import normalize_tree, parse_tree
 
     task = TASKS["constituency"]
     ex = task.example("1", normalize_tree(parse_tree(GOLD)))

@@ -23,7 +23,7 @@ from mckd.distill.probe import make_folds, run_probe
 from mckd.distill.stage0 import COMBINE_SFT_SHARE
 from mckd.examples import Example, read_examples
 from mckd.tasks import get_task
-from mckd.tasks.trees import left_branching, parse_tree, right_branching, to_unlabeled
+from mckd.tasks.constituency.trees import left_branching, parse_tree, right_branching, to_unlabeled
 from mckd.teacher.backends.base import TeacherRequest
 from mckd.teacher.backends.fake import FakeBackend, last_input
 

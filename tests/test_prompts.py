@@ -9,8 +9,8 @@ import pytest
 from mckd.errors import ConfigError
 from mckd.examples import Example
 from mckd.tasks import TASKS
-from mckd.tasks.tree_prompts import answer_to_target, nest_right
-from mckd.tasks.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
+from mckd.tasks.constituency.prompts import answer_to_target, nest_right
+from mckd.tasks.constituency.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
 from mckd.teacher.backends.base import BackendError
 from mckd.teacher.prompts import PromptBuilder, PromptConfig
 

@@ -132,8 +132,8 @@ def test_ray_actors_each_hold_an_in_process_gguf_model(tmp_path: Path,
     the input words (as written, or repaired where the answer budget cut a tree short: the
     small model sometimes opens brackets until the budget ends)."""
     pytest.importorskip("xllamacpp")
-    from mckd.data.synth import synth_treebank
-    from mckd.tasks.trees import parse_bracketed, to_unlabeled, tree_words
+    from mckd.tasks.constituency.synth import synth_treebank
+    from mckd.tasks.constituency.trees import parse_bracketed, to_unlabeled, tree_words
     from mckd.teacher.models import ModelFetchError, model_path
 
     try:

@@ -18,8 +18,8 @@ from mckd.report_sentences import read_view, sentences_html
 from mckd.ship.runfiles import pick_method
 from mckd.tasks import TASKS
 from mckd.tasks.base import OutputView
-from mckd.tasks.slot_view import chunks, tags_html
-from mckd.tasks.tree_view import tree_html
+from mckd.tasks.constituency.view import tree_html
+from mckd.tasks.slots.view import chunks, tags_html
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ship_runs

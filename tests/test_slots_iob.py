@@ -14,8 +14,8 @@ import pytest
 
 from mckd import cli
 from mckd.examples import Example, read_examples, write_examples
-from mckd.tasks.conlleval import score_tag_sequences
 from mckd.tasks.slots import SlotsTask
+from mckd.tasks.slots.conlleval import score_tag_sequences
 
 TASK = SlotsTask()
 # words, IOB1 tags, the same chunks in IOB2

@@ -7,10 +7,10 @@ import pytest
 
 from mckd import cli
 from mckd.data import SplitConfig, load_treebank, split_treebank, synth_treebank, write_trees
-from mckd.data.stats import format_stats, treebank_stats
 from mckd.errors import InputError
 from mckd.examples import read_examples
-from mckd.tasks.trees import parse_tree, to_labeled, to_unlabeled
+from mckd.tasks.constituency.stats import format_stats, treebank_stats
+from mckd.tasks.constituency.trees import parse_tree, to_labeled, to_unlabeled
 
 # PTB-style .mrg trees as the LDC files write them: outer wrapper, function tags, traces,
 # several lines per tree. Written for these tests.
@@ -253,12 +253,12 @@ def slot_corpus(tmp_path):
 
 
 def test_test_corpus_is_kept_whole_and_overlap_leaves_the_training_side(slot_corpus, tmp_path, caplog):
-    from mckd.data.split import split_corpus
+    from mckd.split import split_corpus
     from mckd.tasks import TASKS
 
     train, test = slot_corpus
     out = tmp_path / "out"
-    with caplog.at_level("INFO", logger="mckd.data.split"):
+    with caplog.at_level("INFO", logger="mckd.split"):
         sizes = split_corpus(TASKS["slots"], train, out, SplitConfig(n_labeled=2, seed=0), test_path=test)
     splits = _read(out)
     assert [ex.source for ex in splits["test"]] == TEST_LINES  # every line, in order
@@ -275,7 +275,7 @@ def test_test_corpus_is_kept_whole_and_overlap_leaves_the_training_side(slot_cor
 
 
 def test_dedup_test_drops_repeats_of_a_test_sentence(slot_corpus, tmp_path):
-    from mckd.data.split import split_corpus
+    from mckd.split import split_corpus
     from mckd.tasks import TASKS
 
     train, test = slot_corpus

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mckd.data.corpus import build_demo_corpus
-from mckd.data.synth import synth_treebank
 from mckd.examples import Example, read_examples
-from mckd.tasks.brackets import scan_brackets
 from mckd.tasks.constituency import ConstituencyTask
-from mckd.tasks.trees import right_branching
+from mckd.tasks.constituency.brackets import scan_brackets
+from mckd.tasks.constituency.corpus import build_demo_corpus
+from mckd.tasks.constituency.synth import synth_treebank
+from mckd.tasks.constituency.trees import right_branching
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # ~10 minutes on 2 cores
 

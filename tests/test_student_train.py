@@ -17,7 +17,7 @@ from mckd.student.base import TrainReport
 from mckd.student.seq2seq import Seq2SeqStudent
 from mckd.student.train import Encoded, collate, fidelity_converged, token_loss_sum, train
 from mckd.tasks import TASKS
-from mckd.tasks.trees import parse_tree, tree_words
+from mckd.tasks.constituency.trees import parse_tree, tree_words
 from test_student_model import save_tiny_llama
 
 SHAPE = {"d_model": 32, "d_ff": 64, "num_layers": 1, "num_heads": 2}

@@ -7,12 +7,12 @@ import statistics
 import pytest
 
 from mckd.data import DemoCorpusConfig, build_demo_corpus, synth_treebank
-from mckd.data.lexicon import load_lexicon
 from mckd.errors import ConfigError, InputError
 from mckd.examples import read_examples
-from mckd.tasks.brackets import WORD_TAGS
 from mckd.tasks.constituency import ConstituencyTask
-from mckd.tasks.trees import (
+from mckd.tasks.constituency.brackets import WORD_TAGS
+from mckd.tasks.constituency.lexicon import load_lexicon
+from mckd.tasks.constituency.trees import (
     normalize_tree,
     parse_tree,
     to_labeled,
@@ -149,7 +149,7 @@ def test_demo_corpus_rejects_bad_config(tmp_path):
 
 
 def test_a_bad_lexicon_line_names_file_and_line(tmp_path, monkeypatch):
-    import mckd.data.lexicon as lexicon
+    import mckd.tasks.constituency.lexicon as lexicon
 
     (tmp_path / "lexicon").mkdir()
     (tmp_path / "lexicon" / "verbs.txt").write_text(

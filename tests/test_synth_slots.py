@@ -7,17 +7,17 @@ import json
 
 import pytest
 
-from mckd.data.synth_slots import (
+from mckd.examples import read_examples
+from mckd.tasks.slots.stats import slot_corpus_stats
+from mckd.tasks.slots.synth import (
     SLOT_LISTS,
     TEMPLATES,
-    chunks,
     filler_lists,
     realize,
-    slot_corpus_stats,
     synth_slot_corpus,
     write_slot_corpus,
 )
-from mckd.examples import read_examples
+from mckd.tasks.slots.tags import chunks
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from mckd.student.model import train_tokenizer
-from mckd.student.tag_constraint import TagConstraint
 from mckd.tasks import TASKS
 from mckd.tasks.slots import is_valid
+from mckd.tasks.slots.constraint import TagConstraint
 
 TASK = TASKS["slots"]
 # `B-playlist` is a token prefix of `B-playlist_owner` under most tokenizers

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mckd.data.synth_slots import synth_slot_corpus
 from mckd.tasks.slots import SlotsTask, is_valid
+from mckd.tasks.slots.synth import synth_slot_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # ~10 minutes on 2 cores
 

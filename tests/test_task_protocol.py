@@ -6,12 +6,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from mckd.data.corpus import build_demo_corpus
 from mckd.examples import Example, read_examples
 from mckd.tasks import TASKS, Repaired, Task, primary_metric
 from mckd.tasks.base import metrics_json
 from mckd.tasks.constituency import evaluate_files
-from mckd.tasks.trees import (
+from mckd.tasks.constituency.corpus import build_demo_corpus
+from mckd.tasks.constituency.trees import (
     left_branching,
     parse_bracketed,
     right_branching,
@@ -106,7 +106,7 @@ def test_read_corpus_and_evaluate_files(tmp_path: Path) -> None:
 
 def test_split_through_the_task_reader_matches_the_treebank_split(tmp_path: Path) -> None:
     from mckd.data import SplitConfig, split_treebank, synth_treebank, write_trees
-    from mckd.data.split import split_corpus
+    from mckd.split import split_corpus
 
     trees = synth_treebank(80, 3)
     write_trees(tmp_path / "trees.txt", [*trees, trees[5]])  # one repeat

@@ -13,7 +13,7 @@ import pytest
 
 from mckd.examples import Example
 from mckd.tasks import TASKS
-from mckd.tasks.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
+from mckd.tasks.constituency.trees import parse_bracketed, to_labeled, to_unlabeled, tree_words
 from mckd.teacher.backends.base import TeacherRequest
 from mckd.teacher.models import ModelFetchError, model_path
 from mckd.teacher.prompts import PromptBuilder, PromptConfig
@@ -34,7 +34,7 @@ def _model() -> str:
 
 
 def _examples(n: int, seed: int) -> list[Example]:
-    from mckd.data.synth import synth_treebank
+    from mckd.tasks.constituency.synth import synth_treebank
 
     trees = synth_treebank(n, seed, max_len=14)
     return [Example(f"e{i}", " ".join(tree_words(t)), to_unlabeled(t), {"tree": to_labeled(t)})

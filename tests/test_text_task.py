@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mckd.data.split import SplitConfig, split_corpus
 from mckd.errors import InputError
 from mckd.examples import Example, read_examples, write_examples
+from mckd.split import SplitConfig, split_corpus
 from mckd.tasks.text import TextTask
 
 TASK = TextTask()

@@ -6,7 +6,7 @@ import pytest
 from nltk import Tree
 
 from mckd.errors import InputError
-from mckd.tasks.trees import (
+from mckd.tasks.constituency.trees import (
     left_branching,
     normalize_tree,
     parse_tree,
@@ -209,7 +209,7 @@ def constituents(tree: Tree) -> list[tuple[int, int, str]]:
 
 
 def test_round_trip_on_1000_generated_trees():
-    from mckd.data.synth import synth_treebank
+    from mckd.tasks.constituency.synth import synth_treebank
 
     trees = synth_treebank(1000, 0)
     assert len(trees) == 1000
@@ -236,7 +236,7 @@ def test_fast_scanner_agrees_with_careful_scanner_on_damaged_text():
     import json
     import random
 
-    from mckd.tasks.brackets import TreeSyntaxError, _scan_checked, _scan_fast
+    from mckd.tasks.constituency.brackets import TreeSyntaxError, _scan_checked, _scan_fast
 
     data = Path(__file__).parent / "data"
     lines = (data / "evalb" / "gold.txt").read_text().splitlines()[:100]

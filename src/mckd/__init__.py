@@ -13,6 +13,7 @@ __all__ = ["Example", "InputError", "MckdError", "load", "read_examples", "write
 def load(name_or_path: str | PathLike[str], **options: Any) -> Any:
     """An exported student (`mckd export`) from a directory or a Hugging Face hub repo id, ready
     to `predict`; `options` as for `mckd.ship.load` (runtime, device, threads, revision)."""
+    # `import mckd` stays light: the loader (tasks, students, then torch) comes on first use
     from mckd.ship.model import load as load_model
 
     return load_model(name_or_path, **options)

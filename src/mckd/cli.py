@@ -1,4 +1,7 @@
-"""The `mckd` command. Thin: each command parses its options and calls one library function."""
+"""The `mckd` command. Thin: each command parses its options and calls one library function.
+
+Each command imports the library it calls when it runs, so that `mckd --help` and a quick
+command never wait for torch, transformers or nltk (seconds each)."""
 
 from __future__ import annotations
 
@@ -19,8 +22,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Generate and split corpora.", no_args_is_help=True)
 models_app = typer.Typer(help="Fetch and inspect local models.", no_args_is_help=True)
+tasks_app = typer.Typer(help="The tasks mckd knows: built-in and installed.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+app.add_typer(tasks_app, name="tasks")
 
 
 @app.callback()
@@ -43,21 +48,49 @@ def models_fetch(
         typer.echo(str(fetch_model(name)))
 
 
-@data_app.command("synth-treebank")
+def _synth(task: str, out: str, *, n: int | None, labeled: int, pool: int, test: int, seed: int,
+           max_len: int | None) -> None:
+    from mckd.tasks import get_task
+    from mckd.tasks.base import BuiltinCorpusFiles, optional_hook
+
+    task_obj = optional_hook(get_task(task), BuiltinCorpusFiles, "built-in corpus to write")
+    if n is not None:
+        task_obj.write_generated(out, n, seed=seed, max_words=max_len)
+        typer.echo(f"wrote {n} generated sentences to {out}")
+        return
+    sizes = task_obj.write_builtin_corpus(out, labeled, pool, test, seed=seed, max_words=max_len)
+    typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[str, typer.Option("--out", help="Output directory for labeled/unlabeled/test.jsonl and split.json (with --n: one file).")],
+    task: Annotated[str, typer.Option("--task", help="Task whose built-in corpus to generate (`mckd tasks list`).")] = DEFAULT_TASK,
+    labeled: Annotated[int, typer.Option("--labeled", min=0, help="Gold pairs (demonstrations).")] = 50,
+    pool: Annotated[int, typer.Option("--pool", min=0, help="Unlabeled inputs (gold kept in meta for scoring).")] = 1000,
+    test: Annotated[int, typer.Option("--test", min=0, help="Test sentences.")] = 500,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="Instead: N generated gold sentences, unsplit, in one file OUT that `mckd data split` reads (constituency: one tree per line; slots: Example JSONL).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same corpus.")] = 0,
+    max_len: Annotated[int | None, typer.Option("--max-len", min=1, help="Longest sentence, in tokens.")] = None,
+) -> None:
+    """Generate a task's built-in corpus (parsing: synthetic PTB-style trees, not real PTB;
+    slots: multi-domain assistant requests with BIO tags, 30% of the test sentences from
+    held-out templates and fillers)."""
+    _synth(task, out, n=n, labeled=labeled, pool=pool, test=test, seed=seed, max_len=max_len)
+
+
+@data_app.command("synth-treebank", deprecated=True)
 def data_synth_treebank(
     n: Annotated[int, typer.Option("--n", min=1, help="How many trees.")],
     out: Annotated[str, typer.Option("--out", help="Output file: one PTB tree per line.")],
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same trees.")] = 0,
     max_len: Annotated[int, typer.Option("--max-len", min=5, max=40, help="Longest sentence, in tokens.")] = 40,
 ) -> None:
-    """Generate synthetic English PTB-style trees from the built-in grammar (not real PTB)."""
-    from mckd.data import synth_treebank, write_trees
-
-    write_trees(out, synth_treebank(n, seed, max_len=max_len))
-    typer.echo(f"wrote {n} trees to {out}")
+    """The old name of `mckd data synth --task constituency --n N`."""
+    _synth("constituency", out, n=n, labeled=0, pool=0, test=0, seed=seed, max_len=max_len)
 
 
-@data_app.command("synth-slots")
+@data_app.command("synth-slots", deprecated=True)
 def data_synth_slots(
     out: Annotated[str, typer.Option("--out", help="Output directory for labeled/unlabeled/test.jsonl and split.json.")],
     labeled: Annotated[int, typer.Option("--labeled", min=0, help="Gold pairs (demonstrations).")] = 50,
@@ -65,21 +98,15 @@ def data_synth_slots(
     test: Annotated[int, typer.Option("--test", min=0, help="Test sentences (30% of them from held-out templates and fillers).")] = 500,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same corpus.")] = 0,
 ) -> None:
-    """Generate the built-in slot-filling corpus (multi-domain assistant requests, BIO tags)."""
-    from mckd.data.synth_slots import synth_slot_corpus, write_slot_corpus
-
-    corpus = synth_slot_corpus(labeled, pool, test, seed=seed)
-    info = {"task": "slots", "corpus": "synthetic assistant requests (mckd.data.synth_slots)",
-            "config": {"n_labeled": labeled, "n_pool": pool, "n_test": test, "seed": seed}}
-    sizes = write_slot_corpus(out, corpus, info)
-    typer.echo(f"wrote {sizes['labeled']} labeled, {sizes['unlabeled']} unlabeled, {sizes['test']} test to {out}")
+    """The old name of `mckd data synth --task slots`."""
+    _synth("slots", out, n=None, labeled=labeled, pool=pool, test=test, seed=seed, max_len=None)
 
 
 @data_app.command("split")
 def data_split(
     out: Annotated[str, typer.Option("--out", help="Output directory for labeled/unlabeled/test.jsonl.")],
     corpus: Annotated[str | None, typer.Option("--corpus", "--trees", help="The task's corpus. constituency: a PTB .mrg file, one-tree-per-line file, or a directory; slots: an ATIS/Snips directory (seq.in, seq.out, label; or train/ valid/ test/ of them), a CoNLL file, or Example JSONL.")] = None,
-    task: Annotated[str, typer.Option("--task", help="Task whose reader reads the corpus (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
+    task: Annotated[str, typer.Option("--task", help="Task whose reader reads the corpus (`mckd tasks list`).")] = DEFAULT_TASK,
     labeled: Annotated[int, typer.Option("--labeled", help="Gold pairs (demonstrations).")] = 50,
     test: Annotated[int | None, typer.Option("--test", help="Test sentences [default: 500, or all of --test-corpus].")] = None,
     test_corpus: Annotated[str | None, typer.Option("--test-corpus", "--test-trees", help="Separate test corpus (e.g. WSJ section 23, atis/test), kept whole, repeated sentences included; its sentences are left out of labeled and unlabeled.")] = None,
@@ -90,8 +117,8 @@ def data_split(
 ) -> None:
     """Split a corpus into labeled.jsonl, unlabeled.jsonl and test.jsonl (disjoint, seeded).
     What was kept and dropped, and why, is logged and written to split.json."""
-    from mckd.data.split import SplitConfig, split_corpus, validated
     from mckd.errors import ConfigError
+    from mckd.split import SplitConfig, split_corpus, validated
     from mckd.tasks import get_task
 
     if corpus is None:
@@ -107,35 +134,48 @@ def data_split(
 @data_app.command("stats")
 def data_stats(
     trees: Annotated[str | None, typer.Option("--trees", help="PTB .mrg file, one-tree-per-line file, or a directory (constituency).")] = None,
-    corpus: Annotated[str | None, typer.Option("--corpus", help="The task's corpus (slots: ATIS/Snips folder, CoNLL file or Example JSONL; constituency: as --trees).")] = None,
-    task: Annotated[str, typer.Option("--task", help="constituency or slots.")] = DEFAULT_TASK,
+    corpus: Annotated[str | None, typer.Option("--corpus", help="The task's corpus, in any format its reader takes (slots: ATIS/Snips folder, CoNLL file or Example JSONL; constituency: as --trees).")] = None,
+    task: Annotated[str, typer.Option("--task", help="Task whose statistics to compute (`mckd tasks list`).")] = DEFAULT_TASK,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Describe a corpus. Treebank: lengths, labels, vocabulary, right/left-branching F1 (paper
-    metric and EVALB). Slots: lengths, slot types and counts, words outside any slot, intents."""
+    """Describe a corpus with the task's statistics. Treebank: lengths, labels, vocabulary,
+    right/left-branching F1 (paper metric and EVALB). Slots: lengths, slot types and counts,
+    words outside any slot, intents."""
     import json
 
     from mckd.errors import ConfigError
-    from mckd.tasks import ALIASES
+    from mckd.tasks import get_task
+    from mckd.tasks.base import CorpusStats, optional_hook
 
     path = corpus or trees
     if path is None or (corpus is not None and trees is not None):
         raise ConfigError("give the corpus once: --corpus PATH (or --trees PATH for a treebank)")
-    name = ALIASES.get(task, task)
-    if name == "slots":
-        from mckd.data.slot_stats import format_slot_stats, slot_stats
-        from mckd.tasks.slot_readers import read_slot_corpus
+    task_obj = optional_hook(get_task(task), CorpusStats, "corpus statistics")
+    stats = task_obj.stats(path)
+    typer.echo(json.dumps(stats, indent=2) if as_json else task_obj.format_stats(stats))
 
-        stats = slot_stats(read_slot_corpus(path))
-        typer.echo(json.dumps(stats, indent=2) if as_json else format_slot_stats(stats))
+
+@tasks_app.command("list")
+def tasks_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+) -> None:
+    """The built-in tasks and those installed packages declare (entry points `mckd.tasks`)."""
+    import json
+
+    from mckd.tasks import TASKS, installed_tasks
+
+    rows = [{"name": name, "origin": "built-in",
+             "class": f"{type(task).__module__}:{type(task).__qualname__}"}
+            for name, task in TASKS.items()]
+    rows += [{"name": name, "origin": "installed", "class": ep.value,
+              "package": f"{ep.dist.name} {ep.dist.version}" if ep.dist else None}
+             for name, ep in installed_tasks().items() if name not in TASKS]
+    if as_json:
+        typer.echo(json.dumps(rows))
         return
-    if name != "constituency":
-        raise ConfigError(f"mckd data stats describes constituency or slots corpora, not {task!r}")
-    from mckd.data.readers import load_treebank
-    from mckd.data.stats import format_stats, treebank_stats
-
-    stats = treebank_stats(load_treebank(path).trees)
-    typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
+    for row in rows:
+        package = f"  ({row['package']})" if row.get("package") else ""
+        typer.echo(f"{row['name']:16s} {row['origin']:10s} {row['class']}{package}")
 
 
 @models_app.command("list")
@@ -165,7 +205,8 @@ def label(
     """Pseudolabel a pool with the teacher LLM; resumable, cached, counted."""
     import json
 
-    from mckd.teacher.config import load_teacher_config, parse_overrides
+    from mckd.settings import parse_overrides
+    from mckd.teacher.config import load_teacher_config
     from mckd.teacher.label import label_files, label_task
 
     settings = parse_overrides(set_ or [])
@@ -307,7 +348,7 @@ def serve(
 def evaluate(
     gold: Annotated[str, typer.Option("--gold", help="Gold file (constituency: trees, one per line, labeled with POS tags, or Example JSONL with meta.tree; slots: BIO tags, one sentence per line, or Example JSONL with meta.gold or target).")],
     pred: Annotated[str, typer.Option("--pred", help="Predictions (constituency: trees, one per line, labeled or the unlabeled ( ( w ) ( w ) ) form; slots: tags as --gold; in Example JSONL (mckd predict's output) the prediction is the target alone, and slots' predicted intent meta.predicted_intent).")],
-    task: Annotated[str, typer.Option("--task", help="Task (see mckd.tasks.TASKS).")] = DEFAULT_TASK,
+    task: Annotated[str, typer.Option("--task", help="Task (`mckd tasks list`).")] = DEFAULT_TASK,
     metric: Annotated[str | None, typer.Option("--metric", help="The task's metric [constituency: mckd (the paper's metric) | evalb | evalb-unlabeled (COLLINS.prm); slots: conlleval]; default: the task's first.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     sentences: Annotated[bool, typer.Option("--sentences", help="With --json: add per-sentence rows (EVALB's table, conlleval's figures per sentence).")] = False,

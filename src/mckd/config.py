@@ -15,9 +15,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mckd.data.demo_config import DemoCorpusConfig
+from mckd import tasks
 from mckd.errors import ConfigError
 from mckd.evidence import BootstrapConfig
+from mckd.settings import apply_overrides, read_yaml
+from mckd.split import DemoCorpusConfig
 from mckd.student import Seq2SeqConfig, StudentConfig
 from mckd.tasks import DEFAULT_TASK
 from mckd.tasks.base import Task
@@ -96,7 +98,8 @@ class TaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Task name (see mckd.tasks.TASKS).")
+    name: str = Field(description="Task name (`mckd tasks list`: built-in or installed), or a "
+                      "task class as 'package.module:TaskClass'.")
     labels: list[str] = Field(
         default_factory=list, description="Labels the teacher may use beyond those in the "
         "labeled examples (slots: BIO tags; parsing: phrase labels)."
@@ -105,11 +108,7 @@ class TaskConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from mckd.tasks import TASKS
-
-        if v not in TASKS:
-            raise ValueError(f"unknown task {v!r} (known: {', '.join(TASKS)})")
-        return v
+        return _known_task(v)
 
 
 class RunConfig(BaseModel):
@@ -119,7 +118,8 @@ class RunConfig(BaseModel):
 
     name: str = Field("run", description="A name shown in the report.")
     task: str | TaskConfig = Field(
-        DEFAULT_TASK, description="Task name (see mckd.tasks.TASKS), or a section with the "
+        DEFAULT_TASK, description="Task name (`mckd tasks list`, or 'package.module:TaskClass'), "
+        "or a section with the "
         "name and the task's options (`{name: slots, labels: [...]}`)."
     )
     data: DataConfig = Field(default_factory=DataConfig, description="Data sources and sizes.")
@@ -225,11 +225,7 @@ class RunConfig(BaseModel):
     @field_validator("task")
     @classmethod
     def _check_task(cls, v: str | TaskConfig) -> str | TaskConfig:
-        from mckd.tasks import TASKS
-
-        if isinstance(v, str) and v not in TASKS:
-            raise ValueError(f"unknown task {v!r} (known: {', '.join(TASKS)})")
-        return v
+        return _known_task(v) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -254,22 +250,31 @@ class RunConfig(BaseModel):
         return [] if isinstance(self.task, str) else list(self.task.labels)
 
     def make_task(self) -> Task:
-        from mckd.tasks import get_task
-
-        return get_task(self.task_name())
+        return tasks.get_task(self.task_name())
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
-def _default_student_kind(task: Any) -> str | None:
-    from mckd.tasks import TASKS
+def _known_task(name: str) -> str:
+    """`name` if it names a task; an unknown one is a ValueError (pydantic reports it)."""
+    try:
+        tasks.get_task(name)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    return name
 
+
+def _default_student_kind(task: Any) -> str | None:
     name = task.get("name") if isinstance(task, dict) else task
     if isinstance(name, TaskConfig):
         name = name.name
-    found = TASKS.get(name) if isinstance(name, str) else None
-    return found.student_kinds[0] if found is not None else None
+    if not isinstance(name, str):
+        return None
+    try:
+        return tasks.get_task(name).student_kinds[0]
+    except ConfigError:  # unknown task: its own validator says so
+        return None
 
 
 def demo_config_path(name: str = "demo") -> Path:
@@ -295,9 +300,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     name, e.g. "slots-demo"), apply `a.b=value` overrides (values parsed as YAML), and
     validate. Every problem is one ConfigError line."""
     path = resolve_config_path(path)
-    data = _read_yaml(path)
-    for item in overrides or []:
-        _apply_override(data, item)
+    data = apply_overrides(read_yaml(path), overrides or [])
     return config_from_dict(data, source=str(path))
 
 
@@ -306,41 +309,6 @@ def config_from_dict(data: dict[str, Any], *, source: str = "config") -> RunConf
         return RunConfig(**data)
     except ValidationError as e:
         raise ConfigError(f"{source}: {_describe(e)}") from None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    return data
-
-
-def _apply_override(data: dict[str, Any], item: str) -> None:
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set student.epochs=3")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw  # not YAML: keep the text as it was typed
-    parts = key.strip().split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            where = ".".join(parts[: i + 1])
-            raise ConfigError(f"--set {item}: '{where}' is a value ({child!r}), not a section")
-        node = child
-    node[parts[-1]] = value
 
 
 def _describe(e: ValidationError) -> str:

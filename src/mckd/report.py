@@ -9,37 +9,27 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from mckd import report_evidence as evidence
-from mckd.errors import InputError
 from mckd.io import atomic_write
+from mckd.report_sentences import CSS as SENTENCE_CSS
+from mckd.report_sentences import sentences_section
+from mckd.results_file import (
+    METHOD_ORDER,
+    environment_line,
+    load_results,
+    metric_columns,
+    ordered_methods,
+    primary_key,
+    stage_count,
+)
 
 log = logging.getLogger(__name__)
 
-# Columns of a results.json written before it carried its task's metrics (parsing only).
-METRIC_COLUMNS = {
-    "f1": "F1 (paper metric)",
-    "evalb_f1": "EVALB F1",
-    "evalb_unlabeled_f1": "EVALB unlabeled F1",
-    "valid": "valid outputs",
-}
-METHOD_ORDER = ("teacher", "sft", "vanilla_kd", "kd_self_distill")
-
 Table = tuple[list[str], list[list[str]]]
-
-
-def load_results(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "results.json"
-    if not path.exists():
-        raise InputError(path, None, "no results.json here: run `mckd run` first")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(path, e.lineno, f"invalid JSON ({e.msg})") from None
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
@@ -56,8 +46,6 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     sections = build_sections(results)
     with atomic_write(run_dir / "report.md") as f:
         f.write(render_markdown(results, sections, list(plots)))
-    from mckd.report_sentences import sentences_section
-
     with atomic_write(run_dir / "report.html") as f:
         f.write(render_html(results, sections, plots, sentences_section(run_dir, results)))
     paths["md"] = run_dir / "report.md"
@@ -77,37 +65,11 @@ def fmt(value: Any, std: Any = None, digits: int = 1) -> str:
     return str(value)
 
 
-def ordered_methods(methods: dict[str, Any]) -> list[str]:
-    fixed = [m for m in METHOD_ORDER if m in methods]
-    staged = sorted((m for m in methods if m.startswith("mckd_")), key=_stage_count)
-    rest = sorted(m for m in methods if m not in fixed and m not in staged)
-    return fixed + staged + rest
-
-
-def _stage_count(name: str) -> int:
-    digits = "".join(ch for ch in name if ch.isdigit())
-    return int(digits) if digits else 0
-
-
 def metric_cell(scores: dict[str, Any], std: dict[str, Any], col: str) -> str:
     """One table cell; `valid` is a count, shown out of the number of sentences."""
     if col == "valid" and isinstance(scores.get("sentences"), (int, float)):
         return f"{fmt(scores.get('valid'), std.get('valid'), digits=0)} / {scores['sentences']:.0f}"
     return fmt(scores.get(col), std.get(col))
-
-
-def metric_columns(results: dict[str, Any]) -> dict[str, str]:
-    """Metric key -> column header, the task's primary metric first (results.json `metrics`)."""
-    metrics = results.get("metrics")
-    if not metrics:
-        return METRIC_COLUMNS
-    ordered = sorted(metrics, key=lambda m: not m.get("primary"))
-    return {m["key"]: m.get("label") or m["key"] for m in ordered}
-
-
-def primary_key(results: dict[str, Any]) -> str:
-    """The key of the metric methods are ranked and plotted by."""
-    return next(iter(metric_columns(results)), "f1")
 
 
 def _metric_cols(rows: list[dict[str, Any]], columns: dict[str, str]) -> list[str]:
@@ -293,7 +255,7 @@ def _student_order(name: str) -> tuple[Any, ...]:
         stage, _, part = step.removeprefix("stage").partition("_part")
         return (seed, 10 + int(stage), 0, int(part or 0))
     if step.startswith("mckd_"):
-        return (seed, 10 + _stage_count(step) - 1, 1, 0)
+        return (seed, 10 + stage_count(step) - 1, 1, 0)
     return (seed, 99, 0, 0)
 
 
@@ -317,7 +279,8 @@ def make_plots(results: dict[str, Any]) -> dict[str, bytes]:
 
 
 def _figure(width: float, height: float) -> tuple[Any, Any]:
-    # A bare Figure renders with Agg and needs neither pyplot nor a display.
+    # matplotlib is imported for plotting only (about a second). A bare Figure renders with
+    # Agg and needs neither pyplot nor a display.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="tight")
@@ -372,7 +335,7 @@ def _plot_stages(results: dict[str, Any]) -> bytes | None:
                     for v in labels.values() if key in v.get("gold", {}) and isinstance(v.get("stage"), int)
                     and not v.get("candidate"))
     methods = results.get("methods", {})
-    finals = sorted((_stage_count(n), m["test"][key], evidence.interval(m, "test_ci", key))
+    finals = sorted((stage_count(n), m["test"][key], evidence.interval(m, "test_ci", key))
                     for n, m in methods.items() if n.startswith("mckd_") and key in m.get("test", {}))
     if not staged and not finals:
         return None
@@ -413,15 +376,6 @@ def _summary(results: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def environment_line(env: dict[str, Any]) -> str:
-    """`Python 3.11.7, torch 2.13.0+cpu (2 threads), transformers 5.24.0, ...; CPU; GPU`."""
-    parts = [f"Python {env['python']}"] if env.get("python") else []
-    for name, version in (env.get("packages") or {}).items():
-        threads = f" ({env['torch_threads']} threads)" if name == "torch" and env.get("torch_threads") else ""
-        parts.append(f"{name} {version}{threads}")
-    return "; ".join([", ".join(parts), *(env[k] for k in ("cpu", "gpu") if env.get(k))])
-
-
 def render_markdown(results: dict[str, Any], sections: list[tuple[str, str, Table]],
                     plot_names: list[str]) -> str:
     out = [f"# mckd report: {results.get('name', 'run')}", ""]
@@ -445,8 +399,6 @@ text-align:left}td.baseline{font-style:italic;color:#666}img{max-width:100%;marg
 def render_html(results: dict[str, Any], sections: list[tuple[str, str, Table]],
                 plots: dict[str, bytes], sentences: str = "") -> str:
     """The page; `sentences` is the per-sentence view of the test set (report_sentences.py)."""
-    from mckd.report_sentences import CSS as SENTENCE_CSS
-
     e = html.escape
     title = f"mckd report: {results.get('name', 'run')}"
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',

@@ -18,6 +18,9 @@ from typing import Any
 
 from mckd.errors import MckdError
 from mckd.examples import Example, read_examples
+from mckd.ship.runfiles import GOLD_TEST, TEACHER_TEST, pick_method, seed_folder
+from mckd.tasks import get_task
+from mckd.tasks.base import OutputView
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +62,6 @@ class SentenceView:
 def read_view(run_dir: Path, results: dict[str, Any]) -> SentenceView | None:
     """The test set with the teacher's and the shipped student's outputs, from the run's
     files; None when the run has no test predictions of a trained student."""
-    from mckd.ship.runfiles import GOLD_TEST, TEACHER_TEST, pick_method, seed_folder
-
     try:
         folder, seed = seed_folder(run_dir, results)
         method, reason = pick_method(folder, results)
@@ -80,8 +81,6 @@ def read_view(run_dir: Path, results: dict[str, Any]) -> SentenceView | None:
 
 def sentences_html(view: SentenceView, task: Any) -> str:
     """The section: a note, the disagreement switch, and one table row per test sentence."""
-    from mckd.tasks.base import OutputView
-
     def cell(source: str, output: str | None, reference: str | None) -> str:
         if isinstance(task, OutputView):
             return task.output_html(source, output, reference)
@@ -115,8 +114,6 @@ def sentences_html(view: SentenceView, task: Any) -> str:
 def sentences_section(run_dir: Path, results: dict[str, Any]) -> str:
     """The HTML section for report.html, or "" when the run has nothing to show (or its task
     is not installed here)."""
-    from mckd.tasks import get_task
-
     view = read_view(run_dir, results)
     if view is None:
         return ""

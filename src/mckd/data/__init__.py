@@ -1,8 +1,6 @@
-"""Corpora: the built-in synthetic treebank, readers for users' treebanks, and splits.
-
-The names below are imported on first use: most of them need nltk, which takes seconds to
-import, and a command that never touches a tree should not wait for it.
-"""
+"""The names `mckd.data` had before the task packages: each now lives with what it belongs to
+(the generic split in mckd.split, the treebank ones in mckd.tasks.constituency). They still
+import from here, on first use: most need nltk, which takes seconds to import."""
 
 from __future__ import annotations
 
@@ -10,22 +8,21 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 _WHERE = {
-    "DemoCorpusConfig": "mckd.data.demo_config",
-    "SplitConfig": "mckd.data.split",
-    "Treebank": "mckd.data.readers",
-    "build_demo_corpus": "mckd.data.corpus",
-    "load_treebank": "mckd.data.readers",
-    "split_treebank": "mckd.data.split",
-    "synth_treebank": "mckd.data.synth",
-    "write_trees": "mckd.data.corpus",
+    "DemoCorpusConfig": "mckd.split",
+    "SplitConfig": "mckd.split",
+    "Treebank": "mckd.tasks.constituency.readers",
+    "build_demo_corpus": "mckd.tasks.constituency.corpus",
+    "load_treebank": "mckd.tasks.constituency.readers",
+    "split_treebank": "mckd.tasks.constituency.corpus",
+    "synth_treebank": "mckd.tasks.constituency.synth",
+    "write_trees": "mckd.tasks.constituency.corpus",
 }
 
 if TYPE_CHECKING:
-    from mckd.data.corpus import build_demo_corpus, write_trees
-    from mckd.data.demo_config import DemoCorpusConfig
-    from mckd.data.readers import Treebank, load_treebank
-    from mckd.data.split import SplitConfig, split_treebank
-    from mckd.data.synth import synth_treebank
+    from mckd.split import DemoCorpusConfig, SplitConfig
+    from mckd.tasks.constituency.corpus import build_demo_corpus, split_treebank, write_trees
+    from mckd.tasks.constituency.readers import Treebank, load_treebank
+    from mckd.tasks.constituency.synth import synth_treebank
 
 
 def __getattr__(name: str) -> Any:

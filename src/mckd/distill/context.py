@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mckd import student as students
 from mckd.config import RunConfig
 from mckd.distill.rundir import RunDir, write_json
 from mckd.examples import Example, write_examples
@@ -78,16 +79,14 @@ class RunContext:
     def new_student(self, init_from: Path | None = None) -> Any:
         """A fresh student from the pretrained model, or one starting from a saved student
         (init_from_sft)."""
-        from mckd.student import build_student, load_trained_student
-
         cfg = self.student_config()
         if init_from is None:
-            return build_student(cfg, self.task)
+            return students.build_student(cfg, self.task)
         if "model" in type(cfg).model_fields:
             # Generating students build their model from `model`, which may be any saved
             # model directory: a saved student is one.
-            return build_student(cfg.model_copy(update={"model": str(init_from.resolve())}), self.task)
-        return load_trained_student(init_from, self.task)  # fit() continues from its weights
+            return students.build_student(cfg.model_copy(update={"model": str(init_from.resolve())}), self.task)
+        return students.load_trained_student(init_from, self.task)  # fit() continues from its weights
 
     def train_student(
         self,

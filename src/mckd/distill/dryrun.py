@@ -23,6 +23,7 @@ from mckd.distill.probe import PROBE, estimate_probe
 from mckd.distill.rundir import RunDir, step_hash
 from mckd.examples import Example
 from mckd.teacher.backends.base import approx_tokens
+from mckd.teacher.cache import TeacherCache, default_cache_path
 from mckd.teacher.label import Estimate, estimate_task_labelling
 
 
@@ -74,8 +75,6 @@ class RunEstimate:
 
 def estimate_run(cfg: RunConfig) -> RunEstimate:
     """The cost of every step `mckd run` would take with `cfg`, marking those already done."""
-    from mckd.teacher.cache import TeacherCache, default_cache_path
-
     task = cfg.make_task()
     root = Path(cfg.run_dir)
     rd = RunDir(root)

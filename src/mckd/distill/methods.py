@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from mckd.distill.context import DATA, RunContext
-from mckd.errors import ConfigError, InputError
+from mckd.errors import ConfigError, InputError, MckdError
 from mckd.examples import Example, read_examples, write_examples
 from mckd.io import read_text_lines
+from mckd.teacher.label import label_files
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,6 @@ def run_teacher_test(ctx: RunContext, folder: Path) -> dict[str, Any]:
 def label_with_teacher(ctx: RunContext, inputs: list[Example], folder: Path) -> tuple[list[Example], dict[str, Any]]:
     """Label `inputs` with the teacher, demonstrations drawn from the gold pairs. The labelling
     run's own files (ledger, pseudolabels, rejections, usage) go in `folder/labelling`."""
-    from mckd.teacher.label import label_files
-
     write_examples(folder / "inputs.jsonl", inputs)
     result = label_files(folder / "inputs.jsonl", folder / "labelling", ctx.cfg.teacher,
                          labeled_path=ctx.rd.folder(DATA) / "labeled.jsonl", task=ctx.task,
@@ -218,8 +217,6 @@ def keep_most_confident(relabels: list[Example], share: float) -> list[Example]:
     """The top `share` of examples by meta.mean_logprob (ties keep pool order)."""
     missing = [ex.id for ex in relabels if ex.meta.get("mean_logprob") is None]
     if missing:
-        from mckd.errors import MckdError
-
         raise MckdError(f"kd_self_distill needs the student's mean_logprob, missing for {len(missing)} "
                         f"pool examples (first: {missing[0]})")
     n = max(1, round(share * len(relabels)))

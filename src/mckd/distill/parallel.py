@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def visible_devices() -> list[str]:
     """The GPUs this process may use, as `CUDA_VISIBLE_DEVICES` names them."""
-    import torch
+    import torch  # seconds to import: loaded when the devices are first asked for
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")

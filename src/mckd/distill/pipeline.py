@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +19,16 @@ from typing import Any
 from mckd.config import RunConfig
 from mckd.distill.compare import add_evidence, gather_stats
 from mckd.distill.context import RunContext
+from mckd.distill.methods import load_data_files, teacher_subset
 from mckd.distill.parallel import device_slots, visible_devices
 from mckd.distill.plan import build_steps
 from mckd.distill.results import aggregate_seeds, collect_results
 from mckd.distill.rundir import RunDir, StepOutcome, expand_force, write_json
 from mckd.errors import ConfigError, InputError, MckdError
 from mckd.io import atomic_write
+from mckd.report import write_report
 from mckd.tasks.base import primary_metric
+from mckd.teacher.backends.llamacpp import resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +96,6 @@ def _run_one(cfg: RunConfig, root: Path, force: list[str]) -> RunSummary:
 
 
 def _finish(cfg: RunConfig, root: Path, results: dict[str, Any], outcomes: list[StepOutcome]) -> RunSummary:
-    from mckd.report import write_report
-
     _save_config(cfg, root)
     write_json(root / "results.json", results, sort_keys=False)  # methods in run order
     paths = write_report(root)
@@ -141,8 +143,6 @@ def _check_data(cfg: RunConfig) -> None:
     d = cfg.data
     pool_size = d.demo.n_unlabeled
     if d.source == "files":
-        from mckd.distill.methods import load_data_files
-
         try:
             labeled, pool, test = load_data_files(cfg)
         except InputError as e:
@@ -153,8 +153,6 @@ def _check_data(cfg: RunConfig) -> None:
             if n is not None and n > have:
                 raise ConfigError(f"data.{key} = {n}: larger than the data ({path} has {have} examples)")
         pool_size = d.n_unlabeled or len(pool)
-        from mckd.distill.methods import teacher_subset
-
         try:
             teacher_subset(cfg, test[: d.n_test] if d.n_test else test)
         except InputError as e:
@@ -171,10 +169,6 @@ def _check_teacher(cfg: RunConfig, *, needed: bool = False) -> None:
             m in cfg.methods for m in ("teacher", "vanilla_kd", "kd_self_distill", "mckd")):
         return
     if cfg.teacher.backend == "llamacpp":
-        import importlib.util
-
-        from mckd.teacher.backends.llamacpp import resolve_model_path
-
         if importlib.util.find_spec("xllamacpp") is None:
             raise ConfigError("teacher.backend llamacpp needs xllamacpp: pip install 'mckd[local]'")
 

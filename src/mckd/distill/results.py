@@ -108,7 +108,7 @@ ENVIRONMENT_PACKAGES = ("mckd", "torch", "transformers", "tokenizers", "safetens
 def environment() -> dict[str, Any]:
     """The process's Python, platform, CPU, torch threads and GPU, and the installed versions
     of `ENVIRONMENT_PACKAGES` (those not installed are left out)."""
-    import torch
+    import torch  # seconds to import: loaded here, when a run's results are written
 
     packages = {}
     for name in ENVIRONMENT_PACKAGES:

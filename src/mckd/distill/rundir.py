@@ -23,9 +23,11 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mckd.distill.parallel import run_on_devices
 from mckd.errors import ConfigError
 from mckd.examples import Example, read_examples
 from mckd.io import atomic_write
@@ -147,10 +149,6 @@ class RunDir:
 
     def _run_group(self, waiting: list[tuple[int, Step]], hashes: dict[str, str],
                    outcomes: list[StepOutcome | None], devices: list[str]) -> None:
-        from functools import partial
-
-        from mckd.distill.parallel import run_on_devices
-
         if len(waiting) == 1:
             k, s = waiting[0]
             outcomes[k] = self._run_one(s, hashes[s.name])

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mckd.report import environment_line, metric_columns, ordered_methods
 from mckd.report_evidence import teacher_subset_size
+from mckd.results_file import environment_line, metric_columns, ordered_methods
 from mckd.student.config import _MINILM_ALIASES, MINILM
 
 # Base models whose licence we know; anything else points to the base model's own card.

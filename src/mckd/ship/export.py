@@ -24,10 +24,12 @@ import yaml
 
 from mckd.errors import ConfigError, InputError
 from mckd.examples import Example, read_examples
-from mckd.report import load_results, metric_columns, primary_key
+from mckd.results_file import load_results, metric_columns, primary_key
 from mckd.ship.card import CardFacts, model_card, read_config
 from mckd.ship.model import FORMAT, MANIFEST
 from mckd.ship.runfiles import GOLD_TEST, MODEL, pick_method, seed_folder
+from mckd.student import load_trained_student, saved_student_kind
+from mckd.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, method: str | None = Non
                fmt: str = "torch", quantize: str | None = None,
                seed: int | None = None) -> ExportSummary:
     """Export one student of a finished run to `out` (see the module docstring)."""
-    from mckd.student import saved_student_kind
+    # torch (seconds to import): only an export that copies a student's directory needs it
     from mckd.student.encoder import fresh_dir, replace_dir
-    from mckd.tasks import get_task
 
     run_dir, out = Path(run_dir), Path(out)
     _check_options(fmt, quantize)
@@ -61,7 +62,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, method: str | None = Non
     src = folder / chosen / MODEL
     kind = saved_student_kind(src)
     if fmt == "onnx":
-        from mckd.ship.onnxrt import ONNX_KINDS, require_onnx
+        from mckd.ship.onnxrt import ONNX_KINDS, require_onnx  # torch: only for ONNX
 
         require_onnx()
         if kind not in ONNX_KINDS:
@@ -160,8 +161,7 @@ def _export_onnx(folder: Path, kind: str, task: Any, test: list[Example], result
                  quantize: str | None) -> tuple[dict[str, Any], list[str]]:
     """Write model.onnx (and model.int8.onnx) and score each runtime on the run's test set
     beside the torch student: how many outputs are identical, and the primary metric."""
-    from mckd.ship.onnxrt import FILES, export_onnx, quantize_int8, use_onnx
-    from mckd.student import load_trained_student
+    from mckd.ship.onnxrt import FILES, export_onnx, quantize_int8, use_onnx  # torch, onnx: on use
 
     key = primary_key(results)
     label = metric_columns(results).get(key, key)

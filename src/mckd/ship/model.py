@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mckd.errors import ConfigError, InputError, MckdError
+from mckd.student import load_trained_student
+from mckd.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ def resolve(name_or_path: str | Path, revision: str | None = None) -> Path:
 def pick_runtime(manifest: dict[str, Any], path: Path, runtime: str) -> str:
     """`auto`: the runtime the export chose (the ONNX file when there is one) if it can run
     here, else torch; an explicit runtime must exist."""
-    from mckd.ship.onnxrt import FILES
+    from mckd.ship.onnxrt import FILES  # onnxrt imports torch (seconds): loaded on use
 
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime {runtime!r}: must be one of {', '.join(RUNTIMES)}")
@@ -138,9 +140,6 @@ def load(name_or_path: str | Path, *, runtime: str = "auto", device: str | None 
     onnx-int8. `device`: the torch device (default: the student's own, `auto`); ONNX runs on
     the CPU. `threads`: CPU threads for ONNX Runtime or torch (default: theirs). `revision`:
     a hub revision."""
-    from mckd.student import load_trained_student
-    from mckd.tasks import get_task
-
     path = resolve(name_or_path, revision)
     manifest = read_manifest(path)
     chosen = pick_runtime(manifest, path, runtime)
@@ -148,12 +147,12 @@ def load(name_or_path: str | Path, *, runtime: str = "auto", device: str | None 
     if chosen != "torch":
         device = "cpu"  # the graph runs on the CPU; batches are built there
     elif threads is not None:
-        import torch
+        import torch  # seconds to import: only to set its threads
 
         torch.set_num_threads(threads)
     student = load_trained_student(path, task, device=device)
     if chosen != "torch":
-        from mckd.ship.onnxrt import FILES, use_onnx
+        from mckd.ship.onnxrt import FILES, use_onnx  # torch and ONNX Runtime: on use
 
         use_onnx(student, manifest["kind"], path / FILES[chosen], threads)
     log.info("loaded %s (%s student, %s task) with %s", path, manifest["kind"], manifest["task"], chosen)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.errors import ConfigError, InputError
-from mckd.report import metric_columns, ordered_methods, primary_key
+from mckd.results_file import metric_columns, ordered_methods, primary_key
 
 log = logging.getLogger(__name__)
 

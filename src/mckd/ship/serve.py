@@ -17,6 +17,7 @@ Needs the `serve` extra: `pip install 'mckd[serve]'`.
 # could not be resolved.
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mckd.errors import MckdError
+from mckd.ship.model import load
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +160,7 @@ def _json_type(value: Any) -> str:
 def build_app(model: Any, limits: Limits | None = None) -> Any:
     """The FastAPI app serving `model` (a ShippedModel, or anything with `predict(list[str])`
     returning objects with `to_json()`, and a `name`, `task.name`, `runtime`)."""
-    import json
-
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI, Request  # the serve extra, checked by `serve`
     from fastapi.responses import JSONResponse
 
     limits = limits or Limits()
@@ -211,8 +211,6 @@ def serve(path: str, *, host: str = "127.0.0.1", port: int = 8000, runtime: str 
         import uvicorn
     except ImportError as e:
         raise MckdError(f"mckd serve needs the serve extra: pip install 'mckd[serve]' ({e})") from None
-    from mckd.ship.model import load
-
     model = load(path, runtime=runtime, threads=threads)
     app = build_app(model, limits)
     log.info("serving %s on http://%s:%d (POST /predict, GET /health)", model.name, host, port)

@@ -13,6 +13,7 @@ A task lists the kinds that can learn it (`Task.student_kinds`); `build_student`
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 
 from mckd.errors import ConfigError, InputError
+from mckd.examples import read_examples, write_examples
+from mckd.settings import merge, parse_overrides
 from mckd.student.base import Prediction, Student, TrainReport
 from mckd.student.config import (
     CausalConfig,
@@ -27,8 +30,6 @@ from mckd.student.config import (
     Seq2SeqConfig,
     TaggerConfig,
     config_error,
-    merge,
-    parse_overrides,
 )
 from mckd.tasks import DEFAULT_TASK, get_task
 
@@ -38,9 +39,23 @@ if TYPE_CHECKING:
 AnyStudentConfig = Seq2SeqConfig | CausalConfig | ChartConfig | TaggerConfig
 StudentConfig = Annotated[AnyStudentConfig, Field(discriminator="kind")]
 
+# Each kind's module and class. A kind's module imports torch and transformers (seconds), so it
+# is imported when a student of that kind is built or reopened, never to read a config.
+_KINDS = {
+    "seq2seq": ("mckd.student.seq2seq", "Seq2SeqStudent"),
+    "causal": ("mckd.student.seq2seq", "Seq2SeqStudent"),
+    "chart": ("mckd.student.chart", "ChartStudent"),
+    "tagger": ("mckd.student.tagger", "TaggerStudent"),
+}
 # Students on a pretrained encoder (`--model` names their encoder), and the file a saved one
 # is recognised by; a saved seq2seq / causal student has student_config.json.
 _ENCODER_KINDS = {"chart": "chart_config.json", "tagger": "tagger_config.json"}
+
+
+def _student_class(kind: str) -> Any:
+    module, name = _KINDS[kind]
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = ["CausalConfig", "ChartConfig", "Prediction", "Seq2SeqConfig", "Student", "StudentConfig",
            "TaggerConfig", "TrainReport", "build_student", "load_trained_student", "parse_student_config",
@@ -60,17 +75,7 @@ def build_student(cfg: AnyStudentConfig, task: Task | None = None) -> Student:
     if task is not None and cfg.kind not in task.student_kinds:
         raise ConfigError(f"student kind {cfg.kind!r} cannot learn the {task.name} task "
                           f"(it supports: {', '.join(task.student_kinds)})")
-    if cfg.kind == "chart":
-        from mckd.student.chart import ChartStudent
-
-        return ChartStudent(cfg, task)
-    if cfg.kind == "tagger":
-        from mckd.student.tagger import TaggerStudent
-
-        return TaggerStudent(cfg, task)
-    from mckd.student.seq2seq import Seq2SeqStudent
-
-    return Seq2SeqStudent(cfg, task)
+    return _student_class(cfg.kind)(cfg, task)
 
 
 def _student_dir(path: Path) -> Path:
@@ -95,25 +100,14 @@ def load_trained_student(path: str | Path, task: Any = None, *, device: str | No
     """Reopen any saved student, whatever its kind (on `device` when given, else on the
     device its config names)."""
     path = _student_dir(Path(path))
-    if (path / _ENCODER_KINDS["chart"]).exists():
-        from mckd.student.chart import ChartStudent
-
-        return ChartStudent.load(path, task, device=device)
-    if (path / _ENCODER_KINDS["tagger"]).exists():
-        from mckd.student.tagger import TaggerStudent
-
-        return TaggerStudent.load(path, task, device=device)
-    from mckd.student.seq2seq import Seq2SeqStudent
-
-    return Seq2SeqStudent.load(path, task, device=device)
+    kind = next((k for k, marker in _ENCODER_KINDS.items() if (path / marker).exists()), "seq2seq")
+    return _student_class(kind).load(path, task, device=device)
 
 
 def train_file(train_path: str | Path, out_dir: str | Path, *, model: str | None = None,
                overrides: list[str] | None = None, task: str = DEFAULT_TASK) -> TrainReport:
     """`mckd train`: train a student on a labeled JSONL file; the model goes to `out_dir/model`.
     The student kind defaults to the task's first (parsing: seq2seq; slots: tagger)."""
-    from mckd.examples import read_examples
-
     task_obj = get_task(task)
     raw = parse_overrides(overrides or [])
     raw.setdefault("kind", task_obj.student_kinds[0])
@@ -129,8 +123,6 @@ def predict_file(model_dir: str | Path, input_path: str | Path, out_path: str | 
     """`mckd predict`: write each input example with the student's prediction as its target
     (and `meta.mean_logprob`, `meta.student`: the prediction's flags, as the pipeline writes
     them, so no flag can overwrite the example's own meta); returns the number written."""
-    from mckd.examples import read_examples, write_examples
-
     student = load_trained_student(model_dir)
     if overrides:
         cfg = student.cfg  # type: ignore[attr-defined]

@@ -6,39 +6,36 @@ the weights.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from mckd.errors import InputError
+from mckd.errors import InputError, MckdError
 from mckd.examples import Example
 from mckd.student.base import TrainReport
-from mckd.student.chart import target_spans
-from mckd.student.cky import candidate_spans, span_f1
+from mckd.student.cky import Span, candidate_spans
 from mckd.student.encoder import load_weights
-from mckd.student.finetune import Loop, clip_and_step, count_skipped, finished_report, run_training
+from mckd.student.finetune import (
+    Loop,
+    TrainData,
+    clip_and_step,
+    encode_training,
+    finished_report,
+    run_training,
+)
+from mckd.tasks.constituency import trees
+from mckd.tasks.constituency.metric import span_f1
 
 if TYPE_CHECKING:
     from mckd.student.chart import ChartStudent
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class TrainData:
-    encoded: list[tuple[list[int], list[int]]]
-    labels: list[np.ndarray]  # 1.0 where a candidate span is in the target tree
-    gold: list[set[tuple[int, int]]]
-    words: list[list[str]]
-    skipped: int
-    fingerprint: str
 
 
 def train_chart(student: ChartStudent, train: list[Example], out_dir: Path) -> TrainReport:
@@ -55,24 +52,18 @@ def prepare(student: ChartStudent, train: list[Example]) -> TrainData:
     """Encode sources and target spans once; sentences too long for the encoder are skipped."""
     if not train:
         raise InputError(None, None, "no training examples for the chart student")
-    encoded, labels, gold, words = [], [], [], []
-    digest = hashlib.sha256(student.cfg.model_dump_json().encode())
-    for ex in train:
-        spans = target_spans(ex)
-        w = ex.source.split()
-        enc = student._encode(w)
-        digest.update(json.dumps([ex.source, sorted(spans)]).encode())
-        if enc is None:
-            continue
-        starts, ends = candidate_spans(len(w))
-        labels.append(
-            np.array([(i, j) in spans for i, j in zip(starts, ends, strict=True)], dtype=np.float32)
-        )
-        encoded.append(enc)
-        gold.append(spans)
-        words.append(w)
-    skipped = count_skipped(len(train), len(encoded))
-    return TrainData(encoded, labels, gold, words, skipped, digest.hexdigest())
+
+    def rows() -> Iterator[tuple[list[str], Any, set[Span]]]:
+        for ex in train:
+            spans = target_spans(ex)
+            yield ex.source.split(), [ex.source, sorted(spans)], spans
+
+    def labels(words: list[str], spans: set[Span]) -> np.ndarray:
+        starts, ends = candidate_spans(len(words))
+        return np.array([(i, j) in spans for i, j in zip(starts, ends, strict=True)], dtype=np.float32)
+
+    return encode_training(student, rows(), labels,
+                           hashlib.sha256(student.cfg.model_dump_json().encode()))
 
 
 def train_step(student: ChartStudent, data: TrainData, chunk: list[int], loop: Loop) -> float:
@@ -89,4 +80,22 @@ def fidelity(student: ChartStudent, data: TrainData) -> float:
     """Mean per-sentence span F1 of the student's own trees against its training labels."""
     spans, _ = student._predict_spans(data.words)
     student.model.train()
-    return float(np.mean([span_f1(p or [], g) for p, g in zip(spans, data.gold, strict=True)]))
+    return float(np.mean([span_f1(p or [], g) for p, g in zip(spans, data.targets, strict=True)]))
+
+
+def target_spans(ex: Example) -> set[Span]:
+    """Spans (length >= 2) of an example's target tree; its words must be the source's."""
+    if ex.target is None:
+        raise InputError(
+            None, None, f"example {ex.id!r} has no target: a student trains on labeled examples"
+        )
+    try:
+        tree = trees.parse_tree(ex.target)
+    except MckdError as e:
+        raise InputError(None, None, f"example {ex.id!r}: bad target tree: {e}") from None
+    words = ex.source.split()
+    if trees.tree_words(tree) != words:
+        raise InputError(
+            None, None, f"example {ex.id!r}: the target tree's words differ from the source"
+        )
+    return {s for s in trees.unlabeled_spans(tree) if s[1] - s[0] >= 2}

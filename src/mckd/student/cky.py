@@ -9,11 +9,9 @@ subset of a tree's spans still nests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
-Span = tuple[int, int]
+from mckd.tasks.constituency.metric import Span
 
 
 def cky_best_spans(scores: np.ndarray, n: int) -> list[Span]:
@@ -60,15 +58,3 @@ def candidate_spans(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Start and end indices of every span of two or more words over `n` words."""
     starts, ends = np.triu_indices(n + 1, k=2)
     return starts, ends
-
-
-def span_f1(pred: Iterable[Span], gold: Iterable[Span]) -> float:
-    """Unlabeled span F1 (0-100) of one sentence; two empty sets (one-word sentences) agree."""
-    p, g = set(pred), set(gold)
-    if not p and not g:
-        return 100.0
-    match = len(p & g)
-    if match == 0:
-        return 0.0
-    precision, recall = match / len(p), match / len(g)
-    return 100.0 * 2 * precision * recall / (precision + recall)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mckd.errors import ConfigError
@@ -131,34 +130,6 @@ class CausalConfig(_GeneratingConfig):
     kind: Literal["causal"] = Field("causal", description="Student kind.")
     model: str = Field(..., description="Hub name or local directory of an AutoModelForCausalLM.")
     separator: str = Field(" =>", description="Text between the source and the target in the prompt.")
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`["train.lr=1e-4", "generate.constrained=true"]` -> nested dict (values parsed as YAML)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {pair!r}: {part!r} is both a value and a section")
-        try:
-            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            node[parts[-1]] = raw
-    return out
-
-
-def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge `over` into a copy of `base`."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def config_error(e: ValidationError, what: str) -> ConfigError:

@@ -121,7 +121,7 @@ def current_ranks() -> Ranks:
     """The process group this process belongs to, set up by accelerate on first use."""
     if launched_world() <= 1:
         return Ranks()
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate import Accelerator, DistributedDataParallelKwargs  # only under a launcher
 
     # Without a GPU, accelerate forms a CPU group (gloo) only when asked for the CPU; otherwise
     # each process would think it trains alone. Pretrained encoders carry parts no loss uses

@@ -18,9 +18,9 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,26 +30,50 @@ from mckd.errors import InputError
 from mckd.io import atomic_write
 from mckd.student.base import TrainReport, fidelity_converged
 from mckd.student.distributed import Ranks, current_ranks
-from mckd.student.encoder import Encoded, fresh_dir, load_weights, replace_dir
+from mckd.student.encoder import Encoded, EncoderStudent, fresh_dir, load_weights, replace_dir
 
 log = logging.getLogger(__name__)
 
 
-class EncoderStudent(Protocol):
-    """What the loop touches of a student: its settings (`EncoderStudentConfig` fields), its
-    model (with the pretrained part as `.encoder`), its device and `save`."""
+@dataclasses.dataclass
+class TrainData:
+    """A training set encoded once: per sentence that fits the encoder its encoding, the label
+    array its loss compares with, its target (what fidelity compares with) and its words; how
+    many sentences were too long for the encoder; and a fingerprint of the data and settings
+    (a checkpoint made from other ones is not resumed)."""
 
-    cfg: Any
-    model: torch.nn.Module
-    device: torch.device
-
-    def save(self, path: Path) -> None: ...
-
-
-class PreparedData(Protocol):
     encoded: list[Encoded]
-    skipped: int  # training sentences too long for the encoder
-    fingerprint: str  # of the data and settings: a checkpoint of other ones is not resumed
+    labels: list[np.ndarray]
+    targets: list[Any]
+    words: list[list[str]]
+    skipped: int
+    fingerprint: str
+
+
+def encode_training(
+    student: EncoderStudent,
+    rows: Iterable[tuple[list[str], Any, Any]],
+    labels: Callable[[list[str], Any], np.ndarray],
+    fingerprint: Any,
+) -> TrainData:
+    """The training data from `rows` of (words, what the fingerprint keeps of the example,
+    target), in order; `labels(words, target)` is the sentence's label array and `fingerprint`
+    a hashlib object that already holds the settings. Sentences too long for the encoder are
+    skipped (counted)."""
+    encoded, label_arrays, targets, words = [], [], [], []
+    n = 0
+    for w, part, target in rows:
+        n += 1
+        fingerprint.update(json.dumps(part).encode())
+        enc = student._encode(w)
+        if enc is None:
+            continue
+        encoded.append(enc)
+        label_arrays.append(labels(w, target))
+        targets.append(target)
+        words.append(w)
+    return TrainData(encoded, label_arrays, targets, words, count_skipped(n, len(encoded)),
+                     fingerprint.hexdigest())
 
 
 Step = Callable[[Any, Any, list[int], "Loop"], float]  # (student, data, batch, loop) -> loss
@@ -102,7 +126,7 @@ def finished_report(out_dir: Path) -> TrainReport | None:
 
 def run_training(
     student: EncoderStudent,
-    data: PreparedData,
+    data: TrainData,
     out_dir: Path,
     step: Step,
     fidelity: Callable[[], float],
@@ -217,7 +241,7 @@ def end_epoch(cfg: Any, state: TrainState, epochs: int, fidelity: Callable[[], f
     state.loss_sum, state.loss_count = 0.0, 0
 
 
-def build_report(state: TrainState, data: PreparedData) -> TrainReport:
+def build_report(state: TrainState, data: TrainData) -> TrainReport:
     return TrainReport(
         epochs=state.epoch,
         steps=state.step,
@@ -234,7 +258,7 @@ def build_report(state: TrainState, data: PreparedData) -> TrainReport:
 
 
 def finish(
-    student: EncoderStudent, state: TrainState, data: PreparedData, out_dir: Path
+    student: EncoderStudent, state: TrainState, data: TrainData, out_dir: Path
 ) -> TrainReport:
     report = build_report(state, data)
     student.save(out_dir / "model")

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from tqdm import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList, SuppressTokensLogitsProcessor
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from mckd.student.base import Prediction
 from mckd.student.config import GenerateConfig
@@ -124,8 +126,6 @@ def generate(sm: StudentModel, sources: list[str], cfg: GenerateConfig, *, max_s
     order = sorted(range(len(sources)), key=lambda k: -len(prompts[k]))
     results: list[Prediction | None] = [None] * len(sources)
     batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-    from tqdm import tqdm
-
     for batch in tqdm(batches, disable=not progress, unit="batch", leave=False):
         batch_sources = [sources[k] for k in batch]
         constraints = _constraints(make, batch_sources)
@@ -210,8 +210,6 @@ def greedy_seq2seq(sm: StudentModel, ids: torch.Tensor, mask: torch.Tensor, max_
     but a row leaves the batch (and its KV cache) as soon as it writes EOS, so the batch does
     not keep decoding padding for its finished rows. Returns each row's tokens (EOS included)
     and their mean log-probability under the model, read before any constraint applies."""
-    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
     model, eos, pad = sm.model, sm.eos_id, sm.pad_id
     hidden = model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
     n = ids.shape[0]

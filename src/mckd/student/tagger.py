@@ -14,31 +14,20 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from mckd.errors import InputError, MckdError
+from mckd.errors import MckdError
 from mckd.examples import Example
-from mckd.student.base import Prediction, TrainReport
+from mckd.student.base import TrainReport
 from mckd.student.bio import bio_constraints, viterbi
 from mckd.student.config import TaggerConfig
 from mckd.student.crf import BioCrf
-from mckd.student.encoder import (
-    Encoded,
-    collate_words,
-    encode_words,
-    length_batches,
-    load_encoder,
-    load_weights,
-    open_student,
-    pick_device,
-    save_student,
-    split_words,
-)
-from mckd.tasks.slots import OUTSIDE, tag_problem
+from mckd.student.encoder import Encoded, EncoderStudent
+from mckd.student.tagger_train import target_tags, train_tagger
+from mckd.tasks.slots.tags import OUTSIDE
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +61,17 @@ class WordTagger(nn.Module):
         return self.out(hw)
 
 
-class TaggerStudent:
+class TaggerStudent(EncoderStudent):
     """The BIO tagging student (Student protocol: fit, predict, save; `load` to reopen one)."""
 
-    def __init__(self, cfg: TaggerConfig | None = None, task: Any = None) -> None:
-        cfg = cfg or TaggerConfig()
-        encoder, tokenizer = load_encoder(cfg.encoder)
-        self._setup(cfg, task, encoder, tokenizer, [])
+    kind = "tagger"
+    config_file = "tagger_config.json"
+    config_cls = TaggerConfig
 
-    def _setup(
-        self, cfg: TaggerConfig, task: Any, encoder: nn.Module, tokenizer: Any, tags: list[str]
-    ) -> None:
-        self.cfg, self.task, self.tokenizer = cfg, task, tokenizer
-        self.device = pick_device(cfg.device)
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
+    def _build(self, encoder: nn.Module, saved: Path | None) -> None:
+        tags = json.loads((saved / "tags.json").read_text()) if saved is not None else []
         self.tags: list[str] = []
-        self.model = WordTagger(encoder, cfg.pooling).to(self.device)
+        self.model = WordTagger(encoder, self.cfg.pooling).to(self.device)
         self.set_tags(tags)
 
     def set_tags(self, tags: list[str]) -> None:
@@ -115,34 +98,10 @@ class TaggerStudent:
         self.tags = list(tags)
         self._start_ok, self._trans_ok = bio_constraints(self.tags)
 
-    # ---- saving -------------------------------------------------------------------------
-    def save(self, path: Path) -> None:
-        """Write config, tag set, encoder config, tokenizer and weights (safetensors) to a
-        directory, replacing it atomically."""
-        files = {
-            "tagger_config.json": self.cfg.model_dump_json(indent=2) + "\n",
-            "tags.json": json.dumps(self.tags, indent=0) + "\n",
-        }
-        save_student(path, self.model, self.tokenizer, files)
+    def _files(self) -> dict[str, str]:
+        return {"tags.json": json.dumps(self.tags, indent=0) + "\n"}
 
-    @classmethod
-    def load(cls, path: Path, task: Any = None, *, device: str | None = None) -> TaggerStudent:
-        """Reopen a student written by `save` (no network, no pretrained download)."""
-        cfg, encoder, tokenizer = open_student(
-            path, "tagger_config.json", TaggerConfig, "tagger", device
-        )
-        tags = json.loads((Path(path) / "tags.json").read_text())
-        self = cls.__new__(cls)
-        self._setup(cfg, task, encoder, tokenizer, tags)
-        load_weights(self.model, path, self.device)
-        return self
-
-    # ---- encoding -----------------------------------------------------------------------
-    def _encode(self, words: list[str]) -> Encoded | None:
-        return encode_words(self.tokenizer, words, self.cfg.max_subwords)
-
-    def _collate(self, encoded: list[Encoded]) -> dict[str, torch.Tensor]:
-        batch = collate_words(encoded, self.tokenizer.pad_token_id)
+    def _add_to_batch(self, batch: dict[str, torch.Tensor], encoded: list[Encoded]) -> None:
         lengths = torch.tensor([len(pos) - 2 for _, pos in encoded])
         batch["word_mask"] = torch.arange(int(lengths.max()))[None] < lengths[:, None]
         if self.cfg.pooling == "mean":
@@ -151,45 +110,24 @@ class TaggerStudent:
                 for k in range(len(pos) - 2):
                     piece_word[b, pos[k + 1] : pos[k + 2]] = k
             batch["piece_word"] = piece_word
-        return {k: v.to(self.device) for k, v in batch.items()}
-
-    def batch(self, sentences: list[list[str]]) -> dict[str, torch.Tensor]:
-        """The model's input for sentences (lists of words) that fit the encoder, as `predict`
-        builds it (the ONNX export traces the model on one)."""
-        encoded = [self._encode(words) for words in sentences]
-        if any(e is None for e in encoded):
-            raise MckdError("a sentence is too long for the encoder")
-        return self._collate(encoded)  # type: ignore[arg-type]
 
     # ---- prediction ---------------------------------------------------------------------
-    def predict(self, sources: list[str]) -> list[Prediction]:
-        """One BIO tag per word of each source (space-separated words), joined by spaces."""
-        words = [split_words(s, k) for k, s in enumerate(sources)]
+    def _predict(self, words: list[list[str]]) -> tuple[list[str | None], list[float | None]]:
+        """One BIO tag per word, joined by spaces."""
         paths, confidence = self._predict_tags(words)
-        out = []
-        for w, path, conf in zip(words, paths, confidence, strict=True):
-            if path is None:  # more words than encoder positions: no model output at all
-                meta = {"fallback": "too long for the encoder: every word O"}
-                # -inf, not None: the self-distillation filter ranks it last instead of failing
-                out.append(Prediction(" ".join([OUTSIDE] * len(w)), float("-inf"), meta))
-            else:
-                out.append(Prediction(" ".join(self.tags[t] for t in path), conf))
-        return out
+        return [None if p is None else " ".join(self.tags[t] for t in p) for p in paths], confidence
 
-    @torch.inference_mode()
+    def _fallback(self, words: list[str]) -> tuple[str, str]:
+        return " ".join([OUTSIDE] * len(words)), "every word O"
+
     def _predict_tags(
         self, words: list[list[str]]
     ) -> tuple[list[list[int] | None], list[float | None]]:
         """Tag indices of the best valid path and its mean per-word log-probability."""
         if not self.tags:
             raise MckdError("the tagger has no tag set yet: train it before predicting")
-        was_training = self.model.training
-        self.model.eval()
-        paths: list[list[int] | None] = [None] * len(words)
-        confidence: list[float | None] = [None] * len(words)
-        encoded = [self._encode(w) for w in words]
-        for chunk in length_batches(encoded, self.cfg.predict_batch_size):
-            batch = self._collate([encoded[k] for k in chunk])
+
+        def decode(chunk: list[int], batch: dict[str, torch.Tensor]) -> list[tuple[list[int], float]]:
             logits = self.model(batch).float()
             lengths = [len(words[k]) for k in chunk]
             if self.model.crf is None:
@@ -199,10 +137,10 @@ class TaggerStudent:
                          enumerate(found)]
             else:
                 found, means = self._crf_decode(logits, batch["word_mask"], lengths)
-            for k, path, mean in zip(chunk, found, means, strict=True):
-                paths[k], confidence[k] = path, mean
-        self.model.train(was_training)
-        return paths, confidence
+            return list(zip(found, means, strict=True))
+
+        results = self._in_batches(words, decode)
+        return [None if r is None else r[0] for r in results], [None if r is None else r[1] for r in results]
 
     def _crf_decode(
         self, logits: torch.Tensor, mask: torch.Tensor, lengths: list[int]
@@ -222,27 +160,7 @@ class TaggerStudent:
 
     # ---- training -----------------------------------------------------------------------
     def fit(self, train: list[Example], out_dir: Path) -> TrainReport:
-        from mckd.student.tagger_train import train_tagger
-
         return train_tagger(self, train, Path(out_dir))
-
-
-def target_tags(ex: Example) -> list[str]:
-    """An example's target tags, one per source word; a bad target is an error naming it."""
-    if ex.target is None:
-        raise InputError(
-            None, None, f"example {ex.id!r} has no target: a student trains on labeled examples"
-        )
-    tags, n_words = ex.target.split(), len(ex.source.split())
-    if len(tags) != n_words:
-        raise InputError(
-            None, None, f"example {ex.id!r}: {len(tags)} tags for {n_words} words"
-        )
-    for tag in tags:
-        problem = tag_problem(tag)
-        if problem is not None:
-            raise InputError(None, None, f"example {ex.id!r}: {problem}")
-    return tags
 
 
 __all__ = ["TaggerConfig", "TaggerStudent", "WordTagger", "target_tags"]

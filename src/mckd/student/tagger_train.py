@@ -5,7 +5,6 @@ checkpoints, fidelity early stopping). A rerun of a finished training only reloa
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -19,10 +18,16 @@ from torch.nn import functional as F
 from mckd.errors import InputError
 from mckd.examples import Example
 from mckd.student.base import TrainReport
-from mckd.student.encoder import Encoded, load_weights
-from mckd.student.finetune import Loop, clip_and_step, count_skipped, finished_report, run_training
-from mckd.student.tagger import target_tags
-from mckd.tasks.slots import as_valid, tag_set
+from mckd.student.encoder import load_weights
+from mckd.student.finetune import (
+    Loop,
+    TrainData,
+    clip_and_step,
+    encode_training,
+    finished_report,
+    run_training,
+)
+from mckd.tasks.slots.tags import as_valid, tag_problem, tag_set
 
 if TYPE_CHECKING:
     from mckd.student.tagger import TaggerStudent
@@ -30,16 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # label of padding positions: no loss
-
-
-@dataclasses.dataclass
-class TrainData:
-    encoded: list[Encoded]
-    labels: list[np.ndarray]  # tag index per word
-    targets: list[str]
-    words: list[list[str]]
-    skipped: int
-    fingerprint: str
 
 
 def train_tagger(student: TaggerStudent, train: list[Example], out_dir: Path) -> TrainReport:
@@ -66,19 +61,11 @@ def prepare(student: TaggerStudent, train: list[Example]) -> TrainData:
     index = {tag: k for k, tag in enumerate(student.tags)}
     digest = hashlib.sha256(student.cfg.model_dump_json().encode())
     digest.update(json.dumps(student.tags).encode())
-    encoded, labels, targets, words = [], [], [], []
-    for ex, tags in zip(train, tag_lists, strict=True):
-        w = ex.source.split()
-        digest.update(json.dumps([w, tags]).encode())
-        enc = student._encode(w)
-        if enc is None:
-            continue
-        encoded.append(enc)
-        labels.append(np.array([index[t] for t in tags], dtype=np.int64))
-        targets.append(" ".join(tags))
-        words.append(w)
-    skipped = count_skipped(len(train), len(encoded))
-    return TrainData(encoded, labels, targets, words, skipped, digest.hexdigest())
+    rows = ((w, [w, tags], " ".join(tags))
+            for ex, tags in zip(train, tag_lists, strict=True) for w in [ex.source.split()])
+    return encode_training(
+        student, rows, lambda _, target: np.array([index[t] for t in target.split()], dtype=np.int64),
+        digest)
 
 
 def train_step(student: TaggerStudent, data: TrainData, chunk: list[int], loop: Loop) -> float:
@@ -118,3 +105,21 @@ def token_accuracy(targets: list[str], preds: list[str]) -> float:
         right += sum(g == p for g, p in zip(gold, pred.split(), strict=True))
         total += len(gold)
     return 100.0 * right / max(1, total)
+
+
+def target_tags(ex: Example) -> list[str]:
+    """An example's target tags, one per source word; a bad target is an error naming it."""
+    if ex.target is None:
+        raise InputError(
+            None, None, f"example {ex.id!r} has no target: a student trains on labeled examples"
+        )
+    tags, n_words = ex.target.split(), len(ex.source.split())
+    if len(tags) != n_words:
+        raise InputError(
+            None, None, f"example {ex.id!r}: {len(tags)} tags for {n_words} words"
+        )
+    for tag in tags:
+        problem = tag_problem(tag)
+        if problem is not None:
+            raise InputError(None, None, f"example {ex.id!r}: {problem}")
+    return tags

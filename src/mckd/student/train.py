@@ -226,7 +226,7 @@ def compile_model(model: torch.nn.Module) -> torch.nn.Module:
     """torch.compile with dynamic sizes from the start: length buckets give batches of many
     shapes, and one graph with symbolic sizes serves them all instead of one compile per shape
     (the matrix products are library calls either way, so symbolic sizes cost little)."""
-    import torch._dynamo
+    import torch._dynamo  # torch loads its compiler only when asked to compile
 
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     return torch.compile(model, dynamic=True)  # type: ignore[return-value]

@@ -1,6 +1,7 @@
 """The Task protocol: everything the pipeline, teacher, students, report and CLI may know about
-an output format. A new task is one module implementing this protocol and one entry in
-`mckd.tasks.TASKS`; nothing outside `tasks/` switches on a task's name.
+an output format. A task is a class implementing this protocol: a built-in one in a package of
+its own under `mckd.tasks`, or one from another package, found through the `mckd.tasks` entry
+points (docs/TASKS.md); nothing outside `tasks/` switches on a task's name.
 
 Targets are strings (the student's target form: the unlabeled bracketing for parsing, BIO tags
 joined by spaces for slot filling); sources are the input tokens joined by spaces.
@@ -8,14 +9,19 @@ joined by spaces for slot filling); sources are the input tokens joined by space
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+from mckd.errors import ConfigError
 
 if TYPE_CHECKING:
     from mckd.evidence import SentenceStats
     from mckd.examples import Example
+
+
+T = TypeVar("T")
 
 
 class AnswerError(ValueError):
@@ -93,6 +99,36 @@ class DecodingConstraint(Protocol):
         ...
 
 
+def accepted_steps(constraint: DecodingConstraint, tokens: Sequence[int],
+                   eos_id: int) -> Iterator[tuple[Any, Any]]:
+    """(state before, state after) for each generated token a constraint accepts, from its
+    start up to EOS or the first token it rejects: what a constraint's `decode` reads."""
+    state = constraint.start()
+    for tok in tokens:
+        if tok == eos_id:
+            return
+        nxt = constraint.step(state, tok)
+        if nxt is None:
+            return
+        yield state, nxt
+        state = nxt
+
+
+def gold_outputs(golds: Sequence[Example], preds: Sequence[str],
+                 gold_of: Callable[[Example], T | None], where: str) -> list[T]:
+    """Each gold example's output (`gold_of`, which looks in `where`, then the target), one
+    per prediction; a count that differs, or a gold example without one, is a ValueError."""
+    if len(golds) != len(preds):
+        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
+    out = []
+    for ex in golds:
+        gold = gold_of(ex)
+        if gold is None:
+            raise ValueError(f"gold example {ex.id!r} has neither {where} nor a target")
+        out.append(gold)
+    return out
+
+
 @dataclass(frozen=True)
 class Corpus:
     """A built-in corpus: labeled (gold) pairs, unlabeled pool (gold kept for scoring
@@ -105,8 +141,8 @@ class Corpus:
 
 @runtime_checkable
 class Task(Protocol):
-    """What a task provides. Constituency parsing (tasks/constituency.py) and slot filling
-    (tasks/slots.py) implement it."""
+    """What a task provides. Constituency parsing (tasks/constituency/), slot filling
+    (tasks/slots/) and plain text (tasks/text.py) implement it; docs/TASKS.md writes one."""
 
     name: str
     metrics: tuple[Metric, ...]
@@ -225,7 +261,10 @@ class Task(Protocol):
         ...
 
     # Optional hooks, called through their helpers (a task may leave them out):
-    # `label_coverage` (LabelCoverage): how much gold the run's label set cannot express.
+    # `label_coverage` (LabelCoverage): how much gold the run's label set cannot express;
+    # `stats`, `format_stats` (CorpusStats): `mckd data stats`;
+    # `write_builtin_corpus`, `write_generated` (BuiltinCorpusFiles): `mckd data synth`;
+    # `output_html` (OutputView): the report's per-sentence view.
 
 
 @runtime_checkable
@@ -248,6 +287,46 @@ def label_coverage(task: Task, golds: Sequence[Example], labels: Any) -> dict[st
     if not isinstance(task, LabelCoverage):
         return None
     return task.label_coverage(golds, labels)
+
+
+@runtime_checkable
+class CorpusStats(Protocol):
+    """Optional hooks for `mckd data stats`: numbers that describe a corpus of the task."""
+
+    def stats(self, path: str | Path) -> dict[str, Any]:
+        """Numbers describing the corpus at `path` (any format `read_corpus` reads), as JSON."""
+        ...
+
+    def format_stats(self, stats: dict[str, Any]) -> str:
+        """`stats` as a few lines of plain text."""
+        ...
+
+
+@runtime_checkable
+class BuiltinCorpusFiles(Protocol):
+    """Optional hooks for `mckd data synth`: the built-in corpus's generator written to files."""
+
+    def write_builtin_corpus(self, out_dir: str | Path, n_labeled: int, n_pool: int, n_test: int,
+                             *, seed: int, max_words: int | None = None) -> dict[str, int]:
+        """Write `builtin_corpus(...)` under `out_dir` as labeled.jsonl, unlabeled.jsonl,
+        test.jsonl and split.json (and whatever else the task keeps beside them); return the
+        three sizes."""
+        ...
+
+    def write_generated(self, path: str | Path, n: int, *, seed: int,
+                        max_words: int | None = None) -> None:
+        """Write `n` generated gold examples, unsplit, to the file `path` in a format
+        `read_corpus` reads (so `mckd data split` can split them)."""
+        ...
+
+
+def optional_hook(task: Task, hook: type[Any], command: str) -> Any:
+    """`task` as the optional `hook` protocol it implements; a one-line ConfigError naming
+    the command that needs it otherwise."""
+    if not isinstance(task, hook):
+        raise ConfigError(f"the {task.name} task has no {command} (it does not implement "
+                          f"{hook.__name__})")
+    return task
 
 
 @runtime_checkable

@@ -12,15 +12,13 @@ import html
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mckd.errors import ConfigError, InputError
+from mckd.evidence import SentenceStats, mean_stats
 from mckd.examples import Example, numbered_examples, read_examples
 from mckd.io import read_text_lines
-from mckd.tasks.base import AnswerError, Corpus, DecodingConstraint, Metric, Repaired
-
-if TYPE_CHECKING:
-    from mckd.evidence import SentenceStats
+from mckd.tasks.base import AnswerError, Corpus, DecodingConstraint, Metric, Repaired, gold_outputs
 
 
 def _exact(targets: Sequence[str], preds: Sequence[str]) -> float:
@@ -35,15 +33,7 @@ def gold_text(example: Example) -> str | None:
 
 def _gold_texts(golds: Sequence[Example], preds: Sequence[str]) -> list[str]:
     """Each gold example's text, one per prediction."""
-    if len(golds) != len(preds):
-        raise ValueError(f"{len(golds)} gold examples but {len(preds)} predictions")
-    texts = []
-    for ex in golds:
-        gold = gold_text(ex)
-        if gold is None:
-            raise ValueError(f"gold example {ex.id!r} has neither meta['gold'] nor a target")
-        texts.append(gold)
-    return texts
+    return gold_outputs(golds, preds, gold_text, "meta['gold']")
 
 
 def _read_golds(path: str | Path) -> list[str]:
@@ -96,8 +86,6 @@ class TextTask:
 
     def sentence_stats(self, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
         """Exact match as the mean of one hit (100) or miss (0) per example."""
-        from mckd.evidence import mean_stats
-
         texts = _gold_texts(golds, preds)
         return {"exact_match": mean_stats([100.0 * (t.split() == p.split())
                                            for t, p in zip(texts, preds, strict=True)])}

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +22,8 @@ from pydantic import (
 )
 
 from mckd.errors import ConfigError
+from mckd.settings import merge, read_yaml
+from mckd.settings import parse_overrides as parse_overrides  # the old place of this name
 from mckd.teacher.prompts import PromptConfig
 
 BackendKind = Literal["openai", "llamacpp", "transformers", "fake"]
@@ -334,55 +335,9 @@ def load_teacher_config(
     overrides (None values are ignored, so CLI options left unset change nothing)."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such file")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {type(loaded).__name__}")
+        loaded = read_yaml(path)
         data = loaded.get("teacher", loaded) if "teacher" in loaded else loaded
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: 'teacher' must be a mapping")
-    data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    data = merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     return teacher_config_from(data, source=str(path) if path else "teacher config")
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """`top` over `base`, recursing into mappings both have (so `prompt.grammar` keeps the
-    other `prompt` settings of the file)."""
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`KEY=VALUE` strings to a mapping; values are read as YAML (`2`, `true`, `[a, b]`) and a
-    dotted key sets a nested field (`prompt.grammar=false`)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            parsed = value
-        *parents, leaf = key.strip().split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(
-                    f"--set {item!r}: {part!r} is set to a value and used as a section"
-                )
-        node[leaf] = parsed
-    return out

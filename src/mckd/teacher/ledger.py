@@ -68,6 +68,17 @@ def outcome(rec: dict[str, Any]) -> str:
     return "valid" if rec.get("valid") and not rec.get("problems") else "repaired"
 
 
+# What each ledger record counts, summed by Usage.
+COUNTS = (
+    "calls",
+    "attempts",
+    "cache_hits",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_prompt_tokens",
+)
+
+
 @dataclass
 class Usage:
     """Teacher cost and what came of the inputs: `labels` = `valid` + `repaired` (see
@@ -98,14 +109,7 @@ class Usage:
             self.labels += 1
             self.valid += kind == "valid"
             self.repaired += kind == "repaired"
-        for k in (
-            "calls",
-            "attempts",
-            "cache_hits",
-            "prompt_tokens",
-            "completion_tokens",
-            "cached_prompt_tokens",
-        ):
+        for k in COUNTS:
             setattr(self, k, getattr(self, k) + int(rec.get(k, 0)))
         self.seconds += float(rec.get("seconds", 0.0))
 
@@ -114,16 +118,6 @@ class Usage:
         out["rejected"] = sum(self.rejections.values())
         out["rejections"] = dict(sorted(self.rejections.items()))
         return out
-
-
-COUNTS = (
-    "calls",
-    "attempts",
-    "cache_hits",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_prompt_tokens",
-)
 
 
 class LabelProgress:

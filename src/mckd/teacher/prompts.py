@@ -126,6 +126,7 @@ class NearestDemos:
         self._cache: dict[str, list[int]] = {}
 
     def _load(self) -> None:
+        # torch and transformers take seconds to import: only nearest demonstrations need them
         import torch
         from transformers import AutoModel, AutoTokenizer
 

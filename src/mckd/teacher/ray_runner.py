@@ -7,7 +7,7 @@ hold (each distinct one once), stores every answer in the cache the moment it co
 driver killed with -9 resumes without asking again for anything it stored (only the batches in
 flight at the kill are paid twice), and never caches a failure. A killed actor is restarted by
 Ray and its batch retried.
-The labelling run (label.py) then post-processes and writes the ledger exactly as with the
+The labelling run (engine.py) then post-processes and writes the ledger exactly as with the
 local runner. Retries happen inside each actor's backend, as they would locally.
 """
 
@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from mckd.errors import ConfigError
+from mckd.teacher import backends
 from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest
 from mckd.teacher.cache import TeacherCache
 from mckd.teacher.config import TeacherConfig
@@ -41,9 +42,7 @@ class _Caller:
     concurrently (up to the config's concurrency) on one event loop."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        from mckd.teacher.backends import build_backend
-
-        self.backend = build_backend(TeacherConfig(**cfg))
+        self.backend = backends.build_backend(TeacherConfig(**cfg))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         requests = [request_from(json.loads(r)) for r in batch["request"]]
@@ -89,7 +88,7 @@ def complete_on_ray(
 ) -> dict[str, Completion | BackendError]:
     """Answer the (key, request) pairs the cache does not hold on Ray actors; cache each answer
     as it arrives. Returns every answer or failure by key."""
-    try:
+    try:  # Ray is optional (mckd[ray]) and heavy: imported only for this runner
         import ray
         import ray.data
     except ImportError:

@@ -25,7 +25,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
 def build_backend(cfg: TeacherConfig) -> Backend:
     """The backend `cfg.backend` names, built from the config. The fake backend is for unit
     tests, which build it directly."""
-    if cfg.backend == "fake":
+    if cfg.backend == "fake":  # imported when chosen, as every backend module (docstring)
         from mckd.teacher.backends.fake import FakeBackend
 
         return FakeBackend(model=cfg.model or "fake", context_size=cfg.context_size)

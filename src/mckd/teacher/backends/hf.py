@@ -13,6 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from mckd.errors import ConfigError
 from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest
 from mckd.teacher.config import TeacherConfig
@@ -45,8 +48,6 @@ class _StopOnText:
         self.tokenizer, self.stops, self.prompt_len = tokenizer, stops, prompt_len
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
         texts = self.tokenizer.batch_decode(
             input_ids[:, self.prompt_len :], skip_special_tokens=True
         )
@@ -61,9 +62,6 @@ class TransformersBackend:
     supports_grammar = False
 
     def __init__(self, cfg: TeacherConfig) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         if not cfg.model:
             raise ConfigError(
                 "teacher.model: the transformers backend needs a model id or directory"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mckd.errors import ConfigError
+from mckd.teacher import models
 from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest, approx_tokens
 from mckd.teacher.config import SpeculativeConfig, TeacherConfig
 
@@ -33,8 +34,6 @@ def resolve_model_path(model: str, *, setting: str = "teacher.model") -> Path:
     path = Path(model).expanduser()
     if path.is_file():
         return path
-    from mckd.teacher import models  # local: only needed for names
-
     if model in models.MODELS:
         return models.model_path(model)
     known = ", ".join(sorted(models.MODELS))

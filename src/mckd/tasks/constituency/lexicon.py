@@ -83,7 +83,7 @@ class Lexicon:
 
 
 def _path(name: str) -> Path:
-    return Path(str(resources.files("mckd.data") / "lexicon" / name))
+    return Path(str(resources.files("mckd.tasks.constituency") / "lexicon" / name))
 
 
 def _entries(name: str, min_fields: int) -> list[tuple[int, list[str]]]:

@@ -19,18 +19,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-Span = tuple[int, int]
+from mckd.tasks.constituency.metric import Span, span_f1
+from mckd.tasks.constituency.trees import (
+        TreeSyntaxError,
+        parse_bracketed,
+        to_unlabeled,
+        tree_from_spans,
+        tree_words,
+        unlabeled_spans,
+)
 
 
-def span_f1(a: set[Span], b: set[Span]) -> float:
-    """Unlabeled span F1 (0-1) of two span sets; two empty sets agree fully."""
-    if not a and not b:
-        return 1.0
-    hit = len(a & b)
-    if hit == 0:
-        return 0.0
-    p, r = hit / len(a), hit / len(b)
-    return 2 * p * r / (p + r)
+def span_agreement(a: set[Span], b: set[Span]) -> float:
+    """How far two samples agree: their unlabeled span F1 (metric.py) as a fraction (0-1)."""
+    return span_f1(a, b) / 100.0
 
 
 def mbr_index(candidates: Sequence[set[Span]]) -> int:
@@ -41,7 +43,7 @@ def mbr_index(candidates: Sequence[set[Span]]) -> int:
         return 0
     best, best_score = 0, -1.0
     for i, a in enumerate(candidates):
-        score = sum(span_f1(a, b) for j, b in enumerate(candidates) if j != i)
+        score = sum(span_agreement(a, b) for j, b in enumerate(candidates) if j != i)
         if score > best_score + 1e-12:
             best, best_score = i, score
     return best
@@ -58,15 +60,6 @@ def combine(words: list[str], targets: Sequence[str], method: str = "mbr") -> tu
 
     Targets that do not parse or whose words differ from `words` are ignored; `info` says how
     many were usable and, for mbr, which sample won."""
-    from mckd.tasks.trees import (
-        TreeSyntaxError,
-        parse_bracketed,
-        to_unlabeled,
-        tree_from_spans,
-        tree_words,
-        unlabeled_spans,
-    )
-
     usable: list[tuple[int, set[Span]]] = []
     for i, text in enumerate(targets):
         try:

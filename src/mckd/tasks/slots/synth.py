@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -31,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from mckd.examples import Example
+from mckd.split import write_split
 from mckd.tasks.base import Corpus
+from mckd.tasks.slots.stats import slot_corpus_stats
 
 HELD_OUT_VALUES = 0.3  # share of each open word list that only test sentences use
 HELD_OUT_TEMPLATES = 0.25  # share of each intent's templates (at least one) kept for test
@@ -173,7 +174,7 @@ _SLOT = re.compile(r"\{([^{}]+)\}")
 @cache
 def filler_lists() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(open lists, closed lists) from the package's slot_fillers.json."""
-    text = resources.files("mckd.data").joinpath("slot_fillers.json").read_text(encoding="utf-8")
+    text = resources.files("mckd.tasks.slots").joinpath("fillers.json").read_text(encoding="utf-8")
     data = json.loads(text)
     return data["open"], data["closed"]
 
@@ -340,69 +341,8 @@ def synth_slot_corpus(
     return Corpus(labeled, pool, tests)
 
 
-# --------------------------------------------------------------------------- statistics
-
-
-def chunks(tags: list[str], words: list[str]) -> list[tuple[str, str]]:
-    """(type, words) of each B-/I- chunk of a valid BIO sequence."""
-    out: list[tuple[str, str]] = []
-    for tag, word in zip(tags, words, strict=True):
-        if tag.startswith("B-"):
-            out.append((tag[2:], word))
-        elif tag.startswith("I-") and out:
-            out[-1] = (out[-1][0], f"{out[-1][1]} {word}")
-    return out
-
-
-def _part_stats(examples: list[Example]) -> dict[str, Any]:
-    n = len(examples)
-    tokens = sum(len(ex.source.split()) for ex in examples)
-    n_chunks = sum(len(chunks(ex.meta["gold"].split(), ex.source.split())) for ex in examples)
-    return {
-        "sentences": n,
-        "tokens": tokens,
-        "words_per_sentence": round(tokens / n, 2) if n else 0.0,
-        "chunks_per_sentence": round(n_chunks / n, 2) if n else 0.0,
-    }
-
-
-def slot_corpus_stats(corpus: Corpus) -> dict[str, Any]:
-    """Sizes, slot types, chunks per sentence, and how much of the test side training never
-    saw: the share of test chunks whose words are never a chunk in labeled + pool, overall
-    and on the `unseen` test sentences."""
-    train = corpus.labeled + corpus.pool
-    everything = train + corpus.test
-    types: Counter[str] = Counter()
-    for ex in everything:
-        types.update(kind for kind, _ in chunks(ex.meta["gold"].split(), ex.source.split()))
-    train_values = {
-        value for ex in train for _, value in chunks(ex.meta["gold"].split(), ex.source.split())
-    }
-
-    def unseen(examples: list[Example]) -> float:
-        values = [v for ex in examples for _, v in chunks(ex.meta["gold"].split(), ex.source.split())]
-        new = sum(v not in train_values for v in values)
-        return round(100.0 * new / len(values), 2) if values else 0.0
-
-    novel = [ex for ex in corpus.test if ex.meta.get("unseen")]
-    return {
-        "labeled": _part_stats(corpus.labeled),
-        "pool": _part_stats(corpus.pool),
-        "test": _part_stats(corpus.test),
-        "slot_types": len(types),
-        "chunks_by_type": dict(sorted(types.items())),
-        "intents": dict(sorted(Counter(ex.meta["intent"] for ex in everything).items())),
-        "domains": dict(sorted(Counter(ex.meta["domain"] for ex in everything).items())),
-        "test_unseen_sentences": len(novel),
-        "test_unseen_filler_share": unseen(corpus.test),
-        "unseen_sentences_unseen_filler_share": unseen(novel),
-    }
-
-
 def write_slot_corpus(out_dir: str | Path, corpus: Corpus, info: dict[str, Any]) -> dict[str, int]:
     """labeled.jsonl, unlabeled.jsonl, test.jsonl and split.json (with `info` and the
     statistics) under `out_dir`, each written atomically. Returns the sizes."""
-    from mckd.data.split import write_split
-
     splits = {"labeled": corpus.labeled, "unlabeled": corpus.pool, "test": corpus.test}
     return write_split(splits, out_dir, {**info, "stats": slot_corpus_stats(corpus)})

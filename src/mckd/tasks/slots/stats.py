@@ -8,8 +8,9 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from mckd.data.synth_slots import chunks
 from mckd.examples import Example
+from mckd.tasks.base import Corpus
+from mckd.tasks.slots.tags import chunks
 
 
 def slot_stats(examples: list[Example]) -> dict[str, Any]:
@@ -57,3 +58,48 @@ def format_slot_stats(stats: dict[str, Any], top: int = 15) -> str:
         lines.append(f"intents {len(intents)}: " + ", ".join(f"{k} {v}" for k, v in intents[:top])
                      + (", ..." if len(intents) > top else ""))
     return "\n".join(lines)
+
+
+def _part_stats(examples: list[Example]) -> dict[str, Any]:
+    n = len(examples)
+    tokens = sum(len(ex.source.split()) for ex in examples)
+    n_chunks = sum(len(chunks(ex.meta["gold"].split(), ex.source.split())) for ex in examples)
+    return {
+        "sentences": n,
+        "tokens": tokens,
+        "words_per_sentence": round(tokens / n, 2) if n else 0.0,
+        "chunks_per_sentence": round(n_chunks / n, 2) if n else 0.0,
+    }
+
+
+def slot_corpus_stats(corpus: Corpus) -> dict[str, Any]:
+    """Sizes, slot types, chunks per sentence, and how much of the test side training never
+    saw: the share of test chunks whose words are never a chunk in labeled + pool, overall
+    and on the `unseen` test sentences."""
+    train = corpus.labeled + corpus.pool
+    everything = train + corpus.test
+    types: Counter[str] = Counter()
+    for ex in everything:
+        types.update(kind for kind, _ in chunks(ex.meta["gold"].split(), ex.source.split()))
+    train_values = {
+        value for ex in train for _, value in chunks(ex.meta["gold"].split(), ex.source.split())
+    }
+
+    def unseen(examples: list[Example]) -> float:
+        values = [v for ex in examples for _, v in chunks(ex.meta["gold"].split(), ex.source.split())]
+        new = sum(v not in train_values for v in values)
+        return round(100.0 * new / len(values), 2) if values else 0.0
+
+    novel = [ex for ex in corpus.test if ex.meta.get("unseen")]
+    return {
+        "labeled": _part_stats(corpus.labeled),
+        "pool": _part_stats(corpus.pool),
+        "test": _part_stats(corpus.test),
+        "slot_types": len(types),
+        "chunks_by_type": dict(sorted(types.items())),
+        "intents": dict(sorted(Counter(ex.meta["intent"] for ex in everything).items())),
+        "domains": dict(sorted(Counter(ex.meta["domain"] for ex in everything).items())),
+        "test_unseen_sentences": len(novel),
+        "test_unseen_filler_share": unseen(corpus.test),
+        "unseen_sentences_unseen_filler_share": unseen(novel),
+    }

@@ -15,7 +15,7 @@ from itertools import accumulate
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mckd.tasks.brackets import Scan, TreeSyntaxError, scan_brackets
+from mckd.tasks.constituency.brackets import Scan, TreeSyntaxError, scan_brackets
 
 # One sentence as scan_brackets reads it: words, tags, constituents (start, end, label).
 Scanned = Scan

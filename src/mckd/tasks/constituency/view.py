@@ -13,7 +13,7 @@ def tree_html(output: str | None, reference: str | None) -> str:
     """`output` (a tree in any bracketed form) as nested constituents; those whose span is not
     in `reference` get class `diff`. A missing output is a dash; one that does not read as a
     tree is shown as text, marked whole."""
-    from mckd.tasks import trees
+    from mckd.tasks.constituency import trees  # nltk: loaded on first use
 
     if output is None:
         return '<span class="none">–</span>'
@@ -30,7 +30,7 @@ def tree_html(output: str | None, reference: str | None) -> str:
 
 def _spans(text: str | None) -> set[tuple[int, int]] | None:
     """Spans of two or more words of a tree; None when there is no tree to compare with."""
-    from mckd.tasks import trees
+    from mckd.tasks.constituency import trees  # nltk: loaded on first use
 
     if text is None:
         return None

@@ -1,5 +1,6 @@
-"""The built-in demo corpus: its sizes (any task's), and the synthetic trees split into labeled /
-unlabeled / test in one call."""
+"""The built-in treebank (synthetic trees, synth.py) split into labeled / unlabeled / test in
+one call, and a user's treebank split with its drop counts (`split_treebank`), on the generic
+split of mckd.split."""
 
 from __future__ import annotations
 
@@ -9,14 +10,21 @@ from pathlib import Path
 
 from nltk import Tree
 
-from mckd.data.demo_config import DemoCorpusConfig
-from mckd.data.readers import Treebank
-from mckd.data.split import SplitConfig, split_examples, validated, write_split
-from mckd.data.synth import synth_treebank
 from mckd.examples import Example
 from mckd.io import atomic_write
-from mckd.tasks.constituency import ConstituencyTask
-from mckd.tasks.trees import to_labeled, tree_words
+from mckd.split import (
+    DemoCorpusConfig,
+    SplitConfig,
+    accounting,
+    split_items,
+    validated,
+    write_and_log,
+    write_split,
+)
+from mckd.tasks.constituency.readers import Treebank, load_treebank
+from mckd.tasks.constituency.synth import synth_treebank
+from mckd.tasks.constituency.task import ConstituencyTask
+from mckd.tasks.constituency.trees import to_labeled, tree_words
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +108,7 @@ def build_demo_corpus(
     done.unlink(missing_ok=True)  # a rebuild that dies half way must not look finished
     bank, splits = _demo_bank(cfg)
     write_trees(out_dir / "trees.txt", bank.trees)
-    info = {"trees": "trees.txt (synthetic, mckd.data.synth)", "config": cfg.model_dump()}
+    info = {"trees": "trees.txt (synthetic, mckd.tasks.constituency.synth)", "config": cfg.model_dump()}
     sizes = write_split(splits, out_dir, info)
     with atomic_write(done) as f:
         json.dump(cfg.model_dump(), f)
@@ -113,3 +121,49 @@ def _done_config(done: Path) -> dict | None:
         return json.loads(done.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def split_examples(
+    bank: Treebank,
+    cfg: SplitConfig,
+    *,
+    where: str | Path,
+    test_bank: Treebank | None = None,
+    test_where: str | Path | None = None,
+) -> dict[str, list[Example]]:
+    """`split_items` for treebanks: each tree becomes the constituency task's example."""
+    task = ConstituencyTask()
+
+    def items(b: Treebank) -> list[Example]:
+        return [task.example("", t).with_target(task.linearize(t), origin=o)
+                for t, o in zip(b.trees, b.origins, strict=True)]
+
+    return split_items(items(bank), bank.dropped, cfg, where=where,
+                       test_items=None if test_bank is None else items(test_bank),
+                       test_dropped=None if test_bank is None else test_bank.dropped,
+                       test_where=test_where)
+
+
+def split_treebank(
+    trees: str | Path,
+    out_dir: str | Path,
+    cfg: SplitConfig,
+    *,
+    test_trees: str | Path | None = None,
+) -> dict[str, int]:
+    """Read a treebank (file or directory), split it, and write labeled/unlabeled/test.jsonl.
+    `test_trees` (optional) is a separate treebank for the test side, such as WSJ section 23."""
+    bank = load_treebank(trees, max_len=cfg.max_len, drop_repeats=True)
+    read = len(bank.trees) + sum(bank.dropped.values())  # before the test overlap is counted
+    test_bank = None if test_trees is None else load_treebank(
+        test_trees, max_len=cfg.max_len, drop_repeats=cfg.dedup_test)
+    splits = split_examples(bank, cfg, where=trees, test_bank=test_bank, test_where=test_trees)
+    info = {
+        "trees": str(trees),
+        "test_trees": None if test_trees is None else str(test_trees),
+        "config": cfg.model_dump(),
+        **accounting(splits, read=read, dropped=bank.dropped,
+                     test_read=None if test_bank is None else len(test_bank.trees) + sum(test_bank.dropped.values()),
+                     test_dropped=None if test_bank is None else test_bank.dropped),
+    }
+    return write_and_log(splits, out_dir, info, trees, test_trees)

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from mckd.errors import ConfigError
+from mckd.teacher.gbnf import gbnf_choice, gbnf_literal
 
 Form = Literal["unlabeled", "labeled"]
 Root = Literal["single", "forest"]
@@ -41,33 +42,14 @@ PTB_POS_TAGS: tuple[str, ...] = (
 )
 
 
-def gbnf_literal(text: str) -> str:
-    """`text` as a GBNF string literal."""
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 32:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
 def _alternatives(name: str, what: str, values: Iterable[str]) -> str:
-    vals = sorted(set(values), key=lambda v: (-len(v), v))  # longest first: easier to read
+    vals = set(values)
     if not vals:
         raise ConfigError(f"grammar: the {what} set is empty")
-    for v in vals:
+    for v in sorted(vals, key=lambda v: (-len(v), v)):
         if not v or any(c.isspace() or c in "()" for c in v):
             raise ConfigError(f"grammar: {what} {v!r} may not be empty or contain spaces or brackets")
-    return f"{name} ::= " + " | ".join(gbnf_literal(v) for v in vals)
+    return gbnf_choice(name, vals)
 
 
 def _check_words(words: Sequence[str]) -> None:

@@ -1,7 +1,7 @@
 """Bracketed trees as plain strings and lists: scanning, and trees built from words alone.
 
 Nothing here imports nltk (which takes seconds to import), so `mckd evaluate` and the metrics
-start fast; `mckd.tasks.trees` re-exports all of it next to the `nltk.Tree` helpers.
+start fast; `mckd.tasks.constituency.trees` re-exports all of it next to the `nltk.Tree` helpers.
 """
 
 from __future__ import annotations

@@ -4,13 +4,15 @@ unlabeled.jsonl (the pool the teacher labels) and test.jsonl.
 Every record is an Example as the task's reader makes it (`Task.read_corpus`), renamed
 `<split>-<index>` and with meta["origin"] saying where it came from; in the pool the target is
 None, while whatever gold the task keeps in meta (parsing: the labeled tree with POS tags) stays,
-so that pseudolabel quality can be scored. `split_treebank` is the same for a treebank read
-with its drop counts.
+so that pseudolabel quality can be scored.
 
 A separate test corpus (ATIS's 893 test sentences, Snips's 700, WSJ section 23) is kept whole
 by default, repeated sentences included, since published figures are computed on all of it;
 its sentences are kept out of the labeled and unlabeled sides instead. `dedup_test` drops
 repeats of a test sentence. What was kept and dropped, and why, goes to split.json and the log.
+
+`DemoCorpusConfig` holds the sizes of a task's built-in corpus (`data.demo` in a run config),
+split by the task's own generator.
 """
 
 from __future__ import annotations
@@ -19,18 +21,40 @@ import json
 import logging
 import random
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mckd.data.readers import Treebank, load_treebank
 from mckd.errors import ConfigError, InputError
 from mckd.examples import Example, write_examples
 from mckd.io import atomic_write
-from mckd.tasks.base import Task
-from mckd.tasks.constituency import ConstituencyTask
+
+if TYPE_CHECKING:
+    from mckd.tasks.base import Task
 
 log = logging.getLogger(__name__)
+
+MIN_LEN, MAX_LEN = 5, 40  # tokens, punctuation included, like PTB sentence lengths
+
+
+class DemoCorpusConfig(BaseModel):
+    """Sizes and seed of the task's built-in corpus, which a run with `data.source: demo` uses
+    (`Task.builtin_corpus`: parsing, the synthetic treebank; slots, generated assistant
+    requests). The field names are the treebank's; `n_unlabeled` is the pool for any task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_labeled: int = Field(50, ge=1, description="Gold pairs (prompt demonstrations).")
+    n_unlabeled: int = Field(1000, ge=1, description="Pool of sentences for the teacher to label.")
+    n_test: int = Field(500, ge=1, description="Held-out test sentences.")
+    seed: int = Field(0, description="Seed of the generator and of the split.")
+    max_len: int = Field(
+        MAX_LEN,
+        ge=MIN_LEN,
+        le=MAX_LEN,
+        description="Longest sentence, in tokens (punctuation counted).",
+    )
+
 
 SPLITS = ("labeled", "unlabeled", "test")
 M = TypeVar("M", bound=BaseModel)
@@ -89,27 +113,6 @@ def _too_few(where: str | Path, dropped: dict[str, int], asked: str, need: str, 
     return InputError(
         where, None, f"asked for {asked}, needs {need}, but only {have} usable sentences{why}"
     )
-
-
-def split_examples(
-    bank: Treebank,
-    cfg: SplitConfig,
-    *,
-    where: str | Path,
-    test_bank: Treebank | None = None,
-    test_where: str | Path | None = None,
-) -> dict[str, list[Example]]:
-    """`split_items` for treebanks: each tree becomes the constituency task's example."""
-    task = ConstituencyTask()
-
-    def items(b: Treebank) -> list[Example]:
-        return [task.example("", t).with_target(task.linearize(t), origin=o)
-                for t, o in zip(b.trees, b.origins, strict=True)]
-
-    return split_items(items(bank), bank.dropped, cfg, where=where,
-                       test_items=None if test_bank is None else items(test_bank),
-                       test_dropped=None if test_bank is None else test_bank.dropped,
-                       test_where=test_where)
 
 
 def split_items(
@@ -200,7 +203,7 @@ def _describe(dropped: dict[str, int]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in dropped.items())
 
 
-def _accounting(splits: dict[str, list[Example]], *, read: int, dropped: dict[str, int],
+def accounting(splits: dict[str, list[Example]], *, read: int, dropped: dict[str, int],
                test_read: int | None, test_dropped: dict[str, int] | None) -> dict[str, Any]:
     """What split.json says was read, dropped (by reason) and kept on each side."""
     test = [ex.source for ex in splits["test"]]
@@ -267,41 +270,16 @@ def split_corpus(
         "corpus": str(path),
         "test_corpus": None if test_path is None else str(test_path),
         "config": cfg.model_dump(),
-        **_accounting(splits, read=len(read), dropped=dropped,
+        **accounting(splits, read=len(read), dropped=dropped,
                      test_read=None if test_read is None else len(test_read), test_dropped=test_dropped),
     }
-    return _write(splits, out_dir, info, path, test_path)
+    return write_and_log(splits, out_dir, info, path, test_path)
 
 
-def _write(splits: dict[str, list[Example]], out_dir: str | Path, info: dict[str, Any],
+def write_and_log(splits: dict[str, list[Example]], out_dir: str | Path, info: dict[str, Any],
            where: str | Path, test_where: str | Path | None) -> dict[str, int]:
     sizes = write_split(splits, out_dir, info)
     for line in split_summary({**info, "sizes": sizes}, where, test_where):
         log.info("%s", line)
     log.info("wrote %s to %s", sizes, out_dir)
     return sizes
-
-
-def split_treebank(
-    trees: str | Path,
-    out_dir: str | Path,
-    cfg: SplitConfig,
-    *,
-    test_trees: str | Path | None = None,
-) -> dict[str, int]:
-    """Read a treebank (file or directory), split it, and write labeled/unlabeled/test.jsonl.
-    `test_trees` (optional) is a separate treebank for the test side, such as WSJ section 23."""
-    bank = load_treebank(trees, max_len=cfg.max_len, drop_repeats=True)
-    read = len(bank.trees) + sum(bank.dropped.values())  # before the test overlap is counted
-    test_bank = None if test_trees is None else load_treebank(
-        test_trees, max_len=cfg.max_len, drop_repeats=cfg.dedup_test)
-    splits = split_examples(bank, cfg, where=trees, test_bank=test_bank, test_where=test_trees)
-    info = {
-        "trees": str(trees),
-        "test_trees": None if test_trees is None else str(test_trees),
-        "config": cfg.model_dump(),
-        **_accounting(splits, read=read, dropped=bank.dropped,
-                     test_read=None if test_bank is None else len(test_bank.trees) + sum(test_bank.dropped.values()),
-                     test_dropped=None if test_bank is None else test_bank.dropped),
-    }
-    return _write(splits, out_dir, info, trees, test_trees)

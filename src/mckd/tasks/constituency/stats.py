@@ -8,8 +8,8 @@ from collections import Counter
 
 from nltk import Tree
 
-from mckd.tasks.constituency import ConstituencyTask
-from mckd.tasks.trees import is_preterminal, tree_words
+from mckd.tasks.constituency.task import ConstituencyTask
+from mckd.tasks.constituency.trees import is_preterminal, tree_words
 
 SHORT = 25  # FINDINGS.md measures real PTB on sentences of at most 25 tokens
 

@@ -16,7 +16,7 @@ from nltk import Tree
 
 from mckd.errors import InputError
 from mckd.io import read_text_lines
-from mckd.tasks.brackets import (
+from mckd.tasks.constituency.brackets import (
     TOKEN,
     WORD_TAGS,
     Scan,

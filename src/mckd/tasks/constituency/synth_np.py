@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from nltk import Tree
 
-from mckd.data.lexicon import Lexicon, Noun
+from mckd.tasks.constituency.lexicon import Lexicon, Noun
 
 AGENTS = frozenset({"person", "org"})
 

@@ -21,9 +21,9 @@ from collections import defaultdict, deque
 
 from nltk import Tree
 
-from mckd.data.demo_config import MAX_LEN, MIN_LEN
-from mckd.data.lexicon import Lexicon, Verb, load_lexicon
-from mckd.data.synth_np import AGENTS, NounPhrases, leaf, pick
+from mckd.split import MAX_LEN, MIN_LEN
+from mckd.tasks.constituency.lexicon import Lexicon, Verb, load_lexicon
+from mckd.tasks.constituency.synth_np import AGENTS, NounPhrases, leaf, pick
 
 log = logging.getLogger(__name__)
 

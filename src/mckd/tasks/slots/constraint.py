@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from mckd.tasks.slots import OUTSIDE, label_types
+from mckd.tasks.base import accepted_steps
+from mckd.tasks.slots.tags import OUTSIDE, label_types
 
 ROOT = 0
 
@@ -172,13 +173,8 @@ class TagConstraint:
     def decode(self, tokens: Sequence[int], eos_id: int) -> tuple[str, bool]:
         """The tags of generated tokens, spelled as in the label set, and whether all n are there."""
         s = self.start()
-        for tok in tokens:
-            if tok == eos_id:
-                break
-            nxt = self.step(s, tok)
-            if nxt is None:
-                break
-            s = nxt
+        for _, after in accepted_steps(self, tokens, eos_id):
+            s = after
         tags = s.tags
         written = self._written(s)
         if written is not None and len(tags) < self.n:

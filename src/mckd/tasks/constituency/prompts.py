@@ -14,7 +14,8 @@ from nltk import Tree
 
 from mckd.errors import ConfigError
 from mckd.examples import Example
-from mckd.teacher.grammar import PTB_PHRASE_LABELS, PTB_POS_TAGS
+from mckd.tasks.constituency.grammar import PTB_PHRASE_LABELS, PTB_POS_TAGS
+from mckd.tasks.constituency.trees import TreeSyntaxError, parse_bracketed, to_unlabeled
 
 INSTRUCTION = (
     "Parse each input sentence into a constituency tree. Keep every word, in order, "
@@ -47,8 +48,6 @@ def demo_output(example: Example, form: str) -> str:
 def label_sets(labeled: Sequence[Example], extra: Sequence[str] = ()) -> TreeLabels:
     """The PTB phrase labels and POS tags plus any seen in the labeled examples' trees (user
     treebanks may use others) and the `extra` phrase labels."""
-    from mckd.tasks.trees import parse_bracketed
-
     labels, tags = set(PTB_PHRASE_LABELS) | set(extra), set(PTB_POS_TAGS)
     for ex in labeled:
         if not ex.meta.get("tree"):
@@ -86,8 +85,6 @@ _LABEL_AFTER_OPEN = re.compile(r"\(\s*[^\s()]+(?=\s)")
 def answer_to_target(text: str, *, form: str, nest_flat: bool) -> str:
     """The unlabeled target for an answer. Well-formed answers are parsed and rebuilt; others
     are returned as best-effort unlabeled text for the task's repair step."""
-    from mckd.tasks.trees import TreeSyntaxError, parse_bracketed, to_unlabeled
-
     text = text.strip().split("\n", 1)[0].strip()
     try:
         tree = parse_bracketed(text)

@@ -10,7 +10,7 @@ from pathlib import Path
 from nltk import Tree
 
 from mckd.errors import InputError
-from mckd.tasks.trees import TREE_SUFFIXES, normalize_tree, read_trees, tree_words
+from mckd.tasks.constituency.trees import TREE_SUFFIXES, normalize_tree, read_trees, tree_words
 
 log = logging.getLogger(__name__)
 
