@@ -40,14 +40,21 @@ def interval(d: dict[str, float]) -> str:
     return f"{d['value']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]"
 
 
+def pool_cell(row: dict[str, Any] | None, key: str) -> str:
+    """A stage's pool label score with its interval, when results.json has them."""
+    if not row or "gold" not in row:
+        return "–"
+    ci = (row.get("gold_ci") or {}).get(key)
+    return f"{row['gold'][key]:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+
+
 def pool_table(runs: dict[str, Path], key: str) -> list[str]:
     lines = ["| run | " + " | ".join(POOL_ROWS) + " |", "|---|" + "---|" * len(POOL_ROWS)]
     for name, run in runs.items():
         labels = json.loads((run / "results.json").read_text())["pseudolabels"]
         if "stage0" not in labels and "teacher" in labels:  # stage0 teacher: the teacher's labels
             labels = {**labels, "stage0": labels["teacher"]}
-        cells = [f"{labels[r]['gold'][key]:.1f}" if r in labels and "gold" in labels[r] else "–"
-                 for r in POOL_ROWS]
+        cells = [pool_cell(labels.get(r), key) for r in POOL_ROWS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -64,6 +71,12 @@ def test_table(runs: dict[str, Path], reference: str, task: Any, resamples: int)
             raise SystemExit(f"{run}: another test set than {first}")
         preds = predictions(run, test)
         for method, pred in preds.items():
+            if method == "teacher":  # scored on its own test inputs only (data.teacher_test)
+                asked = {ex.id for ex in read_examples(run / "teacher_test" / "inputs.jsonl")}
+                mine = [(g, p or "") for g, p in zip(test, pred, strict=True) if g.id in asked]
+                score = task.score([g for g, _ in mine], [p for _, p in mine])[key]
+                lines.append(f"| {name} | teacher (its {len(mine)} test inputs) | {score:.1f} | – | – |")
+                continue
             score = task.score(test, [p or "" for p in pred])[key]
             vs_sft = vs_ref = "–"
             if method != "sft" and "sft" in preds:
