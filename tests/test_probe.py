@@ -290,7 +290,7 @@ def test_dry_run_counts_the_probes_calls_and_no_pool_calls_for_sft(tmp_path: Pat
     assert "teacher" not in steps and "probe" not in steps and "stage0" in steps
 
 
-@pytest.mark.parametrize(("verdict_", "mode"), [("teacher", "teacher"), ("none", "combine"), ("sft", "sft")])
+@pytest.mark.parametrize(("verdict_", "mode"), [("teacher", "teacher"), ("none", "teacher"), ("sft", "sft")])
 def test_auto_maps_the_probes_verdict(tmp_path: Path, verdict_: str, mode: str) -> None:
     from mckd.distill.context import RunContext
     from mckd.distill.rundir import RunDir, write_json

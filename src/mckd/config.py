@@ -148,10 +148,10 @@ class RunConfig(BaseModel):
         "self-distillation and MCKD's stage 1 train on) come from: 'teacher' (the LLM, the "
         "paper); 'sft' (the student trained on the gold pairs labels the pool; the LLM labels "
         "no pool input); 'combine' (per input: the label both agree on, else the more "
-        "confident source, docs/PIPELINE.md); 'auto' (the probe decides: 'teacher' where the "
-        "teacher is clearly better than the gold-trained student, 'sft' where that student is "
-        "clearly better, else 'combine'). 'combine' and 'auto' run the probe; every mode but "
-        "'teacher' needs the sft method.")
+        "confident source, docs/PIPELINE.md); 'auto' (the probe decides: 'sft' where the "
+        "gold-trained student is clearly better than the teacher, else 'teacher'). 'combine' "
+        "and 'auto' run the probe; every mode but 'teacher' needs the sft method. The default, "
+        "'teacher', made the best final students on both demos (benchmarks/stage0_results.md).")
     probe: bool = Field(False, description="Run the probe first (`mckd probe`): k-fold over the "
                         "labeled pairs, the teacher against the gold-trained student on the same "
                         "held-out gold, before any pool input is labelled.")

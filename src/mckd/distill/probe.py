@@ -38,11 +38,13 @@ RESULT = "probe.json"
 VERDICTS = {
     "teacher": "the teacher is clearly better than the gold-trained student: distilling its "
                "labels can pay (stage0: teacher)",
-    "none": "no difference shown between the teacher and the gold-trained student: the teacher "
-            "may add little; consider a stronger teacher, more demonstrations, or stage0: sft "
-            "or auto",
-    "sft": "the gold-trained student is clearly better than the teacher: consider a stronger "
-           "teacher, more demonstrations, or stage0: sft",
+    "none": "no difference shown between the teacher and the gold-trained student: keep "
+            "stage0: teacher (on both demos, where the probe showed none, the teacher's labels "
+            "made the best final students), and expect MCKD's gain over sft to come from its "
+            "stages; a stronger teacher or more demonstrations may add more",
+    "sft": "the gold-trained student is clearly better than the teacher: use stage0: sft (or "
+           "auto), or a stronger teacher or more demonstrations; distilling this teacher's labels "
+           "as they are drags students towards it",
 }
 
 
