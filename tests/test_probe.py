@@ -168,6 +168,18 @@ def test_stage0_sft_feeds_the_stages_with_the_sft_students_labels(tmp_path: Path
     assert "pool" not in results["teacher"]
 
 
+def test_stage0_teacher_is_the_default_and_says_so(tmp_path: Path, teacher: Teacher) -> None:
+    cfg = config(tmp_path, methods=["sft", "vanilla_kd"])
+    cfg.pop("stage0", None)
+    run_pipeline(config_from_dict(cfg))
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["stage0"]["mode"] == "teacher" and results["stage0"]["sources"] == {"teacher": 16}
+    assert results["stage0"]["reason"].startswith("the default") and "probe" not in results
+    run_pipeline(config_from_dict(config(tmp_path, methods=["sft", "vanilla_kd"], stage0="teacher")))
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["stage0"]["reason"] == "stage0 is set to it in the config"
+
+
 def test_stage0_combine_records_every_labels_source(tmp_path: Path, teacher: Teacher) -> None:
     cfg = config(tmp_path, stage0="combine", methods=["sft", "vanilla_kd"])
     trees = gold_trees(tmp_path)

@@ -91,8 +91,12 @@ def stage0_results(cfg: Any, metric: dict[str, Any]) -> dict[str, Any]:
     if STAGE0 in metric:
         out["stage0"] = {k: metric[STAGE0][k] for k in ("requested", "mode", "reason", "sources")}
     elif "pseudolabels" in metric.get("teacher", {}):
-        out["stage0"] = {"requested": cfg.stage0, "mode": "teacher", "reason": "stage0 is set to "
-                         "it in the config", "sources": {"teacher": metric["teacher"]["pseudolabels"]["labeled"]}}
+        reason = ("stage0 is set to it in the config" if "stage0" in cfg.model_fields_set else
+                  "the default (benchmarks/stage0_results.md: on both demos the teacher's labels "
+                  "made the best final students); `mckd probe` checks the teacher against the "
+                  "gold-trained student")
+        out["stage0"] = {"requested": cfg.stage0, "mode": "teacher", "reason": reason,
+                         "sources": {"teacher": metric["teacher"]["pseudolabels"]["labeled"]}}
     if PROBE in metric:
         out["probe"] = {k: v for k, v in metric[PROBE].items() if k != "students"}
     return out
