@@ -94,7 +94,8 @@ def test_model_card_numbers_are_results_json(slots_run: Path, slots_export: Path
     entries = {**results["methods"], **results["baselines"]}
     assert list(rows) == ordered_methods(results["methods"]) + sorted(results["baselines"])
     for name, entry in entries.items():
-        assert rows[name] == [f"{entry['test'][k]:.2f}" for k in keys], name
+        assert rows[name] == [f"{entry['test'][k]:.0f}" if k in ("valid", "sentences")
+                              else f"{entry['test'][k]:.2f}" for k in keys], name
     assert "teacher" in rows  # the teacher's scores beside the students'
     shipped = json.loads((slots_export / "mckd_model.json").read_text())["method"]
     assert f"**{shipped}** (this model)" in card

@@ -54,13 +54,19 @@ def base_model(student_config: dict[str, Any], encoder_config: dict[str, Any]) -
     return str(name), f"not named in its config (model type {arch}): see the base model's card"
 
 
+COUNTS = ("valid", "sentences")  # counts, not scores: whole numbers unless averaged over seeds
+
+
 def score_cell(test: dict[str, Any], std: dict[str, Any], key: str) -> str:
-    """A score as the card prints it: two decimals, ± the standard deviation over seeds."""
+    """A score as the card prints it: two decimals, ± the standard deviation over seeds; a count
+    of one run as a whole number."""
     value = test.get(key)
     if not isinstance(value, (int, float)):
         return "–"
     spread = std.get(key)
-    return f"{value:.2f} ± {spread:.2f}" if isinstance(spread, (int, float)) else f"{value:.2f}"
+    if isinstance(spread, (int, float)):
+        return f"{value:.2f} ± {spread:.2f}"
+    return f"{value:.0f}" if key in COUNTS and float(value).is_integer() else f"{value:.2f}"
 
 
 def score_table(results: dict[str, Any], shipped: str) -> list[str]:
