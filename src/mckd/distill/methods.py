@@ -166,12 +166,11 @@ def run_baselines(ctx: RunContext, folder: Path) -> dict[str, Any]:
 def run_sft(ctx: RunContext, folder: Path) -> dict[str, Any]:
     """Fine-tune on the gold pairs only; label the pool too when stage 0 may use its labels
     (pool.jsonl)."""
-    from mckd.distill.plan import uses_pool_labels
     from mckd.distill.stage0 import needs_sft_pool
 
     test = ctx.test()
     sets = {"test": test}
-    if uses_pool_labels(ctx.cfg) and needs_sft_pool(ctx.cfg):
+    if needs_sft_pool(ctx.cfg):
         sets["pool"] = ctx.pool()
     train, preds = ctx.train_student(folder, ctx.labeled(), sets, save=True)
     return {"test": ctx.score(test, [ex.target for ex in preds["test"]]), "train": train}

@@ -35,7 +35,6 @@ def build_steps(ctx: RunContext) -> list[Step]:
     student_key = {"student": dump["student"], "seed": cfg.seed, "add_gold": cfg.add_gold,
                    "init_from_sft": cfg.init_from_sft}
     init = ("sft",) if cfg.init_from_sft else ()
-    uses_teacher = uses_pool_labels(cfg)
 
     def step(name: str, deps: tuple[str, ...], key: dict[str, Any], fn: Any, what: str) -> Step:
         return Step(name, deps, key, partial(fn, ctx), what)
@@ -52,16 +51,16 @@ def build_steps(ctx: RunContext) -> list[Step]:
                           methods.run_teacher_test, "the LLM labels its test inputs"))
     if "sft" in cfg.methods:
         sft_key = {"student": dump["student"], "seed": cfg.seed}  # gold only: no add_gold, no init
-        if uses_teacher and stage0.needs_sft_pool(cfg):
+        if stage0.needs_sft_pool(cfg):
             sft_key["labels_pool"] = True  # its pool labels are stage 0, or a candidate for it
         steps.append(step("sft", (DATA,), sft_key, methods.run_sft,
                           "student on the gold pairs"))
     first = stage0.first_labels_step(cfg)
-    if uses_teacher and stage0.needs_teacher_pool(cfg):
+    if stage0.needs_teacher_pool(cfg):
         after_probe = (PROBE,) if cfg.stage0 == "auto" else ()  # auto may skip the pool
         steps.append(step("teacher", (DATA, *after_probe), {"teacher": dump["teacher"], "task": dump["task"]},
                           methods.run_teacher_pool, "the LLM labels the unlabeled pool"))
-    if uses_teacher and first == stage0.STAGE0:
+    if stage0.uses_pool_labels(cfg) and first == stage0.STAGE0:
         sources = tuple(s.name for s in steps if s.name in ("teacher", "sft", "probe"))
         steps.append(step(stage0.STAGE0, sources, {"stage0": cfg.stage0}, stage0.run_stage0,
                           f"the pool's first labels ({cfg.stage0})"))
@@ -76,11 +75,6 @@ def build_steps(ctx: RunContext) -> list[Step]:
     if "mckd" in cfg.methods:
         steps += mckd_steps(ctx, student_key, init)
     return steps
-
-
-def uses_pool_labels(cfg: Any) -> bool:
-    """Whether a method trains on the pool's labels (stage 0 and after)."""
-    return any(m in cfg.methods for m in ("vanilla_kd", "kd_self_distill", "mckd"))
 
 
 def data_step(ctx: RunContext) -> Step:
@@ -104,20 +98,19 @@ def mckd_steps(ctx: RunContext, student_key: dict[str, Any], init: tuple[str, ..
     k_parts = cfg.partitions
     out = [Step(stages.PARTITIONS, (DATA,), {"seed": cfg.seed, "partitions": k_parts},
                 partial(stages.run_partitions, ctx), f"split the pool into {k_parts} parts")]
-    first = stage0.first_labels_step(cfg)
     for stage in range(1, max(cfg.stages)):
-        previous = stages.stage_step(stage - 1, first)
+        previous = stages.stage_step(stage - 1, cfg)
         for k in range(k_parts):
             out.append(Step(stages.part_step(stage, k), (previous, stages.PARTITIONS, *init),
                             student_key, partial(stages.run_stage_part, ctx, stage=stage, k=k),
                             f"stage {stage}: train without partition {k}, relabel it",
                             group=f"stage{stage}_parts"))
         parts = tuple(stages.part_step(stage, k) for k in range(k_parts))
-        out.append(Step(stages.stage_step(stage), (previous, *parts), {},
+        out.append(Step(stages.stage_step(stage, cfg), (previous, *parts), {},
                         partial(stages.run_stage_merge, ctx, stage=stage),
                         f"stage {stage}: join the relabels"))
     for n in cfg.stages:
-        out.append(Step(stages.final_step(n), (stages.stage_step(n - 1, first), *init), student_key,
+        out.append(Step(stages.final_step(n), (stages.stage_step(n - 1, cfg), *init), student_key,
                         partial(stages.run_final, ctx, stages=n),
                         f"{n}-stage MCKD: final student on all labels"))
     return out

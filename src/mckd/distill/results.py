@@ -31,7 +31,7 @@ from mckd.distill.context import DATA, RunContext
 from mckd.distill.plan import build_steps
 from mckd.distill.probe import PROBE
 from mckd.distill.rundir import read_json
-from mckd.distill.stage0 import STAGE0, first_labels_step
+from mckd.distill.stage0 import STAGE0
 from mckd.tasks.base import metrics_json
 
 
@@ -48,7 +48,7 @@ def collect_results(ctx: RunContext) -> dict[str, Any]:
             methods[method] = {"test": metric[step]["test"]}
     pseudolabels = stage0_candidates(metric)
     for stage in range(max(cfg.stages)):
-        step = stages.stage_step(stage, first_labels_step(cfg))
+        step = stages.stage_step(stage, cfg)
         if step in metric and "pseudolabels" in metric[step]:
             pseudolabels[step] = {"stage": stage, **metric[step]["pseudolabels"]}
     if "kd_self_distill" in metric:

@@ -47,16 +47,23 @@ def first_labels_step(cfg: Any) -> str:
     return "teacher" if cfg.stage0 == "teacher" else STAGE0
 
 
+def uses_pool_labels(cfg: Any) -> bool:
+    """Whether a method trains on the pool's labels (stage 0 and after)."""
+    return any(m in cfg.methods for m in ("vanilla_kd", "kd_self_distill", "mckd"))
+
+
 def needs_probe(cfg: Any) -> bool:
     return bool(cfg.probe) or cfg.stage0 in ("combine", "auto")
 
 
 def needs_teacher_pool(cfg: Any) -> bool:
-    return cfg.stage0 != "sft"
+    """Whether the teacher labels the pool (the `teacher` step runs)."""
+    return uses_pool_labels(cfg) and cfg.stage0 != "sft"
 
 
 def needs_sft_pool(cfg: Any) -> bool:
-    return cfg.stage0 != "teacher"
+    """Whether the sft student labels the pool (its labels are stage 0, or a candidate for it)."""
+    return uses_pool_labels(cfg) and cfg.stage0 != "teacher"
 
 
 def resolve(ctx: RunContext) -> tuple[str, str]:
@@ -90,10 +97,13 @@ def run_stage0(ctx: RunContext, folder: Path) -> dict[str, Any]:
     pool = ctx.pool()
     sft = _by_id(ctx.rd.read("sft", SFT_POOL))
     teacher = _by_id(ctx.rd.read("teacher", "labels.jsonl")) if mode != "sft" else {}
-    if mode == "teacher":
-        labels = [_label(ex, teacher.get(ex.id), "teacher") for ex in pool]
-    elif mode == "sft":
-        labels = [_label(ex, sft.get(ex.id), "sft") for ex in pool]
+    # each source's labels of the pool, and their quality: the candidates stage 0 chooses from
+    sourced = {"sft": [_label(ex, sft.get(ex.id), "sft") for ex in pool]}
+    if mode != "sft":
+        sourced["teacher"] = [_label(ex, teacher.get(ex.id), "teacher") for ex in pool]
+    candidates = {name: ctx.pseudolabel_quality(labels) for name, labels in sourced.items()}
+    if mode in sourced:
+        labels = sourced[mode]
     else:
         from mckd.distill.probe import PROBE
 
@@ -106,12 +116,9 @@ def run_stage0(ctx: RunContext, folder: Path) -> dict[str, Any]:
     sources = Counter(ex.meta["stage0_source"] for ex in labels if ex.target is not None)
     log.info("stage 0 from %s (%s): %s", mode, reason,
              ", ".join(f"{n} {src}" for src, n in sorted(sources.items())))
-    candidates = {"sft": ctx.pseudolabel_quality([_label(ex, sft.get(ex.id), "sft") for ex in pool])}
-    if teacher:
-        candidates["teacher"] = ctx.pseudolabel_quality(
-            [_label(ex, teacher.get(ex.id), "teacher") for ex in pool])
+    quality = candidates[mode] if mode in candidates else ctx.pseudolabel_quality(labels)
     return {"requested": ctx.cfg.stage0, "mode": mode, "reason": reason, "sources": dict(sources),
-            "pseudolabels": ctx.pseudolabel_quality(labels), "candidates": candidates}
+            "pseudolabels": quality, "candidates": candidates}
 
 
 def combine(pool: list[Example], teacher: dict[str, Example], sft: dict[str, Example],

@@ -22,10 +22,10 @@ from mckd.examples import Example, write_examples
 PARTITIONS = "partitions"
 
 
-def stage_step(stage: int, first: str = "teacher") -> str:
-    """The step whose labels.jsonl holds the pool's labels after `stage`; stage 0's is `first`
-    (the teacher's, or the stage0 step's: stage0.first_labels_step)."""
-    return first if stage == 0 else f"stage{stage}"
+def stage_step(stage: int, cfg: Any) -> str:
+    """The step whose labels.jsonl holds the pool's labels after `stage`; stage 0's is the
+    teacher's, or the stage0 step's (stage0.first_labels_step)."""
+    return first_labels_step(cfg) if stage == 0 else f"stage{stage}"
 
 
 def part_step(stage: int, k: int) -> str:
@@ -53,7 +53,7 @@ def read_partitions(ctx: RunContext) -> list[set[str]]:
 
 def run_stage_part(ctx: RunContext, folder: Path, stage: int, k: int) -> dict[str, Any]:
     """Stage `stage`, student k: train on every partition but k, relabel partition k."""
-    labels = ctx.rd.read(stage_step(stage - 1, first_labels_step(ctx.cfg)), "labels.jsonl")
+    labels = ctx.rd.read(stage_step(stage - 1, ctx.cfg), "labels.jsonl")
     parts = read_partitions(ctx)
     held_out = [ex for ex in labels if ex.id in parts[k]]
     seen = [ex for ex in labels if ex.id not in parts[k]]
@@ -70,14 +70,14 @@ def run_stage_merge(ctx: RunContext, folder: Path, stage: int) -> dict[str, Any]
             relabels[ex.id] = ex
     labels = [relabels[ex.id] for ex in ctx.pool()]
     write_examples(folder / "labels.jsonl", labels)
-    previous = ctx.rd.read(stage_step(stage - 1, first_labels_step(ctx.cfg)), "labels.jsonl")
+    previous = ctx.rd.read(stage_step(stage - 1, ctx.cfg), "labels.jsonl")
     changed = sum(a.target != b.target for a, b in zip(previous, labels, strict=True))
     return {"pseudolabels": ctx.pseudolabel_quality(labels), "changed": changed}
 
 
 def run_final(ctx: RunContext, folder: Path, stages: int) -> dict[str, Any]:
     """The N-stage MCKD student: trained on the whole pool with stage N-1's labels."""
-    labels = ctx.rd.read(stage_step(stages - 1, first_labels_step(ctx.cfg)), "labels.jsonl")
+    labels = ctx.rd.read(stage_step(stages - 1, ctx.cfg), "labels.jsonl")
     test = ctx.test()
     train, preds = ctx.train_student(folder, distill_train_set(ctx, labels), {"test": test},
                                      init_from=init_checkpoint(ctx), save=True)
