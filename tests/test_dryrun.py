@@ -49,6 +49,9 @@ def test_dry_run_matches_what_the_run_then_does(tmp_path: Path, monkeypatch: pyt
     assert tot["student_trainings"] == 9  # sft, vanilla, self-distill, 2x2 stage parts, 2 finals
     assert tot["teacher_calls"] == 24 and tot["cost"] == 0
     assert "teacher: 24 calls" in format_estimate(est, priced=False)
+    # shared demonstrations: every prompt begins as the one before it, and the cache line says so
+    assert 0 < tot["cached_prompt_tokens"] < tot["prompt_tokens"]
+    assert f"prompt cache: ~{tot['cached_prompt_tokens']:,} prompt tokens" in format_estimate(est, priced=False)
 
     run_pipeline(cfg)
     assert len(calls) == tot["teacher_calls"]  # the prompts the run sent: as many as estimated

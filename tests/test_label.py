@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -282,7 +283,13 @@ def test_dry_run_estimates_without_calling(tmp_path: Path) -> None:
     ) == (10, 10, 0, 50, 500)
     assert est.prompt_tokens == sum(len(build(e, 0).prompt.split()) for e in pool_of(10))
     assert est.cost == pytest.approx((est.prompt_tokens * 1 + 50 * 4) / 1e6)
-    assert est.seconds == pytest.approx(est.prompt_tokens / 100 + 50 / 10)
+    # the prefix each prompt shares with the one before it is what a prompt cache serves
+    prompts = [build(e, 0).prompt for e in pool_of(10)]
+    shared = [a[: next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))]
+              for a, b in itertools.pairwise(prompts)]
+    assert est.prefix_hits == sum(bool(p) for p in shared)
+    assert est.cached_prompt_tokens == sum(len(p.split()) for p in shared)
+    assert est.seconds == pytest.approx((est.prompt_tokens - est.cached_prompt_tokens) / 100 + 50 / 10)
     run(pool_of(4), FakeBackend(), tmp_path / "o", cache, cfg)
     est = estimate_labelling(
         pool_of(10),

@@ -28,8 +28,8 @@ POOL = [Example("u0", "A dog ran ."), Example("u1", "Cats sleep .")]
 
 
 def requests(cfg: TeacherConfig, task: Any = TREES) -> list:
-    build, _ = task_prompting(task, cfg, DEMOS, POOL, count_tokens=lambda t: len(t.split()),
-                              context_size=100_000)
+    build = task_prompting(task, cfg, DEMOS, POOL, count_tokens=lambda t: len(t.split()),
+                           context_size=100_000).build
     return [build(ex, 0) for ex in POOL]
 
 

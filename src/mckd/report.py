@@ -93,10 +93,12 @@ def build_sections(results: dict[str, Any]) -> list[tuple[str, str, Table]]:
          pseudolabel_table(results)),
         ("Gold outside the run's label set", _coverage_note(results), coverage_table(results)),
         ("Teacher", "Usage of the LLM teacher over the pool and the test inputs; cached calls "
-         "cost nothing. Each input's answer was valid (usable as written), repaired (usable "
-         "only after the task's repair: tags added, dropped or replaced, a tree's words or "
-         "brackets fixed) or rejected. A method's valid outputs, where the task scores them, "
-         "are the outputs its metric could read, repaired ones included.", teacher_table(results)),
+         "cost nothing, and prompt tokens the server served from its prompt cache cost the "
+         "cached-input price where teacher.price_cached_input_per_1m is set. Each input's "
+         "answer was valid (usable as written), repaired (usable only after the task's "
+         "repair: tags added, dropped or replaced, a tree's words or brackets fixed) or "
+         "rejected. A method's valid outputs, where the task scores them, are the outputs its "
+         "metric could read, repaired ones included.", teacher_table(results)),
         ("Teacher rejections by reason", "Outputs that could not be used (after repair).",
          rejection_table(results)),
         ("Students", "Training of every student: examples, epochs, wall time, and per set it "
@@ -209,11 +211,12 @@ def teacher_table(results: dict[str, Any]) -> Table:
             part, fmt(usage.get("inputs")), fmt(usage.get("valid")), fmt(usage.get("repaired")),
             fmt(usage.get("rejected")), fmt(usage.get("calls")),
             fmt(usage.get("cache_hits")), fmt(usage.get("prompt_tokens")),
-            fmt(usage.get("completion_tokens")), fmt(usage.get("seconds")),
+            fmt(usage.get("cached_prompt_tokens", 0)), fmt(usage.get("completion_tokens")), fmt(usage.get("seconds")),
             fmt(usage.get("wall_seconds")), fmt(usage.get("cost"), digits=4),
         ])
     header = ["inputs of", "inputs", "valid", "repaired", "rejected", "LLM calls", "cache hits", "prompt tokens",
-              "completion tokens", "LLM seconds", "wall seconds", "cost"]
+              "of them from the server's prompt cache", "completion tokens", "LLM seconds",
+              "wall seconds", "cost"]
     return header, rows
 
 

@@ -57,6 +57,8 @@ class RunEstimate:
             "teacher_calls": sum(t.calls for t in teach),
             "teacher_cached": sum(t.cached for t in teach),
             "prompt_tokens": sum(t.prompt_tokens for t in teach),
+            "prompt_cache_hits": sum(t.prefix_hits for t in teach),
+            "cached_prompt_tokens": sum(t.cached_prompt_tokens for t in teach),
             "completion_tokens": sum(t.completion_tokens for t in teach),
             "completion_tokens_max": sum(t.completion_tokens_max for t in teach),
             "cost": round(sum(t.cost for t in teach), 4),
@@ -152,6 +154,10 @@ class _Sizer:
         return max(student.epochs, math.ceil(student.min_steps / per_epoch))
 
 
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "0%"
+
+
 def format_estimate(est: RunEstimate, *, priced: bool) -> str:
     """A table of steps and a totals line, for the terminal."""
     subset = est.data.get("teacher_test", est.data["test"])
@@ -177,7 +183,10 @@ def format_estimate(est: RunEstimate, *, priced: bool) -> str:
     lines += ["", f"teacher: {tot['teacher_calls']:,} calls ({tot['teacher_cached']:,} cached), "
               f"{tot['prompt_tokens']:,} prompt + ~{tot['completion_tokens']:,} answer tokens "
               f"(at most {tot['completion_tokens_max']:,}), ~{tot['teacher_seconds']:,.0f} s at "
-              "the configured throughput"]
+              "the configured throughput",
+              f"prompt cache: ~{tot['cached_prompt_tokens']:,} prompt tokens "
+              f"({_share(tot['cached_prompt_tokens'], tot['prompt_tokens'])}) in "
+              f"{tot['prompt_cache_hits']:,} calls that begin as the call before them did"]
     if priced:
         lines.append(f"teacher cost: ~{tot['cost']:,.2f} (at most {tot['cost_max']:,.2f}) at the "
                      "configured prices")

@@ -115,8 +115,9 @@ def label_folds(ctx: RunContext, folds: list[list[Example]], folder: Path) -> tu
                      for i in range(len(folds))]
         result = label_pool(
             inputs, backend, folder / "labelling",
-            build_request=lambda ex, s: prompting[fold_of[ex.id]][0](ex, s),
-            postprocess=lambda ex, raws: prompting[fold_of[ex.id]][1](ex, raws),
+            build_request=lambda ex, s: prompting[fold_of[ex.id]].build(ex, s),
+            postprocess=lambda ex, raws: prompting[fold_of[ex.id]].post(ex, raws),
+            order=[ex for p in prompting for ex in p.order],
             cache=cache, cfg=cfg, progress=sys.stderr.isatty())
     finally:
         backend.close()

@@ -156,6 +156,14 @@ class TeacherConfig(BaseModel):
         "demonstrations take ~3,100 tokens."
     )
     n_threads: int = Field(1, ge=1, description="CPU threads for the in-process llama.cpp backend.")
+    cache_reuse: int = Field(
+        0,
+        ge=0,
+        description="llama.cpp in-process: also reuse cached chunks of at least this many tokens "
+        "that the previous prompt holds later than the shared prefix, shifted into place "
+        "(llama.cpp's n_cache_reuse; 0: the shared prefix only). A shifted chunk was computed "
+        "after other text, so answers can change: the setting is part of the cache key.",
+    )
     speculative: SpeculativeConfig = Field(
         default_factory=SpeculativeConfig,
         description="llamacpp backend: speculative decoding (draft model and/or n-gram "
@@ -235,6 +243,13 @@ class TeacherConfig(BaseModel):
     price_completion_per_1m: float = Field(
         0.0, ge=0, description="Price per million completion tokens (same currency)."
     )
+    price_cached_input_per_1m: float | None = Field(
+        None,
+        ge=0,
+        description="Price per million prompt tokens served from the provider's prompt cache "
+        "(same currency; hosted APIs charge a fraction of the prompt price). None: the prompt "
+        "price.",
+    )
     est_prompt_tokens_per_s: float = Field(
         500.0,
         gt=0,
@@ -311,9 +326,15 @@ class TeacherConfig(BaseModel):
             return None
         return os.environ.get(self.api_key_env) or None
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0) -> float:
+        """What the tokens cost; `cached_prompt_tokens` (part of `prompt_tokens`) at the cached
+        price where one is set."""
+        cached = min(cached_prompt_tokens, prompt_tokens)
+        cached_price = self.price_prompt_per_1m if self.price_cached_input_per_1m is None \
+            else self.price_cached_input_per_1m
         return (
-            prompt_tokens * self.price_prompt_per_1m
+            (prompt_tokens - cached) * self.price_prompt_per_1m
+            + cached * cached_price
             + completion_tokens * self.price_completion_per_1m
         ) / 1e6
 

@@ -229,6 +229,10 @@ class _Run:
         raws = [r.text for r in results if isinstance(r, Completion)]
         errors = [r.reason for r in results if isinstance(r, BackendError)]
         rec: dict[str, Any] = {"id": job.example.id, "keys": job.keys}
+        if job.requests and job.requests[0].demos:  # which demonstrations the prompt showed
+            rec["demos"] = list(job.requests[0].demos)
+        if job.requests and job.requests[0].group is not None:
+            rec["group"] = job.requests[0].group
         if not raws:
             problem = str(results[0])
             rec.update(
@@ -318,8 +322,10 @@ async def alabel_pool(
     cfg: TeacherConfig,
     progress: bool = True,
     retry_rejected: bool = False,
+    order: Sequence[Example] | None = None,
 ) -> LabelResult:
-    """Label every input of `pool` (async version of `label_pool`)."""
+    """Label every input of `pool` (async version of `label_pool`), sending them in `order`
+    (the pool itself, reordered; default: pool order). The output files keep pool order."""
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -330,7 +336,9 @@ async def alabel_pool(
     done = read_ledger(out / LEDGER)
     counts: Counter[str] = Counter()
     bar = LabelProgress(total=len(pool), done=0, enabled=progress)
-    jobs: Iterator[_Job] = pending_jobs(pool, done, build_request, cfg.samples, backend.model,
+    if order is not None and sorted(ex.id for ex in order) != sorted(ids):
+        raise ValueError("the labelling order must hold the pool's inputs, each once")
+    jobs: Iterator[_Job] = pending_jobs(pool if order is None else order, done, build_request, cfg.samples, backend.model,
                                  retry_rejected, counts, on_skip=bar.skip)
     in_ledger = sum(ex.id in done for ex in pool)
     log.info("labelling %d inputs (%d in the ledger)", len(pool), in_ledger)
@@ -397,7 +405,8 @@ def finish(
             labels.append(ex.with_target(rec["target"], teacher=info))
         else:
             rejected.append(ex.with_target(None, teacher=info))
-    usage.cost = round(cfg.cost(usage.prompt_tokens, usage.completion_tokens), 6)
+    usage.cost = round(cfg.cost(usage.prompt_tokens, usage.completion_tokens,
+                                usage.cached_prompt_tokens), 6)
     (out / DONE).unlink(missing_ok=True)
     write_examples(out / LABELS, labels)
     write_examples(out / REJECTED, rejected)

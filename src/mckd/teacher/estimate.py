@@ -1,5 +1,6 @@
 """What a labelling run would send, without sending anything (`mckd label --dry-run`, `mckd run
---dry-run`): requests not in the ledger or the cache, their tokens, cost and time."""
+--dry-run`): requests not in the ledger or the cache, their tokens, the prompt tokens a
+server's prefix cache would serve, cost and time."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class Estimate:
     cached: int
     calls: int
     prompt_tokens: int
+    # calls whose prompt starts as the previous call's did, and the tokens of those prefixes
+    # (what a server that keeps the last prompt's cache, as llama.cpp does, would not reread)
+    prefix_hits: int
+    cached_prompt_tokens: int
     completion_tokens: int  # expected
     completion_tokens_max: int  # if every call ran to max_tokens
     cost: float
@@ -32,6 +37,12 @@ class Estimate:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """How many leading characters `a` and `b` share."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                min(len(a), len(b)))
 
 
 def estimate_labelling(
@@ -45,18 +56,22 @@ def estimate_labelling(
     model: str,
     expected_output_tokens: int | None = None,
     parallel: int = 1,
+    order: Sequence[Example] | None = None,
 ) -> Estimate:
     """What a run would send, without sending anything: requests not in the ledger or cache, their
     prompt tokens, expected output tokens (`expected_output_tokens` per call, at most each
     request's max_tokens; default max_tokens), cost and time at the configured throughput with
-    `parallel` request streams."""
+    `parallel` request streams. Calls are taken in `order` (default: pool order), as the run
+    sends them; each call's prompt prefix shared with the call before it counts as cached."""
     done = (
         read_ledger(Path(out_dir) / LEDGER, truncate=False)
         if out_dir is not None and Path(out_dir, LEDGER).exists()
         else {}
     )
-    todo = list(pending_jobs(pool, done, build_request, cfg.samples, model, False, Counter()))
+    todo = list(pending_jobs(pool if order is None else order, done, build_request, cfg.samples, model, False, Counter()))
     requests = cached = calls = prompt_tokens = completion = completion_max = 0
+    hits = cached_tokens = 0
+    previous = ""
     seen: set[str] = set()
     for job in todo:
         for req, key in zip(job.requests, job.keys, strict=True):
@@ -72,10 +87,15 @@ def estimate_labelling(
                 else "\n".join(c for _, c in req.messages or ())
             )
             prompt_tokens += count_tokens(text)
+            shared = _common_prefix(previous, text)
+            if shared:
+                hits += 1
+                cached_tokens += min(count_tokens(text[:shared]), count_tokens(text))
+            previous = text
             completion += min(req.max_tokens, expected_output_tokens or req.max_tokens)
             completion_max += req.max_tokens
     seconds = (
-        prompt_tokens / cfg.est_prompt_tokens_per_s + completion / cfg.est_completion_tokens_per_s
+        (prompt_tokens - cached_tokens) / cfg.est_prompt_tokens_per_s + completion / cfg.est_completion_tokens_per_s
     )
     return Estimate(
         inputs=len(pool),
@@ -84,9 +104,11 @@ def estimate_labelling(
         cached=cached,
         calls=calls,
         prompt_tokens=prompt_tokens,
+        prefix_hits=hits,
+        cached_prompt_tokens=cached_tokens,
         completion_tokens=completion,
         completion_tokens_max=completion_max,
-        cost=cfg.cost(prompt_tokens, completion),
-        cost_max=cfg.cost(prompt_tokens, completion_max),
+        cost=cfg.cost(prompt_tokens, completion, cached_tokens),
+        cost_max=cfg.cost(prompt_tokens, completion_max, cached_tokens),
         seconds=seconds / max(1, parallel),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import ValidationError
@@ -43,7 +43,7 @@ from mckd.teacher.prompts import PromptBuilder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LABELS", "LEDGER", "REJECTED", "USAGE", "Estimate", "LabelResult", "Pseudolabel",
+__all__ = ["LABELS", "LEDGER", "REJECTED", "USAGE", "Estimate", "LabelResult", "Prompting", "Pseudolabel",
            "alabel_pool", "estimate_labelling", "estimate_task_labelling", "few_shot_requests",
            "label_files", "label_pool", "label_task", "model_id", "read_ledger", "repair_outputs",
            "samples_postprocess", "task_prompting", "usable_form"]
@@ -141,14 +141,15 @@ def label_files(
                                        extra_labels=extra_labels)
     backend = backends.build_backend(cfg)
     try:
-        build, post = task_prompting(task_obj, cfg, demos, pool, count_tokens=backend.count_tokens,
-                                     context_size=backend.context_size, extra_labels=extra_labels)
+        prompting = task_prompting(task_obj, cfg, demos, pool, count_tokens=backend.count_tokens,
+                                   context_size=backend.context_size, extra_labels=extra_labels)
         return label_pool(
             pool,
             backend,
             out_dir,
-            build_request=build,
-            postprocess=post,
+            build_request=prompting.build,
+            postprocess=prompting.post,
+            order=prompting.order,
             cache=cache,
             cfg=cfg,
             progress=progress,
@@ -170,14 +171,15 @@ def estimate_task_labelling(
 ) -> Estimate:
     """`estimate_labelling` with the task's prompts (tokens approximated, 4 characters each),
     answers expected as long as the demonstrations' and the configured request streams."""
-    build, _ = task_prompting(task, cfg, demos, pool, count_tokens=approx_tokens,
-                              context_size=cfg.context_size, extra_labels=extra_labels)
+    prompting = task_prompting(task, cfg, demos, pool, count_tokens=approx_tokens,
+                               context_size=cfg.context_size, extra_labels=extra_labels)
     out_tokens = [approx_tokens(d.target or "") for d in demos]
     serial = cfg.backend in ("llamacpp", "transformers")
     return estimate_labelling(
         pool,
         out_dir,
-        build_request=build,
+        build_request=prompting.build,
+        order=prompting.order,
         cache=cache,
         cfg=cfg,
         count_tokens=approx_tokens,
@@ -196,10 +198,11 @@ def task_prompting(
     count_tokens: Callable[[str], int],
     context_size: int,
     extra_labels: Sequence[str] = (),
-) -> tuple[BuildRequest, PostProcess]:
-    """The request builder and post-processor for any task: prompts from the task's hooks
-    (context fitting, shared, random or nearest demonstrations, the task's grammar), answers
-    read by the task and several samples combined by its consensus. When the demonstrations
+) -> Prompting:
+    """The request builder, the post-processor and the labelling order for any task: prompts
+    from the task's hooks (context fitting, shared, random or nearest demonstrations, grouped
+    inputs, the task's grammar), answers read by the task and several samples combined by its
+    consensus. When the demonstrations
     cannot be shown in the configured form (parsing's labeled form needs meta['tree']), the
     task's next form that they allow is used, with a warning."""
     base = cfg.prompt
@@ -222,7 +225,18 @@ def task_prompting(
         stop=cfg.stop,
         extra_labels=extra_labels,
     )
-    return builder.build_request, samples_postprocess(task, builder.read_answer, prompt_cfg.consensus)
+    return Prompting(builder.build_request,
+                     samples_postprocess(task, builder.read_answer, prompt_cfg.consensus),
+                     builder.labelling_order(pool))
+
+
+class Prompting(NamedTuple):
+    """How a pool is labelled: each input's request, its answers read back, and the pool in
+    the order to send it (group by group when similar inputs share demonstrations)."""
+
+    build: BuildRequest
+    post: PostProcess
+    order: list[Example]
 
 
 def usable_form(task: Task, form: str, demos: Sequence[Example]) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -67,6 +68,22 @@ class PromptConfig(BaseModel):
     )
     block_size: int = Field(
         0, ge=0, description="With demos='shared': inputs per shared set in pool order (0 = one set)."
+    )
+    group_size: int = Field(
+        0,
+        ge=0,
+        description="With demos='nearest': label the inputs in groups of this many similar "
+        "inputs, one group after another, each prompt's demonstrations in an order its group "
+        "shares, so that consecutive prompts share a prefix the server's prompt cache serves "
+        "(0: every input alone, in pool order, its closest demonstration last).",
+    )
+    per_input: int | None = Field(
+        None,
+        ge=0,
+        description="With group_size: how many of the k demonstrations are the input's own "
+        "nearest (placed last); the others are the group's (the labeled examples nearest the "
+        "group's centroid, first, the same for every input of the group). None: all k are the "
+        "input's own, the ones its group uses most placed first.",
     )
     seed: int = Field(0, description="Seed of the demonstration draws.")
     encoder: str | None = Field(
@@ -124,6 +141,7 @@ class NearestDemos:
         self._load()
         self.matrix = self.encode([ex.source for ex in labeled])
         self._cache: dict[str, list[int]] = {}
+        self._vectors: dict[str, Any] = {}
 
     def _load(self) -> None:
         # torch and transformers take seconds to import: only nearest demonstrations need them
@@ -151,9 +169,19 @@ class NearestDemos:
         """Encode many inputs in batches up front (much faster than one at a time)."""
         todo = [s for s in dict.fromkeys(sources) if s not in self._cache]
         if todo:
-            sims = self.encode(todo) @ self.matrix.T
-            for s, row in zip(todo, sims, strict=True):
+            vectors = self.encode(todo)
+            sims = vectors @ self.matrix.T
+            for s, vec, row in zip(todo, vectors, sims, strict=True):
                 self._cache[s] = row.argsort(descending=True).tolist()
+                self._vectors[s] = vec
+
+    def vectors(self, sources: Sequence[str]):  # -> torch.Tensor, one unit row per source
+        self.prefetch(sources)
+        return self._torch.stack([self._vectors[s] for s in sources])
+
+    def ranked_by(self, vector: Any) -> list[int]:
+        """Indices of labeled examples, most similar to `vector` first."""
+        return (self.matrix @ vector).argsort(descending=True).tolist()
 
     def ranked(self, source: str) -> list[int]:
         """Indices of labeled examples, most similar first."""
@@ -222,12 +250,74 @@ class PromptBuilder:
         self.labels = task.label_set(self.labeled, extra_labels)
         self.position = {ex.id: i for i, ex in enumerate(pool)}
         self.nearest: NearestDemos | None = None
+        # with grouping: each planned input's demonstrations and group, and the labelling order
+        self._planned: dict[str, tuple[str, str, list[int]]] = {}  # id: group, source, demos
+        self._order: dict[str, int] = {}
         if config.demos == "nearest" and config.k:
             self.nearest = NearestDemos(self.labeled, config.encoder)
             self.nearest.prefetch([ex.source for ex in pool])
+            if config.group_size and pool:
+                self._plan_groups(pool)
         self._demo_tokens: dict[int, int] = {}
         self.shrunk = 0  # prompts that lost demonstrations to fit the context
         self._options: HookOptions | None = None
+
+    # -- groups of similar inputs (demos="nearest" with group_size)
+    def _plan_groups(self, pool: Sequence[Example]) -> None:
+        """Cut the pool into groups of `group_size` similar inputs (greedily: the first input
+        not yet placed, in pool order, with the most similar of those left), then fix each
+        input's demonstrations: the group's shared ones first (nearest the group's centroid,
+        the closest last), then the input's own nearest. Inputs are labelled group by group,
+        within a group sorted by their own demonstrations, so neighbours share the longest
+        prefix. A deterministic function of the pool, the labeled set and the encoder: a
+        resumed run rebuilds the same prompts."""
+        assert self.nearest is not None
+        torch = self.nearest._torch
+        cfg = self.config
+        k = min(cfg.k, len(self.labeled))
+        own = k if cfg.per_input is None else min(cfg.per_input, k)
+        sources = [ex.source for ex in pool]
+        vectors = self.nearest.vectors(sources)
+        left = torch.ones(len(pool), dtype=torch.bool)
+        rank = g = 0
+        while left.any():
+            seed = int(left.nonzero()[0])
+            sims = vectors @ vectors[seed]
+            sims[~left] = -2.0
+            take = sims.topk(min(cfg.group_size, int(left.sum()))).indices
+            left[take] = False
+            members = sorted(int(i) for i in take)
+            name, g = f"g{g}", g + 1
+            texts = {sources[i] for i in members}
+            shared: list[int] = []
+            if own < k:
+                centroid = torch.nn.functional.normalize(vectors[members].mean(0), dim=0)
+                shared = [i for i in self.nearest.ranked_by(centroid)
+                          if self.labeled[i].source not in texts][: k - own][::-1]
+            mine = {}
+            for m in members:
+                ranked = [i for i in self.nearest.ranked(sources[m])
+                          if self.labeled[i].source != sources[m] and i not in shared][:own]
+                mine[m] = ranked[::-1]
+            if own == k:  # all the input's own: those its group uses most come first
+                uses = Counter(i for demos in mine.values() for i in demos)
+                mine = {m: sorted(d, key=lambda i: (-uses[i], i)) for m, d in mine.items()}
+            for m in sorted(members, key=lambda m: (mine[m], m)):
+                self._planned[pool[m].id] = (name, sources[m], shared + mine[m])
+                self._order[pool[m].id] = rank
+                rank += 1
+
+    def labelling_order(self, pool: Sequence[Example]) -> list[Example]:
+        """`pool` in the order to label it: group by group when inputs are grouped."""
+        if not self._order:
+            return list(pool)
+        last = len(self._order)
+        return sorted(pool, key=lambda ex: self._order.get(ex.id, last))
+
+    def group(self, example: Example) -> str | None:
+        """The name of the input's group (None when it has none)."""
+        planned = self._planned.get(example.id)
+        return planned[0] if planned and planned[1] == example.source else None
 
     # -- demonstrations
     def demo_indices(self, example: Example, sample_index: int = 0) -> list[int]:
@@ -238,6 +328,8 @@ class PromptBuilder:
             return []
         if cfg.demos == "nearest":
             assert self.nearest is not None
+            if self.group(example) is not None:
+                return list(self._planned[example.id][2])
             ranked = [i for i in self.nearest.ranked(example.source)
                       if self.labeled[i].source != example.source][:k]
             return ranked[::-1]
@@ -304,6 +396,8 @@ class PromptBuilder:
             grammar=grammar,
             seed=(cfg.seed + sample_index) if self.temperature > 0 else None,
             sample_index=sample_index,
+            group=self.group(example),
+            demos=tuple(self.labeled[i].id for i in demos),
         )
 
     def _fit(self, demos: list[int], source: str, used: int, budget: int) -> list[int]:

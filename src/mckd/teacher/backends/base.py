@@ -8,10 +8,13 @@ can key them; backend identity (model name) is part of the key, base URLs and AP
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 from mckd.errors import MckdError
+
+_ROUTING = frozenset({"group", "demos"})  # request fields that do not change the answer
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,12 @@ class TeacherRequest:
     grammar: str | None = None  # GBNF; backends without grammar support ignore it and say so
     seed: int | None = None
     sample_index: int = 0  # separates repeated sampled calls for the same prompt in the cache
+    # Not part of the call's identity (left out of `payload`, so of the cache key): the group
+    # of inputs whose prompts share a prefix (backends send a group to one slot or endpoint,
+    # where the prefix is cached), and the ids of the demonstrations in the prompt (the ledger
+    # records them).
+    group: str | None = None
+    demos: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
@@ -35,7 +44,7 @@ class TeacherRequest:
     def payload(self) -> dict[str, Any]:
         """The request as JSON-able data (what the cache hashes, with the model name added)."""
         # field by field: dataclasses.asdict deep-copies, which dominated key hashing
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _ROUTING}
         d["stop"] = list(self.stop)
         if self.messages is not None:
             d["messages"] = [list(m) for m in self.messages]
@@ -100,6 +109,11 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release what the current event loop holds (HTTP connections); safe to call twice."""
         ...
+
+
+def group_slot(group: str, slots: int) -> int:
+    """Which of `slots` slots (or endpoints) serves a group of inputs: the same on every run."""
+    return int.from_bytes(hashlib.sha256(group.encode("utf-8")).digest()[:4], "big") % slots
 
 
 def approx_tokens(text: str) -> int:

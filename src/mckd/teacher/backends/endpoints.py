@@ -1,7 +1,9 @@
 """Several replicas of one OpenAI-compatible server, used as one: which endpoint takes a request.
 
 Each endpoint has its own connections and its own bound on requests in flight. A request
-goes to the least loaded endpoint that is up (ties in turn); an attempt that fails with a
+goes to the least loaded endpoint that is up (ties in turn), or, for a request of a group of
+inputs that share a prompt prefix, to the group's own endpoint while it has a free slot, so the
+server's prefix cache serves the group; an attempt that fails with a
 transient error (timeout, 5xx, 429, dropped connection) marks that endpoint's failure, and its
 retry goes to another endpoint where one is up. Two failures in a row, or a Retry-After, take an
 endpoint out for a while (doubling up to `backoff_max_s` while it keeps failing); one success
@@ -53,14 +55,15 @@ class EndpointPool:
         self._changed = asyncio.Event()
         self._turn = 0
 
-    async def acquire(self, avoid: set[str]) -> Endpoint:
+    async def acquire(self, avoid: set[str], home: int | None = None) -> Endpoint:
         """A slot on an endpoint, preferring one that is up and not in `avoid` (the endpoints
-        this request already failed on)."""
+        this request already failed on), and of those the `home` endpoint (the index of the
+        one whose prefix cache holds the request's group) while it has a free slot."""
         while True:
             # no await between clear, pick and wait: a release in between is never missed
             self._changed.clear()
             now = time.monotonic()
-            ep = self._pick(avoid, now)
+            ep = self._pick(avoid, now, home)
             if ep is not None:
                 ep.inflight += 1
                 return ep
@@ -71,7 +74,7 @@ class EndpointPool:
             except TimeoutError:
                 pass  # an endpoint's pause is over: pick again
 
-    def _pick(self, avoid: set[str], now: float) -> Endpoint | None:
+    def _pick(self, avoid: set[str], now: float, home: int | None = None) -> Endpoint | None:
         up = [e for e in self.endpoints if e.up(now)]
         # an endpoint this request has not failed on, even if it means waiting for its slot
         wanted = [e for e in up if e.url not in avoid] or up
@@ -80,6 +83,8 @@ class EndpointPool:
         choice = [e for e in wanted if e.inflight < e.capacity]
         if not choice:
             return None
+        if home is not None and self.endpoints[home] in choice:
+            return self.endpoints[home]
         n = len(self.endpoints)
         order = {id(e): (i - self._turn) % n for i, e in enumerate(self.endpoints)}
         self._turn += 1

@@ -3,6 +3,14 @@
 Requests that arrive together and share decoding settings are generated as one left-padded
 batch of up to `batch_size`. Greedy when temperature is 0, sampling otherwise (seeded per
 batch). GBNF grammars are not supported here: use the llama.cpp backend or a server for them.
+
+A group's shared prompt prefix (`TeacherRequest.group`) is not kept between batches: the
+inputs of a group arrive together and are read in one batched forward pass, which on a GPU
+costs little beside decoding. Reusing a prefix's key/value cache across rows would need the
+prefix once, copied per row, and suffixes of different lengths padded between prefix and
+suffix with position ids to match, which `generate` does not support for a batch of
+different continuations; for prefix caching across requests, serve the model with vLLM or
+llama.cpp and use the OpenAI-compatible backend.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 One in-process server, so calls are serialized; each runs in a worker thread so the event loop
 (progress, cache writes) keeps going. Consecutive prompts that share a prefix (the same
-demonstrations) reuse the engine's KV cache; `cached_tokens` in the completion says how many
-prompt tokens were served that way.
+demonstrations) reuse the engine's KV cache (`cache_prompt`); `cached_tokens` in the
+completion says how many prompt tokens were served that way. With several slots, each slot
+keeps its own prompt's cache, so the requests of one group of inputs (`TeacherRequest.group`)
+all go to the same slot.
 
 Speculative decoding (`TeacherConfig.speculative`) is llama.cpp's own: a draft model or n-gram
 lookups propose tokens, the teacher evaluates them in one batch and its sampler, grammar
@@ -22,7 +24,13 @@ from typing import Any
 
 from mckd.errors import ConfigError
 from mckd.teacher import models
-from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest, approx_tokens
+from mckd.teacher.backends.base import (
+    BackendError,
+    Completion,
+    TeacherRequest,
+    approx_tokens,
+    group_slot,
+)
 from mckd.teacher.config import SpeculativeConfig, TeacherConfig
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,8 @@ def cache_model_name(cfg: TeacherConfig) -> str:
     scheme (llama.cpp also has a probabilistic acceptance that changes it), so there the
     drafter is part of the key."""
     name = resolve_model_path(cfg.model).name
+    if cfg.cache_reuse:
+        name += f"+cache_reuse{cfg.cache_reuse}"
     if cfg.speculative.enabled and cfg.temperature > 0:
         name += "+speculative" + speculation_id(cfg.speculative)
     return name
@@ -117,6 +127,7 @@ class LlamaCppBackend:
             params.n_parallel, params.kv_unified = slots, True
         params.cpuparams.n_threads = cfg.n_threads
         params.cpuparams_batch.n_threads = cfg.n_threads
+        params.n_cache_reuse = cfg.cache_reuse
         params.verbosity = -1  # llama.cpp logs every slot event otherwise
         if self.speculative:
             _speculative_params(params, cfg, xllamacpp)
@@ -143,7 +154,10 @@ class LlamaCppBackend:
             "temperature": request.temperature,
             "top_p": request.top_p,
             "stop": list(request.stop),
+            "cache_prompt": True,
         }
+        if self.slots > 1 and request.group is not None:
+            body["id_slot"] = group_slot(request.group, self.slots)
         if request.seed is not None:
             body["seed"] = request.seed
         if request.grammar is not None:

@@ -22,7 +22,13 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from mckd.teacher.backends.base import BackendError, Completion, TeacherRequest, approx_tokens
+from mckd.teacher.backends.base import (
+    BackendError,
+    Completion,
+    TeacherRequest,
+    approx_tokens,
+    group_slot,
+)
 from mckd.teacher.backends.endpoints import Endpoint, EndpointPool
 from mckd.teacher.config import TeacherConfig
 
@@ -154,10 +160,12 @@ class OpenAIBackend:
         path, body = self.body(request)
         payload = json.dumps(body).encode()
         failed_on: set[str] = set()  # endpoints this request failed on: its retries go elsewhere
+        # a group's requests share a prompt prefix: one endpoint's prefix cache serves them
+        home = None if request.group is None else group_slot(request.group, len(pool.endpoints))
         attempt = 0
         while True:
             attempt += 1
-            ep = await pool.acquire(failed_on)
+            ep = await pool.acquire(failed_on, home)
             start = time.perf_counter()
             try:
                 completion = await self._attempt(ep, path, payload)
