@@ -125,7 +125,7 @@ def test_slots_demo_is_packaged_and_loads_by_name(tmp_path: Path, monkeypatch: p
     cfg = load_config("slots-demo")
     assert cfg.task_name() == "slots" and cfg.student.kind == "tagger"
     assert cfg.data.source == "demo" and cfg.data.demo.n_labeled == 50
-    assert (cfg.data.demo.n_unlabeled, cfg.data.demo.n_test, cfg.data.teacher_test) == (50, 500, 40)
+    assert (cfg.data.demo.n_unlabeled, cfg.data.demo.n_test, cfg.data.teacher_test) == (100, 500, 40)
     assert cfg.methods == ["teacher", "sft", "vanilla_kd", "kd_self_distill", "mckd"] and cfg.stages == [2, 3]
     assert cfg.baselines and cfg.add_gold and cfg.init_from_sft
     demo = load_config(None).teacher

@@ -63,9 +63,9 @@ def demo_requests(name: str) -> dict[str, Any]:
     blind_test = [Example(ex.id, ex.source, None, {}) for ex in teacher_subset(cfg, test)]
     model = model_id(teacher)
     for step, inputs in (("teacher_pool", pool), ("teacher_test", blind_test)):
-        build, _ = task_prompting(task, teacher, labeled, inputs, count_tokens=approx_tokens,
-                                  context_size=teacher.context_size,
-                                  extra_labels=cfg.task_labels())
+        build = task_prompting(task, teacher, labeled, inputs, count_tokens=approx_tokens,
+                               context_size=teacher.context_size,
+                               extra_labels=cfg.task_labels()).build
         keys = [request_key(model, build(ex, s)) for ex in inputs for s in range(teacher.samples)]
         out["requests"][step] = {"count": len(keys), "sha256": _sha("\n".join(keys)), "keys": keys}
     return out
