@@ -18,9 +18,8 @@ For each condition and input set the labelling run (`mckd.teacher.label.label_fi
 sentences per minute (the labelling's wall time, model load excluded), the share of prompt
 tokens the server served from its prompt cache, and the task's F1 of the answers, with the
 paired-bootstrap difference to the first condition on the same sentences. Slots: the slots
-demo's 40 teacher test sentences and a 100-sentence pool of the built-in corpus (the demo's
-split with `n_unlabeled: 100`); parsing: the first N of the parsing demo's teacher test
-sentences. Run one condition at a time on an otherwise idle machine; a finished condition is
+demo's 40 teacher test sentences and its 100-sentence pool; parsing: the first N of the
+parsing demo's teacher test sentences (`--corpus-test`: of the corpus's own test draw). Run one condition at a time on an otherwise idle machine; a finished condition is
 read back from OUT.d/ on a rerun, so conditions can be run one per invocation.
 
     python benchmarks/teacher_cache.py --config slots-demo --conditions nearest,reorder,group,mixed \\
@@ -58,13 +57,19 @@ CONDITIONS: dict[str, dict[str, Any]] = {
 TEACHER_SETTINGS = ("cache_reuse",)  # set on the teacher, the rest on teacher.prompt
 
 
-def input_sets(config: str, n_test: int, n_pool: int) -> tuple[Any, list[Example], dict[str, list[Example]]]:
-    """The config, its labeled examples and the input sets to label (gold kept for scoring)."""
+def input_sets(config: str, n_test: int, n_pool: int, *, corpus_test: bool = False
+               ) -> tuple[Any, list[Example], dict[str, list[Example]]]:
+    """The config, its labeled examples and the input sets to label (gold kept for scoring):
+    the first `n_test` of the demo's teacher test sentences (with `corpus_test`, of the
+    corpus's own test draw instead) and the first `n_pool` of its pool."""
     cfg = load_config(config)
     task = cfg.make_task()
     d = cfg.data.demo
+    teacher_test = cfg.data.teacher_test
+    # as the run draws it (mckd.distill.methods.make_data): the teacher's subset first
+    prefix = {"test_prefix": teacher_test} if isinstance(teacher_test, int) and not corpus_test else {}
     corpus = task.builtin_corpus(d.n_labeled, n_pool or d.n_unlabeled, d.n_test, seed=d.seed,
-                                 max_words=d.max_len)
+                                 max_words=d.max_len, **prefix)
     sets = {"test": teacher_subset(cfg, corpus.test)[:n_test]}
     if n_pool:
         sets["pool"] = corpus.pool[:n_pool]
@@ -150,6 +155,9 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=8, help="Inputs per group.")
     parser.add_argument("-n", type=int, default=40, help="Teacher test sentences (the first n).")
     parser.add_argument("--pool", type=int, default=100, help="Pool sentences (0: none).")
+    parser.add_argument("--corpus-test", action="store_true",
+                        help="The first n of the corpus's own test draw, not of the demo's "
+                        "teacher test sentences.")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/teacher_cache_results"),
                         help="Writes OUT.md and OUT.json; each labelling run under OUT.d/.")
     args = parser.parse_args()
@@ -158,7 +166,7 @@ def main() -> None:
     unknown = [n for n in names if n not in CONDITIONS]
     if unknown:
         parser.error(f"unknown condition(s) {', '.join(unknown)}")
-    cfg, labeled, sets = input_sets(args.config, args.n, args.pool)
+    cfg, labeled, sets = input_sets(args.config, args.n, args.pool, corpus_test=args.corpus_test)
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     for name in names:
         rows[name] = {}
@@ -170,7 +178,7 @@ def main() -> None:
                          r["sentences_per_minute"], 100 * r["cached_share"], r["score"])
     command = (f"python benchmarks/teacher_cache.py --config {args.config} --conditions "
                f"{args.conditions} --group-size {args.group_size} -n {args.n} --pool {args.pool} "
-               f"--out {args.out}")
+               f"{'--corpus-test ' if args.corpus_test else ''}--out {args.out}")
     text = table(rows, sets, cfg, names[0])
     with atomic_write(args.out.with_suffix(".json")) as f:
         json.dump({"command": command, "conditions": rows}, f, indent=1)
