@@ -23,9 +23,9 @@ parsing demo's teacher test sentences (`--corpus-test`: of the corpus's own test
 read back from OUT.d/ on a rerun, so conditions can be run one per invocation.
 
     python benchmarks/teacher_cache.py --config slots-demo --conditions nearest,reorder,group,mixed \\
-        --out benchmarks/teacher_cache_results
-    python benchmarks/teacher_cache.py --config demo -n 20 --conditions shared,nearest,group \\
-        --out benchmarks/teacher_cache_parse
+        --out /tmp/bench/slots
+    python benchmarks/teacher_cache.py --config demo -n 20 --pool 0 \\
+        --conditions shared,nearest,group --out /tmp/bench/parse
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--corpus-test", action="store_true",
                         help="The first n of the corpus's own test draw, not of the demo's "
                         "teacher test sentences.")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/teacher_cache_results"),
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench/teacher_cache"),
                         help="Writes OUT.md and OUT.json; each labelling run under OUT.d/.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
