@@ -50,6 +50,20 @@ def killed(config: Path, call_log: Path, kill_at: str) -> None:
     assert proc.returncode == -signal.SIGKILL, (kill_at, proc.returncode, proc.stderr[-2000:])
 
 
+def log_answers(monkeypatch: pytest.MonkeyPatch, call_log: Path) -> None:
+    """Append the cache key of every request the fake teacher answers in this process to
+    `call_log`, as resume_driver.py does in its child."""
+    original = FakeBackend.acomplete
+
+    async def logged(self, request):  # type: ignore[no-untyped-def]
+        completion = await original(self, request)
+        with open(call_log, "a") as f:
+            f.write(request_key(self.model, request) + "\n")
+        return completion
+
+    monkeypatch.setattr(FakeBackend, "acomplete", logged)
+
+
 def done(run_dir: Path, step: str) -> bool:
     return (run_dir / step / "DONE").exists()
 
@@ -76,15 +90,7 @@ def test_kill_anywhere_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert done(run_dir, "stage1") and not (run_dir / "stage2_part0").exists()
 
     # 4. Run to the end (in this process, answers still logged).
-    original = FakeBackend.acomplete
-
-    async def logged(self, request):  # type: ignore[no-untyped-def]
-        completion = await original(self, request)
-        with open(call_log, "a") as f:
-            f.write(request_key(self.model, request) + "\n")
-        return completion
-
-    monkeypatch.setattr(FakeBackend, "acomplete", logged)
+    log_answers(monkeypatch, call_log)
     monkeypatch.setattr(pf, "EPOCH_LOG", work / "epochs.log")
     final = run_pipeline(load_config(config))
 
@@ -116,15 +122,7 @@ def test_a_grouped_labelling_killed_mid_group_resumes(tmp_path: Path, monkeypatc
     first = [json.loads(line) for line in ledger.read_text().splitlines()]
     assert 0 < len(first) < 16
 
-    original = FakeBackend.acomplete
-
-    async def logged(self, request):  # type: ignore[no-untyped-def]
-        completion = await original(self, request)
-        with open(call_log, "a") as f:
-            f.write(request_key(self.model, request) + "\n")
-        return completion
-
-    monkeypatch.setattr(FakeBackend, "acomplete", logged)
+    log_answers(monkeypatch, call_log)
     run_pipeline(load_config(config))
     answered = call_log.read_text().split()
     assert len(answered) == len(set(answered)) == 8 + 16  # no request answered twice

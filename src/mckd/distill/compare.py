@@ -28,6 +28,7 @@ from typing import Any
 
 from mckd.distill.context import RunContext
 from mckd.distill.methods import teacher_subset
+from mckd.distill.paired import sentence_stats
 from mckd.distill.stage0 import pool_labels_path
 from mckd.evidence import (
     BootstrapConfig,
@@ -99,11 +100,11 @@ def gather_stats(ctx: RunContext, results: dict[str, Any]) -> RunStats:
             continue
         if name == "teacher":  # scored on its subset only
             on = [preds.get(ex.id) or "" for ex in subset]
-            stats = _sentence_stats(ctx.task, subset, on)
+            stats = sentence_stats(ctx.task, subset, on)
             out.methods[name] = MethodStats(stats, stats, ctx.score(subset, on))
             continue
         on = [preds.get(ex.id) or "" for ex in test]
-        stats = _sentence_stats(ctx.task, test, on)
+        stats = sentence_stats(ctx.task, test, on)
         out.methods[name] = MethodStats(stats, {k: s.take(rows) for k, s in stats.items()},
                                         ctx.score(subset, [on[i] for i in rows]))
     golds = [Example(ex.id, ex.source, None, ex.meta) for ex in ctx.pool() if ctx.task.has_gold(ex)]
@@ -113,15 +114,8 @@ def gather_stats(ctx: RunContext, results: dict[str, Any]) -> RunStats:
             continue
         labels = _targets(pool_labels_path(ctx.rd, name, entry["stage"]))
         if labels is not None:
-            out.pool[name] = _sentence_stats(ctx.task, golds, [labels.get(ex.id) or "" for ex in golds])
+            out.pool[name] = sentence_stats(ctx.task, golds, [labels.get(ex.id) or "" for ex in golds])
     return out
-
-
-def _sentence_stats(task: Any, golds: list[Example], preds: list[str]) -> dict[str, SentenceStats]:
-    """The task's per-sentence statistics; none (so no intervals) from a task installed from
-    another package that predates `Task.sentence_stats`."""
-    hook = getattr(task, "sentence_stats", None)
-    return hook(golds, preds) if hook is not None else {}
 
 
 def _targets(path: Path) -> dict[str, str | None] | None:

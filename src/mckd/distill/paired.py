@@ -55,13 +55,18 @@ def _json(i: Interval) -> dict[str, float]:
     return {"value": i.value, "low": i.low, "high": i.high}
 
 
+def sentence_stats(task: Any, golds: Sequence[Example], preds: Sequence[str]) -> dict[str, SentenceStats]:
+    """The task's per-sentence statistics; none (so no intervals) from a task installed from
+    another package that predates `Task.sentence_stats`."""
+    hook = getattr(task, "sentence_stats", None)
+    return hook(golds, preds) if hook is not None else {}
+
+
 def _stats(task: Task, golds: Sequence[Example], *preds: list[str]) -> tuple[list[SentenceStats], str]:
     key = primary_metric(task).key
-    stats_fn = getattr(task, "sentence_stats", None)
-    if callable(stats_fn):
-        found = [stats_fn(golds, p).get(key) for p in preds]
-        if all(s is not None for s in found):
-            return found, "counts"
+    found = [sentence_stats(task, golds, p).get(key) for p in preds]
+    if all(s is not None for s in found):
+        return found, "counts"
     ones = [mean_stats([float(task.score([g], [x])[key]) for g, x in zip(golds, p, strict=True)])
             for p in preds]
     return ones, "sentence mean"

@@ -93,11 +93,12 @@ def estimate_labelling(
                 if req.prompt is not None
                 else "\n".join(c for _, c in req.messages or ())
             )
-            prompt_tokens += count_tokens(text)
+            tokens = count_tokens(text)
+            prompt_tokens += tokens
             shared = _common_prefix(previous, text)
             if shared:
                 hits += 1
-                cached_tokens += min(count_tokens(text[:shared]), count_tokens(text))
+                cached_tokens += min(count_tokens(text[:shared]), tokens)
             previous = text
             completion += min(req.max_tokens, expected_output_tokens or req.max_tokens)
             completion_max += req.max_tokens

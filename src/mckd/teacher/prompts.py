@@ -299,9 +299,7 @@ class PromptBuilder:
                           if self.labeled[i].source not in texts][: k - own][::-1]
             mine = {}
             for m in members:
-                ranked = [i for i in self.nearest.ranked(sources[m])
-                          if self.labeled[i].source != sources[m] and i not in shared][:own]
-                mine[m] = ranked[::-1]
+                mine[m] = self._nearest(sources[m], own, skip=shared)
             if own == k:  # all the input's own: those its group uses most come first
                 uses = Counter(i for demos in mine.values() for i in demos)
                 mine = {m: sorted(d, key=lambda i: (-uses[i], i)) for m, d in mine.items()}
@@ -333,13 +331,19 @@ class PromptBuilder:
             assert self.nearest is not None
             if self.group(example) is not None:
                 return list(self._planned[example.id][2])
-            ranked = [i for i in self.nearest.ranked(example.source)
-                      if self.labeled[i].source != example.source][:k]
-            return ranked[::-1]
+            return self._nearest(example.source, k)
         if cfg.demos == "shared":
             block = self.position.get(example.id, 0) // cfg.block_size if cfg.block_size else 0
             return _rng(cfg.seed, "shared", block).sample(range(n), k)
         return _rng(cfg.seed, "random", example.id, sample_index).sample(range(n), k)
+
+    def _nearest(self, source: str, n: int, skip: Sequence[int] = ()) -> list[int]:
+        """The `n` labeled examples nearest `source`, never `source` itself nor those in `skip`,
+        in prompt order (the closest last)."""
+        assert self.nearest is not None
+        ranked = [i for i in self.nearest.ranked(source)
+                  if self.labeled[i].source != source and i not in skip][:n]
+        return ranked[::-1]
 
     def _render(self, demos: list[int], source: str) -> tuple[str | None, tuple | None]:
         if self.style == "chat":
